@@ -1,0 +1,165 @@
+"""Who may call what: the one place that wraps every route with its access rule.
+
+Every route in app.py is built with `route()`, which records the rule on the endpoint;
+a test walks the route table and fails on any route without one.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import quote, urlsplit
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from admin import db, sessions
+from admin import staff as staff_table
+from admin.htmx import is_htmx
+from admin.settings import Settings
+from admin.staff import StaffMember
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"  # no login needed (login page, health check)
+    STAFF = "staff"  # any active staff member
+    ADMIN = "admin"  # role admin only
+
+
+class CsrfFrom(enum.Enum):
+    FORM = "form"  # header, or the csrf_token field of a urlencoded/multipart form
+    ENDPOINT = "endpoint"  # header, else the endpoint checks it itself (streamed uploads)
+
+
+def current_staff(request: Request) -> StaffMember:
+    """The logged-in staff member (routes behind STAFF or ADMIN always have one)."""
+    member: StaffMember | None = request.state.staff
+    assert member is not None
+    return member
+
+
+def csrf_token(request: Request) -> str:
+    return request.state.session.csrf_token
+
+
+def csrf_matches(request: Request, candidate: str | None) -> bool:
+    expected = request.state.session.csrf_token
+    return bool(candidate) and hmac.compare_digest(str(candidate), expected)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _same_origin(request: Request) -> bool:
+    """Origin (or, failing that, Referer) must name this host when the browser sends one."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return True
+    if source == "null":
+        return False
+    parts = urlsplit(source)
+    host = request.headers.get("host", "")
+    return parts.netloc == host and parts.scheme in {"http", "https"}
+
+
+def login_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if is_htmx(request):
+        # the page behind the HTMX request is what the user should come back to
+        current = request.headers.get("hx-current-url")
+        if current:
+            current_parts = urlsplit(current)
+            target = current_parts.path + (f"?{current_parts.query}" if current_parts.query else "")
+    url = "/login?next=" + quote(target, safe="/")
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+async def _csrf_ok(request: Request, csrf_from: CsrfFrom) -> bool:
+    header = request.headers.get(CSRF_HEADER)
+    if header is not None:
+        return csrf_matches(request, header)
+    if csrf_from is CsrfFrom.ENDPOINT:
+        request.state.csrf_pending = True
+        return True
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return isinstance(value, str) and csrf_matches(request, value)
+    return False
+
+
+async def _load_staff(request: Request, session: sessions.Session) -> StaffMember | None:
+    if session.staff_id is None:
+        return None
+    async with db.connection(request) as conn:
+        member = await staff_table.get(conn, session.staff_id)
+    if member is None or not member.is_active or member.session_version != session.staff_version:
+        session.log_out()
+        session.flash("Your session has ended. Please log in again.", "warning")
+        return None
+    return member
+
+
+def guard(endpoint: Endpoint, access: Access, csrf_from: CsrfFrom = CsrfFrom.FORM) -> Endpoint:
+    """Wrap `endpoint` with session loading, the login and role check, and the CSRF check."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        settings: Settings = request.app.state.settings
+        session = sessions.load(request, settings)
+        request.state.session = session
+        request.state.staff = None
+        request.state.csrf_pending = False
+        if access is not Access.PUBLIC or session.staff_id is not None:
+            request.state.staff = await _load_staff(request, session)
+        response = await _checked(request, endpoint, access, csrf_from)
+        sessions.save(response, session, settings)
+        return response
+
+    guarded.access = access  # type: ignore[attr-defined]
+    return guarded
+
+
+async def _checked(
+    request: Request, endpoint: Endpoint, access: Access, csrf_from: CsrfFrom
+) -> Response:
+    member: StaffMember | None = request.state.staff
+    if access is not Access.PUBLIC and member is None:
+        return login_redirect(request)
+    if access is Access.ADMIN and member is not None and not member.is_admin:
+        raise HTTPException(403, "This page is for admins only.")
+    if request.method in UNSAFE_METHODS:
+        if not _same_origin(request):
+            raise HTTPException(403, "Cross-site request refused.")
+        if not await _csrf_ok(request, csrf_from):
+            raise HTTPException(
+                403, "The form has expired or its security token is missing. Reload and retry."
+            )
+    return await endpoint(request)
+
+
+def route(
+    path: str,
+    endpoint: Endpoint,
+    *,
+    access: Access,
+    methods: Sequence[str] = ("GET",),
+    name: str | None = None,
+    csrf_from: CsrfFrom = CsrfFrom.FORM,
+) -> Route:
+    """A Starlette route whose endpoint enforces `access` (and CSRF on unsafe methods)."""
+    return Route(path, guard(endpoint, access, csrf_from), methods=list(methods), name=name)

@@ -1,0 +1,86 @@
+"""create_app(settings) -> Starlette: the route table, middleware and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from admin import auth, dashboard, db, embedded, errors, health
+from admin.access import Access, route
+from admin.headers import SecurityHeadersMiddleware
+from admin.migrations import migrate
+from admin.paths import STATIC_DIR
+from admin.settings import Settings, load_settings
+
+log = logging.getLogger("admin.app")
+
+
+def routes() -> list[BaseRoute]:
+    """Every route with the access rule it needs; tests walk this table."""
+    return [
+        # ---- public
+        route("/healthz", health.healthz, access=Access.PUBLIC, name="healthz"),
+        route("/login", auth.login_page, access=Access.PUBLIC, name="login"),
+        route("/login", auth.login, access=Access.PUBLIC, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        # ---- staff
+        route("/logout", auth.logout, access=Access.STAFF, methods=["POST"], name="logout"),
+        route("/", dashboard.dashboard, access=Access.STAFF, name="dashboard"),
+    ]
+
+
+async def _prepare_database(settings: Settings) -> None:
+    """Apply pending migrations over one short-lived connection."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = None) -> Starlette:
+    """The application. Pass `pool` to reuse one (tests); otherwise the lifespan opens it."""
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        server = None
+        own_pool = pool is None
+        if own_pool:
+            current = app.state.settings
+            if current.embedded:
+                server = await asyncio.to_thread(embedded.start, current.data_dir)
+                current = current.with_database(server.get_uri())
+                app.state.settings = current
+            await _prepare_database(current)
+            app.state.pool = await db.create_pool(current)
+        try:
+            yield
+        finally:
+            if own_pool:
+                await app.state.pool.close()
+            if server is not None:
+                await asyncio.to_thread(embedded.stop, server)
+
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(SecurityHeadersMiddleware)],
+        exception_handlers={
+            HTTPException: errors.http_exception,
+            db.DatabaseUnavailable: errors.database_unavailable,
+            500: errors.server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    return app

@@ -1,0 +1,71 @@
+"""Exception handlers: errors look like the app, and database trouble answers 503."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from admin.db import DatabaseUnavailable
+from admin.templating import templates
+
+log = logging.getLogger("admin.errors")
+
+TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Too large",
+    422: "Invalid input",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+
+
+def error_page(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    if "text/html" not in request.headers.get("accept", "text/html") and not request.headers.get(
+        "hx-request"
+    ):
+        return PlainTextResponse(f"{status} {message}\n", status_code=status, headers=headers)
+    if not hasattr(request.state, "session"):
+        request.state.session = None
+        request.state.staff = None
+    return templates.TemplateResponse(
+        request,
+        "errors/error.html",
+        {"status": status, "title": TITLES.get(status, "Error"), "message": message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    default = TITLES.get(exc.status_code, "Error")
+    message = exc.detail if exc.detail and exc.detail != default else default
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = "There is nothing at this address."
+    return error_page(request, exc.status_code, str(message), dict(exc.headers or {}))
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DatabaseUnavailable)
+    log.warning("503: %s", exc)
+    return error_page(
+        request,
+        503,
+        f"The database is not answering right now ({exc}). Retry in a few seconds.",
+        {"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_page(request, 500, "An unexpected error happened; it has been logged.")

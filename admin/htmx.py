@@ -1,0 +1,43 @@
+"""Full page or fragment: the one place that decides, plus HTMX-aware redirects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def wants_fragment(request: Request) -> bool:
+    """HTMX asked for a piece of the page (a boosted navigation wants the whole page)."""
+    return is_htmx(request) and request.headers.get("hx-boosted") != "true"
+
+
+def render(
+    request: Request,
+    page: str,
+    fragment: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The fragment for an HTMX request, the page (which includes the fragment) otherwise."""
+    from admin.templating import templates
+
+    name = fragment if wants_fragment(request) else page
+    return templates.TemplateResponse(
+        request, name, dict(context or {}), status_code=status_code, headers=dict(headers or {})
+    )
+
+
+def redirect(request: Request, url: str) -> Response:
+    """303 after a plain form post; HX-Redirect for HTMX so the browser navigates for real."""
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)

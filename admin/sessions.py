@@ -1,0 +1,117 @@
+"""The signed session cookie: who is logged in, the CSRF token, flash messages."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from admin.settings import Settings
+
+COOKIE_NAME = "admin_session"
+# Re-sign the cookie at most this often to keep the idle clock moving.
+REFRESH_AFTER_SECONDS = 60
+
+
+@dataclass
+class Session:
+    staff_id: int | None = None
+    staff_version: int = 0
+    csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    flashes: list[tuple[str, str]] = field(default_factory=list)
+    issued_at: float = field(default_factory=time.time)
+    changed: bool = True
+
+    def log_in(self, staff_id: int, staff_version: int) -> None:
+        """A fresh session (new CSRF token) so that a pre-login cookie cannot be fixated."""
+        self.staff_id = staff_id
+        self.staff_version = staff_version
+        self.csrf_token = secrets.token_urlsafe(32)
+        self.changed = True
+
+    def log_out(self) -> None:
+        self.staff_id = None
+        self.staff_version = 0
+        self.csrf_token = secrets.token_urlsafe(32)
+        self.changed = True
+
+    def flash(self, message: str, kind: str = "info") -> None:
+        self.flashes.append((kind, message))
+        self.changed = True
+
+    def pop_flashes(self) -> list[tuple[str, str]]:
+        messages, self.flashes = self.flashes, []
+        if messages:
+            self.changed = True
+        return messages
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "s": self.staff_id,
+            "v": self.staff_version,
+            "c": self.csrf_token,
+            "f": self.flashes,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Any, issued_at: float) -> Session | None:
+        if not isinstance(payload, dict):
+            return None
+        staff_id, version, token = payload.get("s"), payload.get("v"), payload.get("c")
+        flashes = payload.get("f") or []
+        if staff_id is not None and not isinstance(staff_id, int):
+            return None
+        if not isinstance(version, int) or not isinstance(token, str) or len(token) < 32:
+            return None
+        return cls(
+            staff_id=staff_id,
+            staff_version=version,
+            csrf_token=token,
+            flashes=[(str(k), str(m)) for k, m in flashes][:10],
+            issued_at=issued_at,
+            changed=False,
+        )
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key, salt="admin.session")
+
+
+def load(request: HTTPConnection, settings: Settings) -> Session:
+    """The request's session; a new anonymous one if the cookie is missing, tampered or idle."""
+    raw = request.cookies.get(COOKIE_NAME)
+    if raw:
+        max_age = int(settings.session_idle_hours * 3600)
+        try:
+            payload, issued = _serializer(settings).loads(
+                raw, max_age=max_age, return_timestamp=True
+            )
+        except (BadSignature, ValueError, TypeError):
+            payload, issued = None, None
+        if issued is not None:
+            session = Session.from_payload(payload, issued.timestamp())
+            if session is not None:
+                if time.time() - session.issued_at > REFRESH_AFTER_SECONDS:
+                    session.changed = True
+                return session
+    return Session()
+
+
+def save(response: Response, session: Session, settings: Settings) -> None:
+    """Write the cookie when anything changed (or the idle clock needs a push)."""
+    if not session.changed:
+        return
+    response.set_cookie(
+        COOKIE_NAME,
+        _serializer(settings).dumps(session.to_payload()),
+        max_age=int(settings.session_idle_hours * 3600),
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        path="/",
+    )

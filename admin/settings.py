@@ -1,0 +1,156 @@
+"""All configuration, read once from the environment and validated."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    listen_database_url: str | None
+    data_dir: Path
+    secret_key: str = field(repr=False)
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    pool_acquire_timeout: float = 5.0
+    max_upload_mb: int = 1024
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_idle_hours: float = 8.0
+    secure_cookies: bool = False
+    statement_timeout_ms: int = 30_000
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    def with_database(self, url: str) -> Settings:
+        """The same settings pointed at a concrete server (used once the embedded one runs)."""
+        return replace(self, database_url=url, listen_database_url=self.listen_database_url or url)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value > minimum:
+        raise SettingsError(f"{name} must be greater than {minimum}, got {raw}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise SettingsError(
+            f"{name} must be a postgresql:// URL (postgresql://user:password@host:5432/dbname)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise SettingsError(f"{name} has a malformed port: {raw.split('@')[-1]!r}") from None
+    if not parts.path.strip("/") and "host=" not in parts.query and not parts.hostname:
+        raise SettingsError(f"{name} names neither a host nor a database: {raw!r}")
+    return raw
+
+
+def embedded_secret_key(data_dir: Path) -> str:
+    """The embedded mode's signing key: generated once, kept in the data dir (mode 600)."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every variable; raise SettingsError with a one-line reason."""
+    env = os.environ if env is None else env
+    database_url = _database_url(env, "DATABASE_URL")
+    listen_url = _database_url(env, "LISTEN_DATABASE_URL") or database_url
+    data_dir = Path(env.get("ADMIN_DATA_DIR", "").strip() or "./.data").expanduser().resolve()
+
+    secret_key = env.get("SECRET_KEY", "").strip()
+    if secret_key and len(secret_key) < 16:
+        raise SettingsError("SECRET_KEY is too short: use at least 16 random characters")
+    if not secret_key:
+        if database_url is not None:
+            raise SettingsError(
+                "SECRET_KEY is required when DATABASE_URL is set "
+                '(generate one: python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        secret_key = embedded_secret_key(data_dir)
+
+    pool_min = _int(env, "POOL_MIN_SIZE", 2, minimum=0)
+    pool_max = _int(env, "POOL_MAX_SIZE", 10, minimum=1)
+    if pool_min > pool_max:
+        raise SettingsError(f"POOL_MIN_SIZE ({pool_min}) exceeds POOL_MAX_SIZE ({pool_max})")
+    port = _int(env, "PORT", 8000, minimum=0)
+    if port > 65535:
+        raise SettingsError(f"PORT must be at most 65535, got {port}")
+
+    return Settings(
+        database_url=database_url,
+        listen_database_url=listen_url,
+        data_dir=data_dir,
+        secret_key=secret_key,
+        pool_min_size=pool_min,
+        pool_max_size=pool_max,
+        pool_acquire_timeout=_float(env, "POOL_ACQUIRE_TIMEOUT", 5.0),
+        max_upload_mb=_int(env, "MAX_UPLOAD_MB", 1024, minimum=1),
+        host=env.get("HOST", "").strip() or "127.0.0.1",
+        port=port,
+        session_idle_hours=_float(env, "SESSION_IDLE_HOURS", 8.0),
+        secure_cookies=_bool(env, "SECURE_COOKIES", False),
+        statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
+    )

@@ -1,0 +1,47 @@
+// Behaviour shared by every page. No inline scripts anywhere: the CSP forbids them.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  // htmx sends the CSRF token from the meta tag on every request it makes.
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+
+  // A boosted navigation swaps <body> only; keep the meta tag in step with the new page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || !xhr.responseText) return;
+    var match = xhr.responseText.match(/<meta name="csrf-token" content="([^"]*)"/);
+    if (match) {
+      var meta = document.querySelector('meta[name="csrf-token"]');
+      if (meta) meta.setAttribute("content", match[1]);
+    }
+  });
+
+  // Render 4xx fragments (validation errors, conflicts) instead of dropping them.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 409 || status === 422 || status === 400 || status === 401 || status === 429) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // "/" focuses the search box; Escape leaves it.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    var tag = (event.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "textarea" || tag === "select" || event.target.isContentEditable) return;
+    var search = document.querySelector("[data-search]");
+    if (search) {
+      event.preventDefault();
+      search.focus();
+      search.select();
+    }
+  });
+})();
