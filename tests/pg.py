@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import tempfile
@@ -75,4 +76,7 @@ async def drop_database(url: str, name: str) -> None:
 
 
 def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+    """Run a coroutine to completion from sync code, even where a loop is already running
+    in this thread (Playwright's sync API keeps one there)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(asyncio.run, coro).result()

@@ -1,0 +1,84 @@
+"""Browser tests: Playwright driving Debian's chromium against a live server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from tests import pg
+from tests.conftest import STAFF_PASSWORD, TEST_SECRET_KEY
+from tests.live import LiveServer, live_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+            if not CHROMIUM.exists() and os.environ.get("CI") != "true":
+                item.add_marker(pytest.mark.skip(reason="Debian's chromium is not installed"))
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    """A fresh browser page (Playwright's async API, so it shares pytest-asyncio's loop)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        context = await browser.new_context()
+        context.set_default_timeout(10_000)
+        yield await context.new_page()
+        await browser.close()
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path) as running:
+        yield running
+
+
+async def _create_staff(database_url: str, username: str, role: str) -> None:
+    from admin import staff
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await staff.create(conn, username, STAFF_PASSWORD, role)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def e2e_admin(database_url: str) -> tuple[str, str]:
+    """(username, password) of an admin in the live server's database."""
+    pg.run(_create_staff(database_url, "e2e-admin", "admin"))
+    return "e2e-admin", STAFF_PASSWORD
+
+
+@pytest.fixture
+async def logged_in_page(page: Page, server: LiveServer, e2e_admin: tuple[str, str]) -> Page:
+    """A Playwright page logged in as an admin on the live server."""
+    username, password = e2e_admin
+    await page.goto(server.url + "/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(server.url + "/")
+    return page
