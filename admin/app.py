@@ -35,6 +35,11 @@ def routes() -> list[BaseRoute]:
         # ---- staff
         route("/logout", auth.logout, access=Access.STAFF, methods=["POST"], name="logout"),
         route("/", dashboard.dashboard, access=Access.STAFF, name="dashboard"),
+        # ---- live events (SSE)
+        # ---- CSV import / export (admin); before the /users/{id} routes
+        # ---- users
+        # ---- orders
+        # ---- staff, my account, audit log
     ]
 
 
