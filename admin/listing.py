@@ -1,0 +1,226 @@
+"""What every list view shares: query errors, sort columns, opaque keyset cursors, page size."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_QUERY_LENGTH = 200
+MAX_CURSOR_LENGTH = 1000
+
+
+class InvalidQuery(ValueError):
+    """A list parameter that cannot be honoured; the message is shown to the user (400)."""
+
+
+class Kind(enum.Enum):
+    """How a sort column's value travels inside a cursor."""
+
+    INT = "int"
+    TEXT = "text"
+    BOOL = "bool"
+    DECIMAL = "decimal"
+    TIMESTAMP = "timestamp"
+
+
+@dataclass(frozen=True)
+class SortColumn:
+    """A sortable column: the name in the URL, the table column, and its value kind."""
+
+    key: str
+    column: str
+    kind: Kind
+
+
+def quote_ident(name: str) -> str:
+    """Double-quoted identifier (embedded quotes doubled); names come from whitelists anyway."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parse_sort(
+    params: Mapping[str, str], columns: Mapping[str, SortColumn], default: str, default_dir: str
+) -> tuple[SortColumn, bool]:
+    """(column, descending) from `sort` and `dir`; anything outside the whitelist is an error."""
+    key = params.get("sort", "").strip() or default
+    column = columns.get(key)
+    if column is None:
+        allowed = ", ".join(columns)
+        raise InvalidQuery(f"Cannot sort by {key[:40]!r}; choose one of: {allowed}.")
+    direction = params.get("dir", "").strip().lower() or (default_dir if key == default else "asc")
+    if direction not in ("asc", "desc"):
+        raise InvalidQuery("The sort direction must be 'asc' or 'desc'.")
+    return column, direction == "desc"
+
+
+def parse_limit(raw: str | None) -> int:
+    """Page size: default 50, a whole number from 1 to 500."""
+    if raw is None or raw.strip() == "":
+        return DEFAULT_LIMIT
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit():
+        raise InvalidQuery(f"The page size must be a whole number from 1 to {MAX_LIMIT}.")
+    value = int(text)
+    if not 1 <= value <= MAX_LIMIT:
+        raise InvalidQuery(f"The page size must be a whole number from 1 to {MAX_LIMIT}.")
+    return value
+
+
+def parse_search(raw: str | None) -> str:
+    text = (raw or "").strip()
+    if len(text) > MAX_QUERY_LENGTH:
+        raise InvalidQuery(f"The search text is longer than {MAX_QUERY_LENGTH} characters.")
+    if "\x00" in text:
+        raise InvalidQuery("The search text contains a NUL character.")
+    return text
+
+
+def like_pattern(text: str) -> str:
+    """A case-insensitive substring pattern where %, _ and \\ match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a sorted list: the sort key it belongs to, that key's value, and the id."""
+
+    sort: str
+    value: Any
+    id: int
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def encode_cursor(sort: SortColumn, value: Any, row_id: int) -> str:
+    payload = json.dumps([sort.key, _to_json(value), row_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _typed(kind: Kind, value: Any) -> Any:
+    if kind is Kind.INT and type(value) is int:
+        return value
+    if kind is Kind.TEXT and isinstance(value, str):
+        return value
+    if kind is Kind.BOOL and isinstance(value, bool):
+        return value
+    if kind is Kind.DECIMAL and isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(value) from None
+        if not number.is_finite():
+            raise ValueError(value)
+        return number
+    if kind is Kind.TIMESTAMP and isinstance(value, str):
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError(value)
+        return moment
+    raise ValueError(value)
+
+
+def decode_cursor(raw: str, sort: SortColumn) -> Cursor:
+    """The cursor in `raw`, checked strictly against the current sort; else InvalidQuery."""
+    text = raw.strip()
+    if len(text) > MAX_CURSOR_LENGTH:
+        raise InvalidQuery("The page cursor is not valid (too long).")
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
+        key, value, row_id = data
+        if key != sort.key:
+            raise InvalidQuery("The page cursor belongs to another sort order; start again.")
+        if type(row_id) is not int:
+            raise ValueError(row_id)
+        return Cursor(sort=key, value=_typed(sort.kind, value), id=row_id)
+    except InvalidQuery:
+        raise
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise InvalidQuery("The page cursor is not valid.") from None
+
+
+def parse_cursors(
+    params: Mapping[str, str], sort: SortColumn
+) -> tuple[Cursor | None, Cursor | None]:
+    after_raw = params.get("after", "").strip()
+    before_raw = params.get("before", "").strip()
+    if after_raw and before_raw:
+        raise InvalidQuery("Use either 'after' or 'before', not both.")
+    after = decode_cursor(after_raw, sort) if after_raw else None
+    before = decode_cursor(before_raw, sort) if before_raw else None
+    return after, before
+
+
+def parse_date(params: Mapping[str, str], name: str, label: str) -> date | None:
+    raw = params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidQuery(f"{label} must be a date like 2024-05-31.") from None
+
+
+def order_by(sort: SortColumn, descending: bool) -> str:
+    direction = "DESC" if descending else "ASC"
+    return f"ORDER BY {quote_ident(sort.column)} {direction}, id {direction}"
+
+
+def keyset_condition(
+    sort: SortColumn, descending: bool, cursor: Cursor, *, backwards: bool, first_param: int
+) -> tuple[str, list[object]]:
+    """`(col, id) > ($n, $m)` (or <) for the rows past `cursor` in the direction of travel."""
+    forward_op = "<" if descending else ">"
+    op = {"<": ">", ">": "<"}[forward_op] if backwards else forward_op
+    column = quote_ident(sort.column)
+    return (
+        f"({column}, id) {op} (${first_param}, ${first_param + 1})",
+        [cursor.value, cursor.id],
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows plus the cursors that lead to its neighbours."""
+
+    rows: Sequence[Mapping[str, Any]]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def page_from_rows(
+    rows: Sequence[Mapping[str, Any]],
+    sort: SortColumn,
+    *,
+    limit: int,
+    after: Cursor | None,
+    before: Cursor | None,
+) -> Page:
+    """Trim the one extra row fetched to learn whether another page exists; build cursors."""
+    more = len(rows) > limit
+    rows = list(rows[:limit])
+    if before is not None:
+        rows.reverse()
+    has_next = before is not None or (more and before is None)
+    has_prev = after is not None or (before is not None and more)
+    first, last = (rows[0], rows[-1]) if rows else (None, None)
+    next_cursor = encode_cursor(sort, last[sort.column], last["id"]) if has_next and last else None
+    prev_cursor = (
+        encode_cursor(sort, first[sort.column], first["id"]) if has_prev and first else None
+    )
+    return Page(rows=rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
