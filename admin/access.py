@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from admin import db, sessions
+from admin import db, forms, sessions
 from admin import staff as staff_table
 from admin.htmx import is_htmx
 from admin.settings import Settings
@@ -145,6 +145,8 @@ async def _checked(
     if request.method in UNSAFE_METHODS:
         if not _same_origin(request):
             raise HTTPException(403, "Cross-site request refused.")
+        if csrf_from is CsrfFrom.FORM:
+            await forms.check_urlencoded(request)
         if not await _csrf_ok(request, csrf_from):
             raise HTTPException(
                 403, "The form has expired or its security token is missing. Reload and retry."

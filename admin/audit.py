@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 
@@ -67,3 +71,76 @@ async def record_many(
         [before for _, before, _ in entries],
         [after for _, _, after in entries],
     )
+
+
+# ---- reading the log
+
+# Filter name (query parameter) -> column; only these columns are ever filtered on.
+FILTER_COLUMNS = {
+    "staff": "staff_username",
+    "action": "action",
+    "resource": "resource",
+    "resource_id": "resource_id",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    at: datetime
+    staff_id: int | None
+    staff_username: str | None
+    action: str
+    resource: str
+    resource_id: str | None
+    before: Any
+    after: Any
+    ip: str | None
+
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        """(field, before, after) for every field that differs; whole values otherwise."""
+        if isinstance(self.before, dict) and isinstance(self.after, dict):
+            keys = list(dict.fromkeys([*self.before, *self.after]))
+            return [
+                (key, self.before.get(key), self.after.get(key))
+                for key in keys
+                if self.before.get(key) != self.after.get(key)
+            ]
+        if self.before is None and self.after is None:
+            return []
+        return [("", self.before, self.after)]
+
+
+async def list_entries(
+    conn: asyncpg.Connection,
+    filters: Mapping[str, str],
+    *,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[Entry], int | None]:
+    """Newest first; returns (entries, the `before` cursor of the next page or None)."""
+    clauses: list[str] = []
+    args: list[object] = []
+    for name, column in FILTER_COLUMNS.items():
+        value = filters.get(name)
+        if value:
+            args.append(value)
+            clauses.append(f'"{column}" = ${len(args)}')
+    if before is not None:
+        args.append(before)
+        clauses.append(f"id < ${len(args)}")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    args.append(limit + 1)
+    rows = await conn.fetch(
+        "SELECT id, at, staff_id, staff_username, action, resource, resource_id, before, after,"
+        f" ip FROM audit_log {where} ORDER BY id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    entries = [Entry(**dict(row)) for row in rows[:limit]]
+    next_before = entries[-1].id if len(rows) > limit else None
+    return entries, next_before
+
+
+def history_url(resource: str, resource_id: object) -> str:
+    """The audit log filtered to one record: what a record's page links to."""
+    return "/audit?" + urlencode({"resource": resource, "resource_id": str(resource_id)})

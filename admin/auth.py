@@ -1,4 +1,9 @@
-"""Login and logout."""
+"""Login and logout.
+
+A login is throttled before its password is looked at (see admin/throttle.py), and an
+unknown username costs the same argon2 verification and gets the same answer as a wrong
+password, so neither the message nor the time tells which usernames exist.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,17 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db
+from admin import audit, db, throttle
 from admin import staff as staff_table
 from admin.access import client_ip, current_staff
+from admin.forms import has_control_characters, text_field
 from admin.htmx import redirect, render
-from admin.passwords import hash_password, needs_rehash, verify_password
-from admin.staff import StaffMember
+from admin.passwords import hash_password_async, needs_rehash, verify_password_async
+from admin.staff import MAX_PASSWORD_LENGTH, StaffMember
 
-MAX_FIELD_LENGTH = 200
+MAX_USERNAME_LENGTH = 200
 LOGIN_FAILED = "Wrong username or password."
+THROTTLED = "Too many failed logins. Try again in {minutes} minute{s}."
 
 
 def safe_next(target: str | None) -> str:
@@ -25,7 +32,7 @@ def safe_next(target: str | None) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
-    if "\\" in target or any(ord(ch) < 32 for ch in target):
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return "/"
     return target
 
@@ -37,42 +44,63 @@ async def login_page(request: Request) -> Response:
     return render(request, "login.html", "_login_form.html", context)
 
 
+def _input_problem(username: str, password: str) -> str | None:
+    if not username or not password:
+        return "Enter your username and password."
+    if len(username) > MAX_USERNAME_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+        return "The username or password is too long."
+    if has_control_characters(username):
+        return "The username contains control characters."
+    return None
+
+
 async def login(request: Request) -> Response:
     form = await request.form()
-    username = str(form.get("username", "")).strip().lower()
-    password = str(form.get("password", ""))
-    next_url = safe_next(str(form.get("next", "")) or request.query_params.get("next"))
+    username = text_field(form, "username").strip().lower()
+    password = text_field(form, "password")
+    next_url = safe_next(text_field(form, "next") or request.query_params.get("next"))
 
-    def refuse(message: str, status: int) -> Response:
-        context = {"next": next_url, "username": username[:MAX_FIELD_LENGTH], "error": message}
-        return render(request, "login.html", "_login_form.html", context, status_code=status)
+    def refuse(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+        shown = username if len(username) <= MAX_USERNAME_LENGTH else ""
+        context = {"next": next_url, "username": shown, "error": message}
+        return render(
+            request, "login.html", "_login_form.html", context, status_code=status, headers=headers
+        )
 
-    if not username or not password:
-        return refuse("Enter your username and password.", 422)
-    if len(username) > MAX_FIELD_LENGTH or len(password) > 1024:
-        return refuse(LOGIN_FAILED, 401)
+    problem = _input_problem(username, password)
+    if problem:
+        return refuse(problem, 422)
 
+    ip = client_ip(request)
     async with db.connection(request) as conn:
+        attempt = await throttle.begin_attempt(conn, username, ip)
+        if isinstance(attempt, throttle.Refusal):
+            minutes = max(1, -(-attempt.retry_after // 60))
+            message = THROTTLED.format(minutes=minutes, s="" if minutes == 1 else "s")
+            return refuse(message, 429, {"Retry-After": str(attempt.retry_after)})
         row = await staff_table.get_for_login(conn, username)
-        ok = verify_password(row["password_hash"] if row else None, password)
+        ok = await verify_password_async(row["password_hash"] if row else None, password)
         if not ok or row is None or not row["is_active"]:
             async with conn.transaction():
                 await audit.record(
                     conn,
                     staff=None,
-                    staff_username=username[:MAX_FIELD_LENGTH],
+                    staff_username=username,
                     action="login_failed",
                     resource="session",
-                    ip=client_ip(request),
+                    ip=ip,
                 )
             return refuse(LOGIN_FAILED, 401)
         member = StaffMember.from_record(row)
+        new_hash = (
+            await hash_password_async(password) if needs_rehash(row["password_hash"]) else None
+        )
         async with conn.transaction():
-            new_hash = hash_password(password) if needs_rehash(row["password_hash"]) else None
+            await throttle.mark_succeeded(conn, attempt)
             await staff_table.record_login(conn, member.id, new_hash)
-            await audit.record(
-                conn, staff=member, action="login", resource="session", ip=client_ip(request)
-            )
+            await audit.record(conn, staff=member, action="login", resource="session", ip=ip)
+        await throttle.prune(conn)
+    # A fresh session: new cookie value and CSRF token, nothing carried over from before.
     request.state.session.log_in(member.id, member.session_version)
     return redirect(request, next_url)
 
@@ -80,6 +108,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     member = current_staff(request)
     async with db.connection(request) as conn, conn.transaction():
+        await staff_table.end_sessions(conn, member.id)
         await audit.record(
             conn, staff=member, action="logout", resource="session", ip=client_ip(request)
         )

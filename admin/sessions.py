@@ -34,6 +34,11 @@ class Session:
         self.csrf_token = secrets.token_urlsafe(32)
         self.changed = True
 
+    def follow_version(self, staff_version: int) -> None:
+        """Keep this session valid after its own change bumped the member's session_version."""
+        self.staff_version = staff_version
+        self.changed = True
+
     def log_out(self) -> None:
         self.staff_id = None
         self.staff_version = 0

@@ -1,0 +1,81 @@
+"""/account: every staff member changes their own password here.
+
+The current password is asked for (and counts toward login throttling when wrong, so a
+borrowed session cannot be used to guess it). A change ends every other session of the
+member; this one stays valid by following the new session_version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from admin import audit, db, throttle
+from admin import staff as staff_table
+from admin.access import client_ip, current_staff
+from admin.forms import text_field
+from admin.htmx import redirect, render
+from admin.passwords import hash_password_async, verify_password_async
+
+CURRENT = "current_password"
+NEW = "new_password"
+CONFIRM = "confirm_password"
+
+
+def _form(request: Request, errors: dict[str, str], status_code: int = 200, **kw: Any) -> Response:
+    context = {"errors": errors, "min_password_length": staff_table.MIN_PASSWORD_LENGTH}
+    return render(
+        request, "account.html", "_account_password.html", context, status_code=status_code, **kw
+    )
+
+
+async def account_page(request: Request) -> Response:
+    return _form(request, {})
+
+
+async def change_password(request: Request) -> Response:
+    member = current_staff(request)
+    form = await request.form()
+    current = text_field(form, CURRENT)
+    new = text_field(form, NEW)
+    confirm = text_field(form, CONFIRM)
+    errors: dict[str, str] = {}
+    if not current or len(current) > staff_table.MAX_PASSWORD_LENGTH:
+        errors[CURRENT] = "Enter your current password."
+    problem = staff_table.password_problem(new)
+    if problem:
+        errors[NEW] = problem
+    elif new != confirm:
+        errors[CONFIRM] = "The two new passwords differ."
+    if errors:
+        return _form(request, errors, 422)
+
+    ip = client_ip(request)
+    async with db.connection(request) as conn:
+        attempt = await throttle.begin_attempt(conn, member.username, ip)
+        if isinstance(attempt, throttle.Refusal):
+            errors[CURRENT] = "Too many wrong passwords. Try again later."
+            return _form(request, errors, 429, headers={"Retry-After": str(attempt.retry_after)})
+        stored = await staff_table.password_hash(conn, member.id)
+        if not await verify_password_async(stored, current):
+            errors[CURRENT] = "That is not your current password."
+            return _form(request, errors, 422)
+        new_hash = await hash_password_async(new)
+        async with conn.transaction():
+            await throttle.mark_succeeded(conn, attempt)
+            before, after = await staff_table.set_password(conn, member.id, new_hash)
+            await audit.record(
+                conn,
+                staff=member,
+                action="password_change",
+                resource="staff",
+                resource_id=member.id,
+                before=staff_table.public_fields(before),
+                after=staff_table.public_fields(after),
+                ip=ip,
+            )
+    request.state.session.follow_version(after.session_version)
+    request.state.session.flash("Password changed; your other sessions have ended.", "success")
+    return redirect(request, "/account")
