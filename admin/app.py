@@ -16,10 +16,19 @@ from starlette.staticfiles import StaticFiles
 
 from admin import auth, dashboard, db, embedded, errors, health
 from admin.access import Access, route
+from admin.account import account_page, change_password
+from admin.audit_pages import audit_log
 from admin.headers import SecurityHeadersMiddleware
 from admin.migrations import migrate
 from admin.paths import STATIC_DIR
 from admin.settings import Settings, load_settings
+from admin.staff_pages import (
+    staff_create,
+    staff_list,
+    staff_reset_password,
+    staff_set_active,
+    staff_set_role,
+)
 
 log = logging.getLogger("admin.app")
 
@@ -40,6 +49,29 @@ def routes() -> list[BaseRoute]:
         # ---- users
         # ---- orders
         # ---- staff, my account, audit log
+        route("/staff", staff_list, access=Access.ADMIN, name="staff"),
+        route("/staff", staff_create, access=Access.ADMIN, methods=["POST"]),
+        route(
+            "/staff/{staff_id}/active",
+            staff_set_active,
+            access=Access.ADMIN,
+            methods=["POST"],
+        ),
+        route(
+            "/staff/{staff_id}/role",
+            staff_set_role,
+            access=Access.ADMIN,
+            methods=["POST"],
+        ),
+        route(
+            "/staff/{staff_id}/password",
+            staff_reset_password,
+            access=Access.ADMIN,
+            methods=["POST"],
+        ),
+        route("/account", account_page, access=Access.STAFF, name="account"),
+        route("/account/password", change_password, access=Access.STAFF, methods=["POST"]),
+        route("/audit", audit_log, access=Access.ADMIN, name="audit"),
     ]
 
 
