@@ -13,13 +13,9 @@ import sys
 import asyncpg
 
 from admin import staff as staff_table
-from admin.cli_support import AlreadyServing, database, exclusive_serve_lock
+from admin.cli_support import AlreadyServing, CommandError, database, exclusive_serve_lock
 from admin.migrations import migrate
 from admin.settings import Settings, SettingsError, load_settings
-
-
-class CommandError(Exception):
-    """A failure the operator can fix; printed as one line, exit status 1."""
 
 
 async def _run_migrations(settings: Settings) -> list[str]:

@@ -13,6 +13,10 @@ from admin import embedded
 from admin.settings import Settings
 
 
+class CommandError(Exception):
+    """A failure the operator can fix; printed as one line, exit status 1."""
+
+
 @contextlib.contextmanager
 def database(settings: Settings) -> Iterator[Settings]:
     """Settings with a usable DATABASE_URL; starts (and later releases) the embedded server."""
