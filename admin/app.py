@@ -14,8 +14,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from admin import auth, dashboard, db, embedded, errors, health
-from admin.access import Access, route
+from admin import auth, csv_routes, dashboard, db, embedded, errors, health
+from admin.access import Access, CsrfFrom, route
 from admin.account import account_page, change_password
 from admin.audit_pages import audit_log
 from admin.headers import SecurityHeadersMiddleware
@@ -46,6 +46,38 @@ def routes() -> list[BaseRoute]:
         route("/", dashboard.dashboard, access=Access.STAFF, name="dashboard"),
         # ---- live events (SSE)
         # ---- CSV import / export (admin); before the /users/{id} routes
+        route(
+            "/users/import", csv_routes.users_import_page, access=Access.ADMIN, name="users_import"
+        ),
+        route(
+            "/users/import",
+            csv_routes.users_import,
+            access=Access.ADMIN,
+            methods=["POST"],
+            csrf_from=CsrfFrom.ENDPOINT,
+        ),
+        route(
+            "/orders/import",
+            csv_routes.orders_import_page,
+            access=Access.ADMIN,
+            name="orders_import",
+        ),
+        route(
+            "/orders/import",
+            csv_routes.orders_import,
+            access=Access.ADMIN,
+            methods=["POST"],
+            csrf_from=CsrfFrom.ENDPOINT,
+        ),
+        route(
+            "/users/export.csv", csv_routes.users_export, access=Access.ADMIN, name="users_export"
+        ),
+        route(
+            "/orders/export.csv",
+            csv_routes.orders_export,
+            access=Access.ADMIN,
+            name="orders_export",
+        ),
         # ---- users
         # ---- orders
         # ---- staff, my account, audit log

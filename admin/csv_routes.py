@@ -1,0 +1,236 @@
+"""HTTP side of CSV import and export: /users|orders/import and /users|orders/export.csv."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from admin import audit, db
+from admin.access import client_ip, csrf_matches, current_staff
+from admin.csv_export import Export, ExportOutcome, acquire_for_stream, export_query
+from admin.csv_import import ImportRejected, ImportResult, Mode, Problem, header_names, import_csv
+from admin.csv_tables import ORDERS, USERS, CsvTable
+from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
+from admin.htmx import render
+from admin.listing import InvalidQuery
+from admin.orders import OrderQuery
+from admin.users import UserQuery
+
+PAGE = "csv/import.html"
+RESULT = "csv/_import_result.html"
+
+
+def _context(request: Request, spec: CsvTable, **extra: Any) -> dict[str, Any]:
+    settings = request.app.state.settings
+    return {
+        "spec": spec,
+        "max_upload_mb": settings.max_upload_mb,
+        "mode": extra.pop("mode", "insert"),
+        **extra,
+    }
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Response:
+    """The result as JSON for scripts that ask for it, else the result fragment or page."""
+    if _wants_json(request):
+        result: ImportResult | None = ctx.get("result")
+        problems: list[Problem] = ctx.get("problems", [])
+        body: dict[str, Any] = {"outcome": "imported" if result else "rejected"}
+        if result:
+            body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
+                        unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
+        else:
+            body["errors"] = [p.__dict__ for p in problems]
+            body["more_errors"] = ctx.get("more", False)
+        return JSONResponse(body, status_code=status)
+    return render(request, PAGE, RESULT, _context(request, spec, **ctx), status_code=status)
+
+
+async def _audit_import(
+    conn: asyncpg.Connection,
+    request: Request,
+    spec: CsvTable,
+    upload: Upload | None,
+    mode: Mode | None,
+    outcome: str,
+    **details: Any,
+) -> None:
+    await audit.record(
+        conn,
+        staff=current_staff(request),
+        action="csv_import",
+        resource=spec.table,
+        after={
+            "file": upload.filename if upload else None,
+            "size": upload.size if upload else None,
+            "sha256": upload.sha256 if upload else None,
+            "mode": mode.value if mode else None,
+            "outcome": outcome,
+            **details,
+        },
+        ip=client_ip(request),
+    )
+
+
+async def _audit_failure(request: Request, spec: CsvTable, *args: Any, **details: Any) -> None:
+    """The failed import's audit entry, in its own short transaction after the rollback."""
+    async with db.connection(request) as conn, conn.transaction():
+        await _audit_import(conn, request, spec, *args, **details)
+
+
+async def _drain(upload: Upload) -> None:
+    """Read the rest of a rejected upload so the client gets its answer (and the hash is whole)."""
+    with contextlib.suppress(UploadRefused, ClientDisconnect):
+        async for _ in upload.chunks():
+            pass
+
+
+async def _import(request: Request, spec: CsvTable) -> Response:
+    settings = request.app.state.settings
+    try:
+        upload = await open_upload(request, settings.max_upload_bytes)
+    except UploadRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    # a streamed form is not parsed by the guard: the token must precede the file
+    if request.state.csrf_pending and not csrf_matches(request, upload.fields.get("csrf_token")):
+        raise HTTPException(
+            403, "The form has expired or its security token is missing. Reload and retry."
+        )
+    try:
+        mode = Mode.parse(upload.fields.get("mode") or request.query_params.get("mode"))
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+    chunks = upload.chunks()
+    try:
+        header, rest = await split_header(chunks, header_names)
+
+        async def on_success(result: ImportResult) -> None:
+            await _audit_import(
+                conn, request, spec, upload, mode, "imported",
+                rows=result.rows, inserted=result.inserted, updated=result.updated,
+            )  # fmt: skip
+
+        async with db.connection(request) as conn:
+            result = await import_csv(conn, spec, header, mode, rest, on_success)
+    except (HeaderError, ImportRejected) as exc:
+        await _drain(upload)
+        if isinstance(exc, HeaderError):
+            problems, more = [Problem(str(exc), line=1)], False
+        else:
+            problems, more = exc.problems, exc.more
+        await _audit_failure(request, spec, upload, mode, "rejected", errors=len(problems))
+        return _answer(request, spec, 422, problems=problems, more=more, mode=mode.value)
+    except UploadRefused as exc:
+        await _audit_failure(request, spec, upload, mode, "refused", reason=str(exc))
+        raise HTTPException(exc.status, str(exc)) from None
+    except ClientDisconnect:
+        await _audit_failure(request, spec, upload, mode, "aborted", reason="client disconnected")
+        return Response(status_code=400)
+    return _answer(request, spec, 200, result=result, mode=mode.value)
+
+
+async def _import_page(request: Request, spec: CsvTable) -> Response:
+    return render(request, PAGE, PAGE, _context(request, spec))
+
+
+async def users_import_page(request: Request) -> Response:
+    return await _import_page(request, USERS)
+
+
+async def orders_import_page(request: Request) -> Response:
+    return await _import_page(request, ORDERS)
+
+
+async def users_import(request: Request) -> Response:
+    return await _import(request, USERS)
+
+
+async def orders_import(request: Request) -> Response:
+    return await _import(request, ORDERS)
+
+
+def _filename(table: str) -> str:
+    return f"{table}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.csv"
+
+
+async def _export(request: Request, spec: CsvTable, sql: tuple[str, str, list[object]]) -> Response:
+    where, order_by, args = sql
+    raw = request.query_params.get("raw", "") in {"1", "true", "yes"}
+    query = export_query(spec, where, order_by, raw=raw)
+    filters = {k: v for k, v in request.query_params.items() if v}
+    staff = current_staff(request)
+    ip = client_ip(request)
+
+    async def on_finish(conn: asyncpg.Connection, outcome: ExportOutcome) -> None:
+        await audit.record(
+            conn,
+            staff=staff,
+            action="csv_export",
+            resource=spec.table,
+            after={
+                "filters": filters,
+                "raw": raw,
+                "rows": outcome.rows,
+                "outcome": "completed" if outcome.completed else "aborted",
+            },
+            ip=ip,
+        )
+
+    settings = request.app.state.settings
+    pool: asyncpg.Pool = request.app.state.pool
+    # acquired before the response starts, so an exhausted pool still answers 503
+    conn = await acquire_for_stream(pool, settings.pool_acquire_timeout)
+    export = Export(pool, conn, query, args, on_finish)
+    chunks = export.chunks()
+    try:
+        first = await anext(chunks, b"")
+    except BaseException:
+        await chunks.aclose()
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            if first:
+                yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{_filename(spec.table)}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def users_export(request: Request) -> Response:
+    try:
+        query = UserQuery.from_params(request.query_params)
+    except InvalidQuery as exc:
+        raise HTTPException(400, str(exc)) from None
+    return await _export(request, USERS, query.filter_sql())
+
+
+async def orders_export(request: Request) -> Response:
+    try:
+        query = OrderQuery.from_params(request.query_params)
+    except InvalidQuery as exc:
+        raise HTTPException(400, str(exc)) from None
+    return await _export(request, ORDERS, query.filter_sql())
