@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from admin import auth, csv_routes, dashboard, db, embedded, errors, health
+from admin import auth, csv_routes, dashboard, db, embedded, errors, health, user_pages, user_views
 from admin.access import Access, CsrfFrom, route
 from admin.account import account_page, change_password
 from admin.audit_pages import audit_log
@@ -79,6 +79,23 @@ def routes() -> list[BaseRoute]:
             name="orders_export",
         ),
         # ---- users
+        route("/users", user_views.users_list, access=Access.STAFF, name="users"),
+        route("/users", user_pages.create_user, access=Access.STAFF, methods=["POST"]),
+        route("/users/new", user_pages.new_user, access=Access.STAFF),
+        route("/users/count", user_views.users_count, access=Access.STAFF),
+        route("/users/validate", user_views.validate_field, access=Access.STAFF, methods=["POST"]),
+        route("/users/bulk", user_views.users_bulk, access=Access.STAFF, methods=["POST"]),
+        route("/users/{id}", user_pages.show_user, access=Access.STAFF),
+        route("/users/{id}", user_pages.update_user, access=Access.STAFF, methods=["POST"]),
+        route("/users/{id}", user_pages.delete_user_htmx, access=Access.STAFF, methods=["DELETE"]),
+        route("/users/{id}/edit", user_pages.edit_user, access=Access.STAFF),
+        route("/users/{id}/delete", user_pages.confirm_delete, access=Access.STAFF),
+        route("/users/{id}/delete", user_pages.delete_user, access=Access.STAFF, methods=["POST"]),
+        route("/users/{id}/row", user_views.user_row, access=Access.STAFF),
+        route("/users/{id}/inline", user_views.user_row_edit, access=Access.STAFF),
+        route(
+            "/users/{id}/inline", user_views.user_row_save, access=Access.STAFF, methods=["POST"]
+        ),
         # ---- orders
         # ---- staff, my account, audit log
         route("/staff", staff_list, access=Access.ADMIN, name="staff"),

@@ -15,7 +15,12 @@ def is_htmx(request: Request) -> bool:
 
 def wants_fragment(request: Request) -> bool:
     """HTMX asked for a piece of the page (a boosted navigation wants the whole page)."""
-    return is_htmx(request) and request.headers.get("hx-boosted") != "true"
+    return (
+        is_htmx(request)
+        and request.headers.get("hx-boosted") != "true"
+        # a back-button cache miss re-fetches the URL and needs the whole page
+        and request.headers.get("hx-history-restore-request") != "true"
+    )
 
 
 def render(

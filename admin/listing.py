@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
+
+import asyncpg
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -178,6 +180,8 @@ def parse_date(params: Mapping[str, str], name: str, label: str) -> date | None:
 
 def order_by(sort: SortColumn, descending: bool) -> str:
     direction = "DESC" if descending else "ASC"
+    if sort.column == "id":
+        return f"ORDER BY id {direction}"
     return f"ORDER BY {quote_ident(sort.column)} {direction}, id {direction}"
 
 
@@ -187,6 +191,8 @@ def keyset_condition(
     """`(col, id) > ($n, $m)` (or <) for the rows past `cursor` in the direction of travel."""
     forward_op = "<" if descending else ">"
     op = {"<": ">", ">": "<"}[forward_op] if backwards else forward_op
+    if sort.column == "id":
+        return f"id {op} ${first_param}", [cursor.id]
     column = quote_ident(sort.column)
     return (
         f"({column}, id) {op} (${first_param}, ${first_param + 1})",
@@ -224,3 +230,96 @@ def page_from_rows(
         encode_cursor(sort, first[sort.column], first["id"]) if has_prev and first else None
     )
     return Page(rows=rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
+
+
+class ListQuery(Protocol):
+    """What fetch_page needs from UserQuery / OrderQuery."""
+
+    sort: SortColumn
+    descending: bool
+    after: Cursor | None
+    before: Cursor | None
+    limit: int
+
+    def filter_sql(self, first_param: int = 1) -> tuple[str, str, list[object]]: ...
+
+
+async def fetch_page(conn: asyncpg.Connection, table: str, select: str, query: ListQuery) -> Page:
+    """One keyset page of `table`: WHERE filter AND (sort key, id) past the cursor, LIMIT n+1."""
+    where, order, args = query.filter_sql()
+    cursor = query.after or query.before
+    backwards = query.before is not None
+    if cursor is not None:
+        condition, extra = keyset_condition(
+            query.sort,
+            query.descending,
+            cursor,
+            backwards=backwards,
+            first_param=len(args) + 1,
+        )
+        where = f"{where} AND {condition}" if where else f"WHERE {condition}"
+        args = [*args, *extra]
+    if backwards:
+        order = order_by(query.sort, not query.descending)
+    sql = f"SELECT {select} FROM {table} {where} {order} LIMIT {query.limit + 1}"
+    rows = await conn.fetch(sql, *args)
+    return page_from_rows(
+        rows, query.sort, limit=query.limit, after=query.after, before=query.before
+    )
+
+
+SMALL_TABLE = 10_000
+COUNT_TIMEOUT = "2s"
+
+
+@dataclass(frozen=True)
+class Total:
+    """How many rows match: exact, or the planner's estimate."""
+
+    value: int
+    exact: bool
+
+
+async def estimate_total(
+    conn: asyncpg.Connection, table: str, query: ListQuery, *, filtered: bool
+) -> Total:
+    """The planner's row estimate (pg_class.reltuples unfiltered); exact when that is small."""
+    where, _, args = query.filter_sql()
+    estimate = -1.0
+    if not filtered:
+        estimate = await conn.fetchval(
+            "SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table
+        )
+    if estimate is None or estimate < 0 or filtered:
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} {where}", *args)
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        estimate = float(plan[0]["Plan"]["Plan Rows"])
+    if estimate <= SMALL_TABLE:
+        exact = await exact_total(conn, table, query)
+        if exact is not None:
+            return Total(exact, True)
+    return Total(int(estimate), False)
+
+
+async def exact_total(conn: asyncpg.Connection, table: str, query: ListQuery) -> int | None:
+    """count(*) of the filtered rows, or None when it took longer than COUNT_TIMEOUT."""
+    where, _, args = query.filter_sql()
+    try:
+        async with conn.transaction(readonly=True):
+            await conn.execute(f"SET LOCAL statement_timeout = '{COUNT_TIMEOUT}'")
+            value: int = await conn.fetchval(f"SELECT count(*) FROM {table} {where}", *args)
+            return value
+    except asyncpg.QueryCanceledError:
+        return None
+
+
+MAX_ID = 2**63 - 1
+
+
+def parse_id(raw: str) -> int:
+    """A row id from the URL: a positive whole number that fits in bigint."""
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
+        raise InvalidQuery(f"{raw[:40]!r} is not a valid id; ids are positive whole numbers.")
+    return int(text)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
 
 from admin.listing import (
     Cursor,
     InvalidQuery,
     Kind,
+    Page,
     SortColumn,
+    Total,
+    estimate_total,
+    exact_total,
+    fetch_page,
     like_pattern,
     order_by,
     parse_cursors,
@@ -114,3 +123,159 @@ class UserQuery:
         }
         current.update(changes)
         return {k: v for k, v in current.items() if v}
+
+
+# ---- reads and writes
+
+COLUMNS = "id, username, email, full_name, is_active, created_at, updated_at, version"
+EDITABLE = ("username", "email", "full_name", "is_active")
+
+
+def snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as a JSON-able dict for the audit log and conflict views."""
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in dict(row).items()
+    }
+
+
+async def list_page(conn: asyncpg.Connection, query: UserQuery) -> Page:
+    return await fetch_page(conn, "users", COLUMNS, query)
+
+
+async def total(conn: asyncpg.Connection, query: UserQuery) -> Total:
+    return await estimate_total(conn, "users", query, filtered=query.is_filtered)
+
+
+async def exact_count(conn: asyncpg.Connection, query: UserQuery) -> int | None:
+    return await exact_total(conn, "users", query)
+
+
+async def get(
+    conn: asyncpg.Connection, user_id: int, *, lock: bool = False
+) -> asyncpg.Record | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(f"SELECT {COLUMNS} FROM users WHERE id = $1{suffix}", user_id)
+
+
+async def order_count(conn: asyncpg.Connection, user_id: int) -> int:
+    value: int = await conn.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", user_id)
+    return value
+
+
+async def username_taken(conn: asyncpg.Connection, username: str, *, except_id: int | None) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 AND id IS DISTINCT FROM $2)",
+            username,
+            except_id,
+        )
+    )
+
+
+async def email_taken(conn: asyncpg.Connection, email: str, *, except_id: int | None) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1)"
+            " AND id IS DISTINCT FROM $2)",
+            email,
+            except_id,
+        )
+    )
+
+
+async def create(conn: asyncpg.Connection, values: Mapping[str, Any]) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""
+        INSERT INTO users (username, email, full_name, is_active)
+        VALUES ($1, $2, $3, $4)
+        RETURNING {COLUMNS}
+        """,
+        values["username"],
+        values["email"],
+        values["full_name"],
+        values["is_active"],
+    )
+    return row
+
+
+async def update(
+    conn: asyncpg.Connection, user_id: int, version: int, values: Mapping[str, Any]
+) -> asyncpg.Record | None:
+    """The updated row, or None when the row is gone or no longer at `version`."""
+    return await conn.fetchrow(
+        f"""
+        UPDATE users SET username = $3, email = $4, full_name = $5, is_active = $6
+        WHERE id = $1 AND version = $2
+        RETURNING {COLUMNS}
+        """,
+        user_id,
+        version,
+        values["username"],
+        values["email"],
+        values["full_name"],
+        values["is_active"],
+    )
+
+
+async def delete(
+    conn: asyncpg.Connection, user_id: int, version: int | None
+) -> asyncpg.Record | None:
+    """The deleted row, or None when it is gone (or moved past `version`, when given)."""
+    return await conn.fetchrow(
+        f"DELETE FROM users WHERE id = $1 AND ($2::int IS NULL OR version = $2)"
+        f" RETURNING {COLUMNS}",
+        user_id,
+        version,
+    )
+
+
+def _target(query: UserQuery, ids: Sequence[int] | None) -> tuple[str, list[object]]:
+    """The ids a bulk action touches: the selected ones, or all matching the filter."""
+    if ids is not None:
+        return "SELECT id FROM users WHERE id = any($1::bigint[])", [list(ids)]
+    where, _, args = query.filter_sql()
+    return f"SELECT id FROM users {where}", args
+
+
+async def count_targets(
+    conn: asyncpg.Connection, query: UserQuery, ids: Sequence[int] | None
+) -> int:
+    sql, args = _target(query, ids)
+    value: int = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS t", *args)
+    return value
+
+
+async def bulk_set_active(
+    conn: asyncpg.Connection, query: UserQuery, ids: Sequence[int] | None, active: bool
+) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """Set is_active on every targeted row that differs, in one statement; (id, before, after)."""
+    sql, args = _target(query, ids)
+    n = len(args) + 1
+    rows = await conn.fetch(
+        f"""
+        UPDATE users SET is_active = ${n}
+        FROM users AS old
+        WHERE old.id = users.id AND users.id IN ({sql}) AND users.is_active IS DISTINCT FROM ${n}
+        RETURNING users.id, old.is_active AS before_active, old.version AS before_version,
+                  users.version AS after_version
+        """,
+        *args,
+        active,
+    )
+    return [
+        (
+            r["id"],
+            {"is_active": r["before_active"], "version": r["before_version"]},
+            {"is_active": active, "version": r["after_version"]},
+        )
+        for r in rows
+    ]
+
+
+async def bulk_delete(
+    conn: asyncpg.Connection, query: UserQuery, ids: Sequence[int] | None
+) -> list[asyncpg.Record]:
+    """Delete every targeted row in one statement (the orders FK refuses the whole statement)."""
+    sql, args = _target(query, ids)
+    return await conn.fetch(f"DELETE FROM users WHERE id IN ({sql}) RETURNING {COLUMNS}", *args)
