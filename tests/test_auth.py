@@ -1,0 +1,327 @@
+"""Login, logout, sessions and throttling through the real HTTP stack and database."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from admin.app import create_app
+from admin.auth import LOGIN_FAILED
+from admin.passwords import verify_password
+from tests.conftest import STAFF_PASSWORD, TEST_SECRET_KEY, create_staff, csrf_from, log_in
+from tests.snapshot import snapshot
+
+
+def new_client(app, ip: str = "127.0.0.1") -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def attempt(http: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    page = await http.get("/login")
+    token = csrf_from(page.text)
+    return await http.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+def session_cookie_header(response: httpx.Response) -> str:
+    cookies = [c for c in response.headers.get_list("set-cookie") if c.startswith("admin_session=")]
+    assert len(cookies) == 1
+    return cookies[0].lower()
+
+
+async def test_login_sets_a_fresh_httponly_lax_session(app, conn):
+    await create_staff(conn, "clerk")
+    async with new_client(app) as http:
+        page = await http.get("/login")
+        anonymous_cookie = http.cookies["admin_session"]
+        anonymous_csrf = csrf_from(page.text)
+        response = await http.post(
+            "/login",
+            data={"username": "clerk", "password": STAFF_PASSWORD, "csrf_token": anonymous_csrf},
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/"
+        header = session_cookie_header(response)
+        assert "httponly" in header and "samesite=lax" in header and "secure" not in header
+        assert http.cookies["admin_session"] != anonymous_cookie
+        home = await http.get("/")
+        assert home.status_code == 200
+        assert csrf_from(home.text) != anonymous_csrf
+    # the cookie from before the login (what an attacker could have planted) stays anonymous
+    async with new_client(app) as planted:
+        planted.cookies.set("admin_session", anonymous_cookie)
+        response = await planted.get("/")
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login")
+
+
+async def test_secure_cookies_setting_marks_the_cookie_secure(settings, pool):
+    app = create_app(dataclasses.replace(settings, secure_cookies=True), pool=pool)
+    async with new_client(app) as http:
+        response = await http.get("/login")
+        assert "secure" in session_cookie_header(response)
+
+
+async def test_unknown_username_and_wrong_password_look_the_same(app, conn):
+    await create_staff(conn, "clerk")
+    async with new_client(app) as http:
+        wrong = await attempt(http, "clerk", "not the password")
+        unknown = await attempt(http, "nobody", "not the password")
+    assert wrong.status_code == unknown.status_code == 401
+    assert LOGIN_FAILED in wrong.text and LOGIN_FAILED in unknown.text
+    assert wrong.text.replace("clerk", "X") == unknown.text.replace("nobody", "X").replace(
+        csrf_from(unknown.text), csrf_from(wrong.text)
+    )
+    rows = await conn.fetch("SELECT username, succeeded FROM login_attempts ORDER BY id")
+    assert [(r["username"], r["succeeded"]) for r in rows] == [("clerk", False), ("nobody", False)]
+    audit = await conn.fetch("SELECT action, staff_username FROM audit_log ORDER BY id")
+    assert [(r["action"], r["staff_username"]) for r in audit] == [
+        ("login_failed", "clerk"),
+        ("login_failed", "nobody"),
+    ]
+
+
+async def test_deactivated_member_cannot_log_in(app, conn):
+    staff_id = await create_staff(conn, "gone")
+    await conn.execute("UPDATE staff SET is_active = false WHERE id = $1", staff_id)
+    async with new_client(app) as http:
+        response = await attempt(http, "gone", STAFF_PASSWORD)
+    assert response.status_code == 401
+    assert LOGIN_FAILED in response.text
+
+
+async def test_five_failures_for_a_username_throttle_it_even_with_the_right_password(app, conn):
+    await create_staff(conn, "clerk")
+    async with new_client(app, "10.0.0.1") as http:
+        for _ in range(4):
+            assert (await attempt(http, "clerk", "wrong password")).status_code == 401
+    async with new_client(app, "10.0.0.2") as http:
+        assert (await attempt(http, "clerk", "wrong password")).status_code == 401
+        before = await snapshot(conn)
+        refused = await attempt(http, "clerk", STAFF_PASSWORD)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["retry-after"]) <= 900
+    assert "Too many failed logins" in refused.text
+    assert await snapshot(conn) == before
+    # another IP cannot get around it either, another username is not affected
+    async with new_client(app, "10.0.0.3") as http:
+        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 429
+        assert (await attempt(http, "someone", "wrong password")).status_code == 401
+
+
+async def test_retry_after_counts_until_the_oldest_failure_leaves_the_window(app, conn):
+    await create_staff(conn, "clerk")
+    async with new_client(app) as http:
+        for _ in range(5):
+            await attempt(http, "clerk", "wrong password")
+        # the oldest failure happened ten minutes ago: five minutes of the window are left
+        await conn.execute(
+            "UPDATE login_attempts SET at = at - interval '10 minutes'"
+            " WHERE id = (SELECT min(id) FROM login_attempts)"
+        )
+        refused = await attempt(http, "clerk", STAFF_PASSWORD)
+        assert refused.status_code == 429
+        assert 240 < int(refused.headers["retry-after"]) <= 300
+        # once it has left the window, the username may try again
+        await conn.execute(
+            "UPDATE login_attempts SET at = at - interval '6 minutes'"
+            " WHERE id = (SELECT min(id) FROM login_attempts)"
+        )
+        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
+
+
+async def test_five_failures_from_an_ip_throttle_it_for_every_username(app, conn):
+    await create_staff(conn, "clerk")
+    async with new_client(app, "10.0.0.9") as http:
+        for name in ("ann", "bob", "cyd", "dan", "eve"):
+            assert (await attempt(http, name, "wrong password")).status_code == 401
+        refused = await attempt(http, "clerk", STAFF_PASSWORD)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+    async with new_client(app, "10.0.0.10") as http:
+        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
+
+
+async def test_a_success_clears_its_username_count_but_not_the_ip_count(app, conn):
+    await create_staff(conn, "clerk")
+    async with new_client(app, "10.0.0.20") as http:
+        for _ in range(3):
+            await attempt(http, "victim", "guess")
+        for _ in range(1):
+            await attempt(http, "clerk", "typo in password")
+        # the IP has four failures; a success as clerk clears clerk's own count only
+        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
+        await http.post("/logout", data={"csrf_token": csrf_from((await http.get("/")).text)})
+        assert (await attempt(http, "victim", "guess")).status_code == 401
+        assert (await attempt(http, "victim", "guess")).status_code == 429
+    async with new_client(app, "10.0.0.21") as http:
+        # clerk's count restarted at the success: four more failures are still allowed
+        for _ in range(4):
+            assert (await attempt(http, "clerk", "typo again")).status_code == 401
+        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.com",
+        "https://evil.com",
+        "/\\evil.com",
+        "javascript:alert(1)",
+        "http:/evil.com",
+        "/\r\nSet-Cookie:x",
+        "\t//evil.com",
+    ],
+)
+async def test_next_never_leaves_the_site(app, conn, target):
+    await create_staff(conn, "clerk")
+    async with new_client(app) as http:
+        page = await http.get("/login", params={"next": target})
+        assert 'name="next" value="/"' in page.text
+        response = await http.post(
+            "/login",
+            params={"next": target},
+            data={
+                "username": "clerk",
+                "password": STAFF_PASSWORD,
+                "csrf_token": csrf_from(page.text),
+                "next": target,
+            },
+        )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+
+
+async def test_next_keeps_a_local_path(app, conn):
+    await create_staff(conn, "clerk")
+    async with new_client(app) as http:
+        first = await http.get("/account?tab=1")
+        assert first.status_code == 303
+        page = await http.get(first.headers["location"])
+        response = await http.post(
+            "/login",
+            data={
+                "username": "clerk",
+                "password": STAFF_PASSWORD,
+                "csrf_token": csrf_from(page.text),
+                "next": "/account?tab=1",
+            },
+        )
+    assert response.headers["location"] == "/account?tab=1"
+
+
+def expired_cookie(payload: dict) -> str:  # type: ignore[type-arg]
+    class SignedLongAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 9 * 3600
+
+    serializer = URLSafeTimedSerializer(TEST_SECRET_KEY, salt="admin.session", signer=SignedLongAgo)
+    return serializer.dumps(payload)
+
+
+async def test_an_idle_session_expires_and_htmx_gets_hx_redirect(app, conn):
+    staff_id = await create_staff(conn, "clerk")
+    async with new_client(app) as http:
+        payload = {"s": staff_id, "v": 1, "c": "x" * 43, "f": []}
+        http.cookies.set("admin_session", expired_cookie(payload))
+        plain = await http.get("/account")
+        assert plain.status_code == 303
+        assert plain.headers["location"] == "/login?next=/account"
+        htmx = await http.get(
+            "/account",
+            headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/account"},
+        )
+        assert htmx.status_code == 200
+        assert htmx.headers["hx-redirect"] == "/login?next=/account"
+        assert htmx.content == b""
+        before = await snapshot(conn)
+        post = await http.post(
+            "/account/password",
+            headers={"HX-Request": "true", "X-CSRF-Token": "x" * 43},
+            data={
+                "current_password": STAFF_PASSWORD,
+                "new_password": "n" * 12,
+                "confirm_password": "n" * 12,
+            },
+        )
+        assert post.status_code == 200 and post.headers["hx-redirect"].startswith("/login")
+        assert post.content == b""
+        assert await snapshot(conn) == before
+
+
+async def test_a_tampered_cookie_is_anonymous(app, conn, staff_client):
+    cookie = staff_client.http.cookies["admin_session"]
+    before = await snapshot(conn)
+    async with new_client(app) as http:
+        http.cookies.set("admin_session", cookie[:-3] + ("AAA" if cookie[-3:] != "AAA" else "BBB"))
+        response = await http.get("/")
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login")
+        post = await http.post("/logout", data={"csrf_token": staff_client.csrf})
+        assert post.status_code == 303 and post.headers["location"].startswith("/login")
+    assert await snapshot(conn) == before
+
+
+async def test_logout_ends_the_session_and_a_replayed_cookie(app, conn, staff_client):
+    cookie = staff_client.http.cookies["admin_session"]
+    response = await staff_client.post("/logout")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert (await staff_client.get("/")).status_code == 303
+    async with new_client(app) as replay:
+        replay.cookies.set("admin_session", cookie)
+        assert (await replay.get("/")).status_code == 303
+    actions = await conn.fetch("SELECT action FROM audit_log ORDER BY id")
+    assert [r["action"] for r in actions] == ["login", "logout"]
+
+
+async def test_a_bumped_session_version_ends_the_session_on_the_next_request(
+    app, conn, staff_client
+):
+    assert (await staff_client.get("/")).status_code == 200
+    await conn.execute(
+        "UPDATE staff SET session_version = session_version + 1 WHERE id = $1",
+        staff_client.staff_id,
+    )
+    response = await staff_client.get("/")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    page = await staff_client.get(response.headers["location"])
+    assert "Your session has ended" in page.text
+
+
+async def test_a_login_rehashes_a_password_hashed_with_old_parameters(app, conn):
+    old_hash = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(STAFF_PASSWORD)
+    staff_id = await create_staff(conn, "clerk")
+    await conn.execute("UPDATE staff SET password_hash = $2 WHERE id = $1", staff_id, old_hash)
+    async with new_client(app) as http:
+        await log_in(http, "clerk")
+    stored = await conn.fetchval("SELECT password_hash FROM staff WHERE id = $1", staff_id)
+    assert stored != old_hash
+    assert verify_password(stored, STAFF_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "message"),
+    [
+        ("", STAFF_PASSWORD, "Enter your username and password."),
+        ("clerk", "", "Enter your username and password."),
+        ("c" * 201, STAFF_PASSWORD, "too long"),
+        ("clerk", "p" * 1025, "too long"),
+        ("cl\x00erk", STAFF_PASSWORD, "control characters"),
+        ("cl\x1berk", STAFF_PASSWORD, "control characters"),
+    ],
+)
+async def test_bad_login_input_is_refused_without_writing(app, conn, username, password, message):
+    await create_staff(conn, "clerk")
+    before = await snapshot(conn)
+    async with new_client(app) as http:
+        response = await attempt(http, username, password)
+    assert response.status_code == 422
+    assert message in response.text
+    assert await snapshot(conn) == before
