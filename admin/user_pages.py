@@ -112,7 +112,7 @@ async def _delete(request: Request, user_id: int, version: int | None) -> Respon
                         before=users.snapshot(deleted),
                         ip=client_ip(request),
                     )
-        except asyncpg.ForeignKeyViolationError:
+        except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError):
             orders = await users.order_count(conn, user_id)
             message = (
                 f"{row['username']} has {orders} order(s); a user with orders cannot be "

@@ -186,7 +186,7 @@ async def users_bulk(request: Request) -> Response:
         try:
             async with conn.transaction():
                 changed = await _apply_bulk(request, conn, action, query, ids)
-        except asyncpg.ForeignKeyViolationError:
+        except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError):
             request.state.session.flash(
                 "Nothing was deleted: some of these users have orders, and their order "
                 "history must be kept. Delete or reassign those orders first.",
