@@ -42,9 +42,8 @@ def _select_list(spec: CsvTable, raw: bool) -> str:
 
 
 def export_query(spec: CsvTable, where: str, order_by: str, *, raw: bool) -> str:
-    """The COPY statement for `spec`'s table filtered by `where` and sorted by `order_by`."""
-    select = f"SELECT {_select_list(spec, raw)} FROM {quote_ident(spec.table)} {where} {order_by}"
-    return f"COPY ({select}) TO STDOUT (FORMAT csv, HEADER)"
+    """The SELECT that COPY (...) TO STDOUT (FORMAT csv, HEADER) runs for `spec`'s table."""
+    return f"SELECT {_select_list(spec, raw)} FROM {quote_ident(spec.table)} {where} {order_by}"
 
 
 async def acquire_for_stream(pool: asyncpg.Pool, wait_seconds: float) -> asyncpg.Connection:
@@ -89,7 +88,9 @@ class Export:
         try:
             async with conn.transaction():
                 await conn.execute("SET LOCAL statement_timeout = 0")
-                status = await conn.copy_from_query(query, *args, output=self._put)
+                status = await conn.copy_from_query(
+                    query, *args, output=self._put, format="csv", header=True
+                )
             self.outcome.rows = int(status.split()[-1])
             self.outcome.completed = True
         finally:

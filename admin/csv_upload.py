@@ -69,6 +69,7 @@ class _MultipartFile:
     def __init__(self, body: _Body, boundary: bytes) -> None:
         self._body = body
         self.fields: dict[str, str] = {}
+        self.fields_before_file: dict[str, str] = {}
         self.filename: str | None = None
         self._part = _PartState()
         self._in_file = False
@@ -114,6 +115,8 @@ class _MultipartFile:
                 raise UploadRefused("Send one file per import.")
             self._file_seen = True
             self._in_file = True
+            # only fields sent before the file count (the CSRF token must precede the file)
+            self.fields_before_file = dict(self.fields)
             self.filename = self._part.filename
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -208,7 +211,9 @@ async def open_upload(request: Request, max_bytes: int) -> Upload:
         filename = (multipart.filename or "").strip()
         if not filename:
             raise UploadRefused("Choose a CSV file to import.")
-        return Upload(filename=filename, fields=multipart.fields, _chunks=multipart.file_chunks())
+        return Upload(
+            filename=filename, fields=multipart.fields_before_file, _chunks=multipart.file_chunks()
+        )
     if content_type in RAW_CSV_TYPES:
         return Upload(
             filename=request.query_params.get("filename", "") or "(request body)",
