@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from admin.db import DatabaseUnavailable
+from admin.headers import SECURITY_HEADERS
 from admin.templating import templates
 
 log = logging.getLogger("admin.errors")
@@ -68,4 +69,8 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_page(request, 500, "An unexpected error happened; it has been logged.")
+    # Starlette sends this from ServerErrorMiddleware, outside every other middleware,
+    # so the security headers are added here rather than by SecurityHeadersMiddleware.
+    return error_page(
+        request, 500, "An unexpected error happened; it has been logged.", dict(SECURITY_HEADERS)
+    )
