@@ -60,7 +60,14 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
 REBUILD_MIN_ROWS = 100_000
 
 
-async def load_demo_data(dsn: str, *, users: int, orders: int, seed: int | None = None) -> None:
+async def load_demo_data(
+    dsn: str,
+    *,
+    users: int,
+    orders: int,
+    seed: int | None = None,
+    rebuild_min_rows: int = REBUILD_MIN_ROWS,
+) -> None:
     """Append `users` users and `orders` orders, all in one transaction; prints rows/s."""
     conn = await asyncpg.connect(dsn, server_settings={"application_name": "pg-admin demo-data"})
     try:
@@ -70,14 +77,14 @@ async def load_demo_data(dsn: str, *, users: int, orders: int, seed: int | None 
         async with conn.transaction():
             await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
             if users:
-                async with _indexes_rebuilt_if_large(conn, "users", users):
+                async with _indexes_rebuilt_if_large(conn, "users", users, rebuild_min_rows):
                     chunks = UserChunks(first_id, users, seed=seed)
                     await _copy(conn, "users", UserChunks.COLUMNS, chunks)
             if orders:
                 user_count, user_id_at = await _user_picker(conn)
                 if user_count == 0:
                     raise CommandError("no users to place orders for: add some with --users N")
-                async with _indexes_rebuilt_if_large(conn, "orders", orders):
+                async with _indexes_rebuilt_if_large(conn, "orders", orders, rebuild_min_rows):
                     chunks = OrderChunks(orders, user_count, user_id_at, seed=seed)
                     await _copy(conn, "orders", OrderChunks.COLUMNS, chunks)
             await _analyze(conn, users=users, orders=orders)
@@ -91,7 +98,7 @@ async def load_demo_data(dsn: str, *, users: int, orders: int, seed: int | None 
 
 @asynccontextmanager
 async def _indexes_rebuilt_if_large(
-    conn: asyncpg.Connection, table: str, adding: int
+    conn: asyncpg.Connection, table: str, adding: int, min_rows: int
 ) -> AsyncIterator[None]:
     """Drop the table's indexes (all but those behind constraints) for a large load and build
     them again afterwards, in the caller's transaction.
@@ -104,7 +111,7 @@ async def _indexes_rebuilt_if_large(
     existing = await conn.fetchval(
         "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass", table
     )
-    if adding < REBUILD_MIN_ROWS or adding < existing:
+    if adding < min_rows or adding < existing:
         yield
         return
     indexes = await conn.fetch(

@@ -42,6 +42,14 @@ def database_url(server_url: str, template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_database_url(server_url: str) -> Iterator[str]:
+    """A brand-new database with no schema at all (for migrations and first runs)."""
+    name = pg.run(pg.create_empty_database(server_url))
+    yield pg.with_database(server_url, name)
+    pg.run(pg.drop_database(server_url, name))
+
+
+@pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,

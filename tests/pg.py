@@ -67,6 +67,16 @@ async def create_database(url: str, template: str) -> str:
     return name
 
 
+async def create_empty_database(url: str) -> str:
+    name = f"admin_empty_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
 async def drop_database(url: str, name: str) -> None:
     conn = await asyncpg.connect(url)
     try:

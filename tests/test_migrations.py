@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from admin.migrations import available, migrate
-from tests import pg
-
-
-@pytest.fixture
-async def empty_database_url(server_url: str) -> AsyncIterator[str]:
-    """A brand-new database with no schema at all."""
-    name = f"admin_empty_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield pg.with_database(server_url, name)
-    await pg.drop_database(server_url, name)
 
 
 async def recorded_versions(conn: asyncpg.Connection) -> list[str]:
