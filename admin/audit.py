@@ -99,15 +99,13 @@ class Entry:
 
     def changes(self) -> list[tuple[str, Any, Any]]:
         """(field, before, after) for every field that differs; whole values otherwise."""
-        if isinstance(self.before, dict) and isinstance(self.after, dict):
-            keys = list(dict.fromkeys([*self.before, *self.after]))
+        old = {} if self.before is None else self.before
+        new = {} if self.after is None else self.after
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys = list(dict.fromkeys([*old, *new]))
             return [
-                (key, self.before.get(key), self.after.get(key))
-                for key in keys
-                if self.before.get(key) != self.after.get(key)
+                (key, old.get(key), new.get(key)) for key in keys if old.get(key) != new.get(key)
             ]
-        if self.before is None and self.after is None:
-            return []
         return [("", self.before, self.after)]
 
 
