@@ -206,7 +206,9 @@ class Importer:
         values: list[str] = []
         for column in self.present:
             expr = _typed(column)
-            if column.name == "id":
+            if self.mode is Mode.UPSERT and column.name == self.spec.key:
+                pass  # the match key has no default: an empty one fails as required
+            elif column.name == "id":
                 sequence = f"pg_get_serial_sequence('{self.spec.table}', 'id')"
                 expr = f"COALESCE({expr}, nextval({sequence}))"
             elif column.default_sql is not None:

