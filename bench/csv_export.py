@@ -1,0 +1,89 @@
+"""CSV export through HTTP vs psql \\copy (SELECT ...) TO, on the same server in the same run.
+
+    flock /tmp/bench.lock python bench/csv_export.py --rows 1000000
+
+Loads `rows` users, then times psql's \\copy of the export's SELECT to a file, and the HTTP
+export (raw, and with spreadsheet protection) read to the end; prints MB/s, ratios to psql
+and the server process's RSS growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from csv_common import (
+    COLUMNS,
+    RssPeak,
+    admin_server,
+    database,
+    psql_binary,
+    server_pid,
+    write_users_csv,
+)
+
+from admin.csv_export import export_query
+from admin.csv_tables import USERS
+
+
+def psql_export(database_url: str, select: str, target: Path) -> float:
+    command = f"\\copy ({select}) to '{target}' csv header"
+    started = time.perf_counter()
+    subprocess.run([psql_binary(), database_url, "-v", "ON_ERROR_STOP=1", "-qc", command],
+                   check=True)  # fmt: skip
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="csv-export-"))
+    source = work / "users.csv"
+    target = work / "psql-out.csv"
+    write_users_csv(source, args.rows)
+    try:
+        with database() as url, admin_server(url) as (server, http):
+            load = f"\\copy users({COLUMNS}) from '{source}' csv header"
+            subprocess.run([psql_binary(), url, "-qc", load], check=True)
+            subprocess.run([psql_binary(), url, "-qc", "VACUUM ANALYZE users"], check=True)
+            source.unlink()
+            results: dict[str, tuple[float, int, float]] = {}
+            for label, raw in (("psql", True), ("http raw", True), ("http safe", False)):
+                select = export_query(USERS, "", "ORDER BY id", raw=raw)
+                if label == "psql":
+                    seconds = psql_export(url, select, target)
+                    results[label] = (seconds, target.stat().st_size, 0.0)
+                    target.unlink()
+                    continue
+                query = "?raw=1" if raw else ""
+                received = 0
+                with RssPeak(server_pid(server)) as rss:
+                    started = time.perf_counter()
+                    with http.stream("GET", f"/users/export.csv{query}") as response:
+                        assert response.status_code == 200
+                        for chunk in response.iter_raw(1 << 20):
+                            received += len(chunk)
+                    seconds = time.perf_counter() - started
+                results[label] = (seconds, received, rss.growth_mb)
+    finally:
+        for path in (source, target):
+            path.unlink(missing_ok=True)
+        work.rmdir()
+
+    psql_seconds, psql_bytes, _ = results["psql"]
+    psql_rate = args.rows / psql_seconds
+    print(f"{args.rows:,} rows, {psql_bytes / 1e6:.1f} MB")
+    for label, (seconds, size, growth) in results.items():
+        rate = args.rows / seconds
+        print(
+            f"{label:10} {seconds:7.2f} s  {rate:12,.0f} rows/s  {size / seconds / 1e6:7.1f} MB/s"
+            f"  ratio {rate / psql_rate:.2f}x psql  server RSS growth {growth:6.1f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()
