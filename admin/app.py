@@ -14,7 +14,19 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from admin import auth, csv_routes, dashboard, db, embedded, errors, health, user_pages, user_views
+from admin import (
+    auth,
+    csv_routes,
+    dashboard,
+    db,
+    embedded,
+    errors,
+    health,
+    live,
+    sse,
+    user_pages,
+    user_views,
+)
 from admin.access import Access, CsrfFrom, route
 from admin.account import account_page, change_password
 from admin.audit_pages import audit_log
@@ -45,6 +57,7 @@ def routes() -> list[BaseRoute]:
         route("/logout", auth.logout, access=Access.STAFF, methods=["POST"], name="logout"),
         route("/", dashboard.dashboard, access=Access.STAFF, name="dashboard"),
         # ---- live events (SSE)
+        route("/events", sse.events_stream, access=Access.STAFF, name="events"),
         # ---- CSV import / export (admin); before the /users/{id} routes
         route(
             "/users/import", csv_routes.users_import_page, access=Access.ADMIN, name="users_import"
@@ -149,9 +162,11 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
                 app.state.settings = current
             await _prepare_database(current)
             app.state.pool = await db.create_pool(current)
+            live.start(app)
         try:
             yield
         finally:
+            await live.stop(app)
             if own_pool:
                 await app.state.pool.close()
             if server is not None:

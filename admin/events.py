@@ -1,0 +1,172 @@
+"""order_events SQL: the release horizon the live hub polls, replays and the recent feed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
+
+_COLUMNS = "e.id, e.order_id, e.kind, e.payload, e.created_at"
+
+
+@dataclass(eq=False)
+class OrderEvent:
+    """One row of order_events; shared by every client of a process, so never mutated
+    except for `encoded`, a cache of its rendered SSE frame."""
+
+    id: int
+    order_id: int
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime
+    encoded: bytes | None = field(default=None, repr=False)
+
+    @property
+    def status(self) -> str | None:
+        value = self.payload.get("status")
+        return value if isinstance(value, str) else None
+
+    @property
+    def old_status(self) -> str | None:
+        value = self.payload.get("old_status")
+        return value if isinstance(value, str) else None
+
+    @property
+    def total(self) -> Decimal | None:
+        value = self.payload.get("total")
+        return Decimal(str(value)) if value is not None else None
+
+
+def _event(row: asyncpg.Record) -> OrderEvent:
+    payload = row["payload"]
+    if isinstance(payload, str):  # the hub's own connection has no jsonb codec
+        payload = json.loads(payload)
+    return OrderEvent(
+        id=row["id"],
+        order_id=row["order_id"],
+        kind=row["kind"],
+        payload=payload if isinstance(payload, dict) else {},
+        created_at=row["created_at"],
+    )
+
+
+async def last_allocated_id(conn: asyncpg.Connection) -> int:
+    """The highest id the sequence has handed out, committed or not (0 when none yet)."""
+    value = await conn.fetchval(
+        "SELECT pg_sequence_last_value(pg_get_serial_sequence('order_events', 'id')::regclass)"
+    )
+    return int(value or 0)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What one snapshot showed: its xmin, the settled horizon and the events up to it,
+    plus the xid this poll took (when asked to) to bound an allocated id read before it."""
+
+    xmin: int
+    horizon: int
+    events: list[OrderEvent]
+    xid: int | None
+
+
+# One statement, so the snapshot that decides the horizon is the one that reads the events.
+# A pending pair (allocated, xid) is settled when xid <= xmin: `xid` was taken after
+# `allocated` was read, and a writer takes its xid before drawing an event id, so every
+# transaction that holds an id <= allocated has a smaller xid; all xids below xmin have
+# ended, so each such id is now visible or never will be. (The snapshot's xmax is no such
+# bound: a writer whose xid is above every completed one is running yet not below xmax.)
+_POLL = f"""
+WITH snap AS (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin
+), horizon AS (
+    SELECT greatest($5::bigint, max(p.allocated)) AS h
+    FROM snap, unnest($2::bigint[], $3::bigint[]) AS p(allocated, xid)
+    WHERE p.xid <= snap.xmin
+)
+SELECT snap.xmin, horizon.h,
+       CASE WHEN $6::boolean THEN pg_current_xact_id()::text::bigint END AS xid,
+       {_COLUMNS}
+FROM snap CROSS JOIN horizon
+LEFT JOIN LATERAL (
+    SELECT {_COLUMNS} FROM order_events e
+    WHERE e.id > $1 AND e.id <= horizon.h
+    ORDER BY e.id
+    LIMIT $4
+) AS e ON true
+ORDER BY e.id
+"""
+
+
+async def poll(
+    conn: asyncpg.Connection,
+    *,
+    released: int,
+    settled: int,
+    pending: Sequence[tuple[int, int]],
+    limit: int,
+    take_xid: bool,
+) -> Poll:
+    """Events above `released` that are final, given the horizon already known to be
+    settled and pending (allocated id, xid) pairs.
+
+    With `take_xid` the poll takes an xid of its own (run it on a connection with
+    synchronous_commit off: it commits nothing worth a flush); call it right after
+    reading the allocated id, and the pair (that id, returned xid) settles in a later poll.
+    """
+    rows = await conn.fetch(
+        _POLL,
+        released,
+        [allocated for allocated, _ in pending],
+        [xid for _, xid in pending],
+        limit,
+        settled,
+        take_xid,
+    )
+    first = rows[0]
+    events = [_event(row) for row in rows if row["id"] is not None]
+    return Poll(xmin=first["xmin"], horizon=first["h"], events=events, xid=first["xid"])
+
+
+def _status_clause(status: str | None, index: int) -> str:
+    return f" AND e.payload->>'status' = ${index}" if status else ""
+
+
+async def between(
+    conn: asyncpg.Connection, after: int, upto: int, *, status: str | None, limit: int
+) -> list[OrderEvent]:
+    """Events with after < id <= upto in id order (a replay page for a resuming client)."""
+    args: list[Any] = [after, upto, limit]
+    if status:
+        args.append(status)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM order_events e WHERE e.id > $1 AND e.id <= $2"
+        f"{_status_clause(status, 4)} ORDER BY e.id LIMIT $3",
+        *args,
+    )
+    return [_event(row) for row in rows]
+
+
+async def recent(
+    conn: asyncpg.Connection, *, upto: int | None, status: str | None, limit: int
+) -> list[OrderEvent]:
+    """The newest events (newest first), at most up to id `upto` when given."""
+    args: list[Any] = [limit, upto]
+    if status:
+        args.append(status)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM order_events e WHERE ($2::bigint IS NULL OR e.id <= $2)"
+        f"{_status_clause(status, 3)} ORDER BY e.id DESC LIMIT $1",
+        *args,
+    )
+    return [_event(row) for row in rows]
+
+
+async def max_id(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM order_events"))

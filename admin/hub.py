@@ -1,0 +1,294 @@
+"""The per-process live event hub: one LISTEN connection, fan-out to bounded client queues.
+
+Ordering. Event ids come from a sequence, so under concurrent writers they are not in
+commit order: id 10 may commit after id 11. The hub releases events strictly in id order,
+and only ids that are final (committed and visible, or never going to be). It reads the
+highest id handed out so far (`allocated`), then takes an xid of its own; every writer
+that holds an id <= allocated took its xid before drawing the id, so its xid is smaller.
+The pair (allocated, xid) is settled once a later snapshot's xmin reaches that xid:
+every transaction that could hold an id <= allocated has then ended. Everything
+up to the newest settled `allocated` is released, in id order, and the released
+watermark only moves forward. So every client sees one sequence, and a client resuming
+after id N gets exactly the ids above N from the table.
+
+The cost, by design: a writer transaction held open stalls the release of every id handed
+out after it began, until it commits or rolls back (its own ids included).
+
+Liveness. Notifications are wake-ups only; the table is the truth. The hub also polls on a
+short, growing timer while a pair is unsettled, and every `health_interval` seconds
+otherwise; that poll doubles as the health check (asyncpg never re-LISTENs by itself).
+When the connection drops it reconnects with backoff, re-LISTENs and catches up from the
+table, since the watermark says exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from admin import events
+from admin.events import OrderEvent
+
+log = logging.getLogger("admin.hub")
+
+CHANNEL = "order_events"
+APPLICATION_NAME = "pg-admin-panel-listener"
+# a writer held open would otherwise make the unsettled pairs pile up, one per poll
+MAX_PENDING = 64
+NOTHING_BELOW = 2**62
+
+
+class Closed:
+    """Put in a client's queue when the hub drops it (too slow, or shutting down)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(eq=False)
+class Batch:
+    """Events released together, in id order; `frames` caches their encoding per filter."""
+
+    events: tuple[OrderEvent, ...]
+    frames: dict[str | None, bytes] = field(default_factory=dict)
+
+    @property
+    def last_id(self) -> int:
+        return self.events[-1].id
+
+
+@dataclass(eq=False)
+class Broadcast:
+    """Anything else sent to every client (rendered counters, chart), already encoded."""
+
+    frame: bytes
+
+
+Message = Batch | Broadcast | Closed
+
+
+class Subscription:
+    """One client's bounded queue. `start` is the watermark when it joined: the hub
+    delivers only ids above it, the client replays the rest from the table."""
+
+    def __init__(self, start: int, size: int) -> None:
+        self.start = start
+        self.queue: asyncio.Queue[Message] = asyncio.Queue(size)
+        self.closed: str | None = None
+
+    def offer(self, message: Message) -> bool:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def close(self, reason: str) -> None:
+        """Free what is queued and leave only the end marker (the queue may be full)."""
+        if self.closed is not None:
+            return
+        self.closed = reason
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(Closed(reason))
+
+
+class Hub:
+    """Start once per process; `subscribe()` per client; `stop()` on shutdown."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        queue_size: int = 256,
+        batch_limit: int = 500,
+        health_interval: float = 2.0,
+        query_timeout: float = 10.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._dsn = dsn
+        self.queue_size = queue_size
+        self._batch_limit = batch_limit
+        self._health_interval = health_interval
+        self._query_timeout = query_timeout
+        self._max_backoff = max_backoff
+        self.watermark: int | None = None
+        self._settled = 0
+        self._pending: list[tuple[int, int]] = []
+        self._subscribers: set[Subscription] = set()
+        self.on_release: list[Callable[[Sequence[OrderEvent]], None]] = []
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.connected = False
+        self.reconnects = 0
+
+    # ---- lifecycle
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="order-events-hub")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for subscription in list(self._subscribers):
+            subscription.close("shutdown")
+        self._subscribers.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_ready(self, seconds: float) -> bool:
+        """True once the watermark is known (the first poll after start settled)."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._ready.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # ---- clients
+
+    def subscribe(self) -> Subscription:
+        assert self.watermark is not None, "wait_ready() first"
+        subscription = Subscription(self.watermark, self.queue_size)
+        if self._stopping:
+            subscription.close("shutdown")
+        else:
+            self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    @property
+    def client_count(self) -> int:
+        return len(self._subscribers)
+
+    def broadcast(self, message: Batch | Broadcast) -> None:
+        """Offer to every client; one whose queue is full is dropped, never waited for."""
+        for subscription in list(self._subscribers):
+            if not subscription.offer(message):
+                self._subscribers.discard(subscription)
+                subscription.close("too slow")
+
+    # ---- the listener loop
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn,
+                    timeout=self._query_timeout,
+                    server_settings={
+                        "application_name": APPLICATION_NAME,
+                        # polls take an xid to date what they read; no need to flush that
+                        "synchronous_commit": "off",
+                    },
+                )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("listener cannot connect (retry in %.1fs): %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = 0.1
+            try:
+                await self._listen(conn)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("listener connection lost: %s", exc)
+            finally:
+                self.connected = False
+                conn.terminate()
+            self.reconnects += 1
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        lost = asyncio.Event()
+
+        def on_terminated(_: object) -> None:
+            lost.set()
+            self._wake.set()
+
+        def on_notify(*_: object) -> None:
+            self._wake.set()
+
+        conn.add_termination_listener(on_terminated)
+        await conn.add_listener(CHANNEL, on_notify)
+        self.connected = True
+        log.info("listening on %s", CHANNEL)
+        interval = self._health_interval
+        while not lost.is_set():
+            # catch up right away on (re)connect, then after each wake-up or timer
+            async with asyncio.timeout(self._query_timeout):
+                progressed = await self._poll(conn)
+            if lost.is_set():
+                break
+            if self._pending:
+                interval = 0.005 if progressed else min(interval * 2, 0.2)
+            else:
+                interval = self._health_interval
+            if self._wake.is_set() and not progressed:
+                # a notification during the poll: poll again soon, not in a tight loop
+                interval = min(interval, 0.005)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def _poll(self, conn: asyncpg.Connection) -> bool:
+        """One round: returns True if it released events or settled a pair."""
+        allocated = await events.last_allocated_id(conn)
+        pending = list(self._pending)
+        newest = max([self.watermark or 0, self._settled] + [pair[0] for pair in pending])
+        fresh = allocated > newest
+        if not pending and not fresh and self.watermark is not None:
+            if self.watermark >= self._settled:
+                return False
+        # before the first watermark nothing is published: start from "now"
+        released = self.watermark if self.watermark is not None else NOTHING_BELOW
+        result = await events.poll(
+            conn,
+            released=released,
+            settled=self._settled,
+            pending=pending,
+            limit=self._batch_limit,
+            take_xid=fresh,
+        )
+        remaining = [(a, x) for a, x in pending if x > result.xmin]
+        settled_any = len(remaining) < len(pending)
+        if fresh and result.xid is not None:
+            remaining.append((allocated, result.xid))
+        if len(remaining) > MAX_PENDING:
+            # keeps the oldest (they settle first) and the newest; releasing later is safe
+            del remaining[MAX_PENDING // 2 : len(remaining) - MAX_PENDING // 2]
+        self._pending = remaining
+        self._settled = max(self._settled, result.horizon)
+        if self.watermark is None:
+            if self._settled > 0 or not self._pending:
+                self.watermark = self._settled
+                self._ready.set()
+                log.info("live events start after id %d", self.watermark)
+            return settled_any or fresh
+        if not result.events:
+            if self.watermark < self._settled:
+                # nothing visible between: those ids were rolled back or never used
+                self.watermark = self._settled
+            return settled_any or fresh
+        if len(result.events) >= self._batch_limit:
+            self.watermark = result.events[-1].id
+            self._wake.set()
+        else:
+            self.watermark = self._settled
+        batch = Batch(tuple(result.events))
+        self.broadcast(batch)
+        for hook in self.on_release:
+            hook(batch.events)
+        return True

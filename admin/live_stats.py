@@ -1,0 +1,66 @@
+"""Pushes fresh counters and chart to every live client, at most once a second.
+
+One query pair per process however many clients are connected: the hub calls `touch()`
+on each release, a single task coalesces those into a refresh, and a minute tick keeps
+the chart's window moving while clients are connected and nothing happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+
+from admin import db, live_view, order_stats
+from admin.events import OrderEvent
+from admin.hub import Broadcast, Hub
+
+log = logging.getLogger("admin.live_stats")
+
+
+class StatsFeed:
+    def __init__(
+        self, hub: Hub, pool: asyncpg.Pool, *, min_interval: float = 1.0, tick: float = 60.0
+    ) -> None:
+        self._hub = hub
+        self._pool = pool
+        self._min_interval = min_interval
+        self._tick = tick
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        hub.on_release.append(self.touch)
+
+    def touch(self, _: Sequence[OrderEvent] = ()) -> None:
+        self._dirty.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="dashboard-stats")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._tick):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            if self._hub.client_count == 0:
+                continue
+            try:
+                async with db.acquire(self._pool, 5.0) as conn:
+                    counters = await order_stats.today(conn)
+                    minutes = await order_stats.per_minute(conn)
+            except (db.DatabaseUnavailable, asyncpg.PostgresError) as exc:
+                log.warning("dashboard counters not refreshed: %s", exc)
+            else:
+                self._hub.broadcast(Broadcast(live_view.stats_frames(counters, minutes)))
+            await asyncio.sleep(self._min_interval)
