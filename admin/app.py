@@ -23,6 +23,8 @@ from admin import (
     errors,
     health,
     live,
+    order_pages,
+    order_views,
     sse,
     user_pages,
     user_views,
@@ -110,6 +112,20 @@ def routes() -> list[BaseRoute]:
             "/users/{id}/inline", user_views.user_row_save, access=Access.STAFF, methods=["POST"]
         ),
         # ---- orders
+        route("/orders", order_views.orders_list, access=Access.STAFF, name="orders"),
+        route("/orders/count", order_views.orders_count, access=Access.STAFF),
+        route("/orders/bulk", order_views.orders_bulk, access=Access.STAFF, methods=["POST"]),
+        route("/orders/{id}", order_pages.show_order, access=Access.STAFF),
+        route("/orders/{id}", order_pages.update_order, access=Access.STAFF, methods=["POST"]),
+        route(
+            "/orders/{id}", order_pages.delete_order_htmx, access=Access.STAFF, methods=["DELETE"]
+        ),
+        route("/orders/{id}/edit", order_pages.edit_order, access=Access.STAFF),
+        route("/orders/{id}/status", order_pages.set_status, access=Access.STAFF, methods=["POST"]),
+        route("/orders/{id}/delete", order_pages.confirm_delete, access=Access.STAFF),
+        route(
+            "/orders/{id}/delete", order_pages.delete_order, access=Access.STAFF, methods=["POST"]
+        ),
         # ---- staff, my account, audit log
         route("/staff", staff_list, access=Access.ADMIN, name="staff"),
         route("/staff", staff_create, access=Access.ADMIN, methods=["POST"]),

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
 
 from admin.listing import (
     Cursor,
     InvalidQuery,
     Kind,
+    Page,
     SortColumn,
+    Total,
+    estimate_total,
+    exact_total,
+    fetch_page,
     like_pattern,
     order_by,
     parse_cursors,
@@ -149,3 +158,121 @@ class OrderQuery:
         }
         current.update(changes)
         return {k: v for k, v in current.items() if v}
+
+
+# ---- reads and writes
+
+COLUMNS = "id, user_id, status, total, created_at, updated_at, version"
+# the customer's username, looked up per row of the page (a join would make plain column
+# names ambiguous in the shared filter clause)
+LIST_COLUMNS = (
+    f"{COLUMNS}, (SELECT users.username FROM users WHERE users.id = orders.user_id) AS username"
+)
+
+
+def snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as a JSON-able dict for the audit log and conflict views."""
+    out: dict[str, Any] = {}
+    for key, value in dict(row).items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+async def list_page(conn: asyncpg.Connection, query: OrderQuery) -> Page:
+    return await fetch_page(conn, "orders", LIST_COLUMNS, query)
+
+
+async def total(conn: asyncpg.Connection, query: OrderQuery) -> Total:
+    return await estimate_total(conn, "orders", query, filtered=query.is_filtered)
+
+
+async def exact_count(conn: asyncpg.Connection, query: OrderQuery) -> int | None:
+    return await exact_total(conn, "orders", query)
+
+
+async def get(conn: asyncpg.Connection, order_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {LIST_COLUMNS} FROM orders WHERE id = $1", order_id)
+
+
+async def events(conn: asyncpg.Connection, order_id: int, limit: int = 200) -> list[asyncpg.Record]:
+    """The order's history, newest first."""
+    return await conn.fetch(
+        "SELECT id, kind, payload, created_at FROM order_events"
+        " WHERE order_id = $1 ORDER BY id DESC LIMIT $2",
+        order_id,
+        limit,
+    )
+
+
+async def update(
+    conn: asyncpg.Connection, order_id: int, version: int, *, status: str, total: Decimal
+) -> asyncpg.Record | None:
+    """The updated row, or None when the row is gone or no longer at `version`."""
+    return await conn.fetchrow(
+        f"""
+        UPDATE orders SET status = $3, total = $4
+        WHERE id = $1 AND version = $2
+        RETURNING {LIST_COLUMNS}
+        """,
+        order_id,
+        version,
+        status,
+        total,
+    )
+
+
+async def delete(
+    conn: asyncpg.Connection, order_id: int, version: int | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"DELETE FROM orders WHERE id = $1 AND ($2::int IS NULL OR version = $2)"
+        f" RETURNING {COLUMNS}",
+        order_id,
+        version,
+    )
+
+
+def _target(query: OrderQuery, ids: Sequence[int] | None) -> tuple[str, list[object]]:
+    if ids is not None:
+        return "SELECT id FROM orders WHERE id = any($1::bigint[])", [list(ids)]
+    where, _, args = query.filter_sql()
+    return f"SELECT id FROM orders {where}", args
+
+
+async def count_targets(
+    conn: asyncpg.Connection, query: OrderQuery, ids: Sequence[int] | None
+) -> int:
+    sql, args = _target(query, ids)
+    value: int = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS t", *args)
+    return value
+
+
+async def bulk_set_status(
+    conn: asyncpg.Connection, query: OrderQuery, ids: Sequence[int] | None, status: str
+) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """Set the status of every targeted order that differs, in one statement."""
+    sql, args = _target(query, ids)
+    n = len(args) + 1
+    rows = await conn.fetch(
+        f"""
+        UPDATE orders SET status = ${n}
+        FROM orders AS old
+        WHERE old.id = orders.id AND orders.id IN ({sql}) AND orders.status <> ${n}
+        RETURNING orders.id, old.status AS before_status, old.version AS before_version,
+                  orders.version AS after_version
+        """,
+        *args,
+        status,
+    )
+    return [
+        (
+            r["id"],
+            {"status": r["before_status"], "version": r["before_version"]},
+            {"status": status, "version": r["after_version"]},
+        )
+        for r in rows
+    ]
