@@ -8,6 +8,7 @@ import getpass
 import logging
 import os
 import secrets
+import signal
 import sys
 
 import asyncpg
@@ -88,42 +89,63 @@ def cmd_create_staff(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     lock = exclusive_serve_lock(settings.data_dir) if settings.embedded else _no_lock()
-    with lock, database(settings) as ready:
-        asyncio.run(_run_migrations(ready))
-        first_password = asyncio.run(_ensure_first_admin(ready))
-        # Worker processes read their configuration from the environment.
-        os.environ["DATABASE_URL"] = str(ready.database_url)
-        os.environ["SECRET_KEY"] = ready.secret_key
-        shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-        print(f"Admin panel: http://{shown_host}:{port}/", flush=True)
-        if first_password:
-            print(
-                f"First run: log in as 'admin' with password {first_password}"
-                " (shown once; change it under My account).",
-                flush=True,
-            )
-        else:
-            print(
-                "Log in with a staff account"
-                " (new one: python -m admin create-staff NAME --role admin).",
-                flush=True,
-            )
-        uvicorn.run(
-            "admin.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers,
-            log_level=args.log_level,
-            proxy_headers=False,
-            timeout_graceful_shutdown=5,
-        )
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that
+    # would end the process before the embedded server is released. Raising instead unwinds
+    # through `database()`, which stops it.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with lock, database(settings) as ready:
+            _serve(ready, args, host, port)
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _serve(ready: Settings, args: argparse.Namespace, host: str, port: int) -> None:
+    import uvicorn
+
+    asyncio.run(_run_migrations(ready))
+    first_password = asyncio.run(_ensure_first_admin(ready))
+    # Worker processes read their configuration from the environment.
+    os.environ["DATABASE_URL"] = str(ready.database_url)
+    os.environ["SECRET_KEY"] = ready.secret_key
+    shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    print(f"Admin panel: http://{shown_host}:{port}/", flush=True)
+    if first_password:
+        print(
+            f"First run: log in as 'admin' with password {first_password}"
+            " (shown once; change it under My account).",
+            flush=True,
+        )
+    else:
+        print(
+            "Log in with a staff account"
+            " (new one: python -m admin create-staff NAME --role admin).",
+            flush=True,
+        )
+    uvicorn.run(
+        "admin.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level=args.log_level,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 class _no_lock:
