@@ -5,6 +5,7 @@ Every write runs in one transaction with its audit entry (before/after, never th
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -94,7 +95,10 @@ async def staff_create(request: Request) -> Response:
     return redirect(request, "/staff")
 
 
-async def _apply(request: Request, action: str, change: Any) -> Response:
+Change = Callable[[asyncpg.Connection, int], Awaitable[tuple[StaffMember, StaffMember]]]
+
+
+async def _apply(request: Request, action: str, change: Change) -> Response:
     """Run `change(conn, staff_id)` -> (before, after) with its audit entry, one transaction."""
     staff_id = _staff_id(request)
     admin = current_staff(request)
