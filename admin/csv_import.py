@@ -124,7 +124,7 @@ def copy_problem(exc: asyncpg.PostgresError) -> Problem:
     elif isinstance(exc, asyncpg.CharacterNotInRepertoireError):
         message = f"is not valid UTF-8 ({message})"
     elif message.startswith("unterminated CSV quoted field"):
-        message = "has a quoted field that is never closed"
+        message = "the file ends inside a quoted field: a quote opened earlier is never closed"
     return Problem(message, line=line, column=column, value=value)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,7 +53,7 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
             body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
                         unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
         else:
-            body["errors"] = [p.__dict__ for p in problems]
+            body["errors"] = [asdict(p) for p in problems]
             body["more_errors"] = ctx.get("more", False)
         return JSONResponse(body, status_code=status)
     return render(request, PAGE, RESULT, _context(request, spec, **ctx), status_code=status)

@@ -52,6 +52,7 @@ def main() -> None:
             subprocess.run([psql_binary(), url, "-qc", "VACUUM ANALYZE users"], check=True)
             source.unlink()
             results: dict[str, tuple[float, int, float]] = {}
+            first_byte: dict[str, float] = {}
             for label, raw in (("psql", True), ("http raw", True), ("http safe", False)):
                 select = export_query(USERS, "", "ORDER BY id", raw=raw)
                 if label == "psql":
@@ -66,6 +67,8 @@ def main() -> None:
                     with http.stream("GET", f"/users/export.csv{query}") as response:
                         assert response.status_code == 200
                         for chunk in response.iter_raw(1 << 20):
+                            if not received:
+                                first_byte[label] = time.perf_counter() - started
                             received += len(chunk)
                     seconds = time.perf_counter() - started
                 results[label] = (seconds, received, rss.growth_mb)
@@ -82,6 +85,7 @@ def main() -> None:
         print(
             f"{label:10} {seconds:7.2f} s  {rate:12,.0f} rows/s  {size / seconds / 1e6:7.1f} MB/s"
             f"  ratio {rate / psql_rate:.2f}x psql  server RSS growth {growth:6.1f} MB"
+            + (f"  first bytes {first_byte[label] * 1000:.0f} ms" if label in first_byte else "")
         )
 
 

@@ -247,3 +247,20 @@ async def test_explicit_ids_are_kept_and_the_sequence_moves_past_them(
 async def test_mode_must_be_insert_or_upsert(admin_client: LoggedIn):
     response = await upload(admin_client, "users", USERS_HEADER, mode="merge")
     assert response.status_code == 400
+
+
+async def test_unterminated_quote_is_reported(admin_client: LoggedIn, conn: asyncpg.Connection):
+    content = USERS_HEADER + 'ann,ann@example.com,"Ann,true\nbob,bob@example.com,Bob,true\n'
+    response = await upload(admin_client, "users", content)
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["line"] == 4  # where the file ended, still inside the quote opened on line 2
+    assert "never closed" in error["message"]
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_orders_import_page_documents_the_columns(admin_client: LoggedIn):
+    page = await admin_client.get("/orders/import")
+    assert page.status_code == 200
+    for column in ("user_id", "status", "total", "created_at"):
+        assert f"<code>{column}</code>" in page.text
