@@ -205,6 +205,11 @@ class Hub:
                 await self._listen(conn)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("listener connection lost: %s", exc)
+            except Exception:
+                # the hub must outlive any surprise (asyncpg's internal client errors after
+                # a cancelled query, say): start over on a fresh connection
+                log.exception("listener failed; reconnecting")
+                await asyncio.sleep(backoff)
             finally:
                 self.connected = False
                 conn.terminate()

@@ -61,6 +61,8 @@ class StatsFeed:
                     minutes = await order_stats.per_minute(conn)
             except (db.DatabaseUnavailable, asyncpg.PostgresError) as exc:
                 log.warning("dashboard counters not refreshed: %s", exc)
+            except Exception:
+                log.exception("dashboard counters not refreshed")
             else:
                 self._hub.broadcast(Broadcast(live_view.stats_frames(counters, minutes)))
             await asyncio.sleep(self._min_interval)
