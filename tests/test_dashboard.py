@@ -1,0 +1,84 @@
+"""GET / renders the current state (no JavaScript needed); the hub drops slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import asyncpg
+
+from admin.hub import Batch, Closed, Hub
+from tests.conftest import LoggedIn
+from tests.live_helpers import add_customer, event_ids, insert_orders
+
+
+async def test_dashboard_shows_feed_counters_chart_and_resume_point(
+    staff_client: LoggedIn, conn: asyncpg.Connection
+):
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 3)
+    await conn.execute("UPDATE orders SET status = 'cancelled' WHERE total = 3")
+    page = await staff_client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    ids = await event_ids(conn)
+    shown = [int(i) for i in re.findall(r'data-event-id="(\d+)"', html)]
+    assert shown == sorted(ids, reverse=True)  # newest first
+    assert 'href="/orders/1"' in html
+    assert f'sse-connect="/events?after={ids[-1]}"' in html
+    assert re.search(r'data-counter="total">3<', html)
+    assert re.search(r'data-counter="cancelled">1<', html)
+    assert re.search(r'data-counter="revenue">3.00<', html)  # 1 + 2, the cancelled 3 excluded
+    assert html.count('<rect class="bar"') == 60
+    assert ' style="' not in html and "<script>" not in html
+
+
+async def test_dashboard_feed_is_capped_at_fifty(staff_client: LoggedIn, conn: asyncpg.Connection):
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 60)
+    html = (await staff_client.get("/")).text
+    shown = [int(i) for i in re.findall(r'data-event-id="(\d+)"', html)]
+    assert shown == list(range(60, 10, -1))
+
+
+async def test_status_filter_and_its_errors(staff_client: LoggedIn, conn: asyncpg.Connection):
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 2)
+    await conn.execute("UPDATE orders SET status = 'paid' WHERE total = 1")
+    html = (await staff_client.get("/?status=paid")).text
+    assert re.findall(r'data-status="(\w+)"', html) == ["paid"]
+    assert "status=paid" in html
+    bad = await staff_client.get("/?status=lost")
+    assert bad.status_code == 400
+
+
+async def test_dashboard_needs_a_login(client):  # type: ignore[no-untyped-def]
+    response = await client.get("/")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+
+
+async def test_slow_subscriber_is_dropped_and_others_keep_receiving(database_url: str):
+    hub = Hub(database_url, queue_size=2)
+    hub.start()
+    try:
+        assert await hub.wait_ready(10)
+        slow, fast = hub.subscribe(), hub.subscribe()
+        conn = await asyncpg.connect(database_url)
+        customer = await add_customer(conn)
+        received: list[int] = []
+        for _ in range(5):
+            await insert_orders(conn, customer, 1)
+            async with asyncio.timeout(10):
+                message = await fast.queue.get()
+            assert isinstance(message, Batch)
+            received += [e.id for e in message.events]
+        assert received == await event_ids(conn)
+        assert slow.closed == "too slow"
+        leftover = slow.queue.get_nowait()
+        assert isinstance(leftover, Closed) and slow.queue.empty()
+        assert hub.client_count == 1
+        await conn.close()
+    finally:
+        await hub.stop()
+    assert fast.closed == "shutdown"
