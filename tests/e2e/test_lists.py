@@ -1,0 +1,114 @@
+"""Browser: active search as you type, inline edit (Enter saves, Esc cancels), conflict view."""
+
+from __future__ import annotations
+
+import asyncpg
+from playwright.async_api import Page, expect
+
+from tests.live import LiveServer
+
+
+async def _sql(database_url: str, sql: str, *args: object) -> object:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _seed(database_url: str) -> None:
+    await _sql(
+        database_url,
+        """
+        INSERT INTO users (username, email, full_name)
+        SELECT 'user' || g, 'user' || g || '@example.com', 'Person ' || g
+        FROM generate_series(1, 30) AS g
+        UNION ALL SELECT 'jsmith', 'john@smith.example', 'John Smith'
+        """,
+    )
+
+
+async def test_active_search_updates_table_and_url(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url)
+    await page.goto(server.url + "/users")
+    await expect(page.locator("#users-table tbody tr")).to_have_count(31)
+    await page.keyboard.press("/")
+    await expect(page.locator("#user-search")).to_be_focused()
+    await page.keyboard.type("smith")
+    await expect(page.locator("#users-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#users-table tbody")).to_contain_text("jsmith")
+    assert "q=smith" in page.url
+    await page.fill("#user-search", "no-such-user")
+    await expect(page.locator("#users-table")).to_contain_text("No users match this search")
+    await page.go_back()
+    await expect(page.locator("#users-table tbody tr")).to_have_count(1)
+
+
+async def test_inline_edit_enter_saves_escape_cancels(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url)
+    user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
+    await page.goto(server.url + "/users?q=jsmith")
+    row = page.locator(f"#user-{user_id}")
+    await row.get_by_role("link", name="Edit").click()
+    await expect(row.locator("input[name=username]")).to_be_focused()
+    field = row.locator("input[name=full_name]")
+    await field.fill("Johnny <b>Smith</b>")
+    await field.press("Enter")
+    await expect(row.locator("td.wrap")).to_have_text("Johnny <b>Smith</b>")
+    stored = await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id)
+    assert stored == "Johnny <b>Smith</b>"
+    await row.get_by_role("link", name="Edit").click()
+    await row.locator("input[name=full_name]").fill("Discarded")
+    await row.locator("input[name=full_name]").press("Escape")
+    await expect(row.locator("td.wrap")).to_have_text("Johnny <b>Smith</b>")
+    assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == (
+        "Johnny <b>Smith</b>"
+    )
+
+
+async def test_conflict_view_then_overwrite(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url)
+    user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
+    await page.goto(server.url + f"/users/{user_id}/edit")
+    # someone else saves while the form is open
+    await _sql(database_url, "UPDATE users SET full_name = 'Theirs' WHERE id = $1", user_id)
+    await page.fill("#f-full-name", "Mine")
+    await page.click("#user-form button[type=submit]")
+    conflict = page.locator(".conflict")
+    await expect(conflict).to_contain_text("Someone else saved this user")
+    await expect(conflict.locator("tr.differs")).to_contain_text("Theirs")
+    await expect(conflict.locator("tr.differs")).to_contain_text("Mine")
+    assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == (
+        "Theirs"
+    )
+    await page.get_by_role("button", name="Overwrite anyway").click()
+    await page.wait_for_url(server.url + f"/users/{user_id}")
+    assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == "Mine"
+
+
+async def test_inline_conflict_shows_both_values(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url)
+    user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
+    await page.goto(server.url + "/users?q=jsmith")
+    row = page.locator(f"#user-{user_id}")
+    await row.get_by_role("link", name="Edit").click()
+    await _sql(database_url, "UPDATE users SET email = 'new@smith.example' WHERE id = $1", user_id)
+    await row.locator("input[name=email]").fill("mine@smith.example")
+    await row.locator("input[name=email]").press("Enter")
+    await expect(row).to_contain_text("Saved meanwhile: new@smith.example")
+    await row.get_by_role("button", name="Overwrite anyway").click()
+    await expect(page.locator(f"#user-{user_id}[data-inline-edit]")).to_have_count(0)
+    stored = await _sql(database_url, "SELECT email FROM users WHERE id = $1", user_id)
+    assert stored == "mine@smith.example"
