@@ -82,7 +82,11 @@ class Export:
 
     async def _put(self, chunk: bytes | bytearray | memoryview) -> None:
         # asyncpg reuses its buffer: the chunk must be copied before the next one arrives
-        await asyncio.wait_for(self._queue.put(bytes(chunk)), PUT_TIMEOUT_SECONDS)
+        data = bytes(chunk)
+        if not self._queue.full():
+            self._queue.put_nowait(data)
+        else:
+            await asyncio.wait_for(self._queue.put(data), PUT_TIMEOUT_SECONDS)
 
     async def _copy(self, conn: asyncpg.Connection, query: str, args: list[object]) -> None:
         try:
@@ -106,7 +110,17 @@ class Export:
                 chunk = await self._queue.get()
                 if chunk is None:
                     break
-                yield chunk
+                # when the client is slower than COPY, send what has piled up in one write
+                pieces, finished = [chunk], False
+                while not self._queue.empty():
+                    more = self._queue.get_nowait()
+                    if more is None:
+                        finished = True
+                        break
+                    pieces.append(more)
+                yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                if finished:
+                    break
             await self._task  # re-raises a COPY failure
         finally:
             with anyio.CancelScope(shield=True):
