@@ -68,26 +68,33 @@ async def load_demo_data(
     seed: int | None = None,
     rebuild_min_rows: int = REBUILD_MIN_ROWS,
 ) -> None:
-    """Append `users` users and `orders` orders, all in one transaction; prints rows/s."""
+    """Append `users` users, then `orders` orders (one transaction per table); prints rows/s.
+
+    One transaction per table keeps the lock a large load takes (see below) to the time of
+    that table's own load.
+    """
     conn = await asyncpg.connect(dsn, server_settings={"application_name": "pg-admin demo-data"})
     try:
         await migrate(conn)
         first_id = await _reserve_user_ids(conn, users)
         started = time.perf_counter()
-        async with conn.transaction():
-            await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
-            if users:
+        if users:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 async with _indexes_rebuilt_if_large(conn, "users", users, rebuild_min_rows):
                     chunks = UserChunks(first_id, users, seed=seed)
                     await _copy(conn, "users", UserChunks.COLUMNS, chunks)
-            if orders:
+            await conn.execute("ANALYZE users")
+        if orders:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 user_count, user_id_at = await _user_picker(conn)
                 if user_count == 0:
                     raise CommandError("no users to place orders for: add some with --users N")
                 async with _indexes_rebuilt_if_large(conn, "orders", orders, rebuild_min_rows):
                     chunks = OrderChunks(orders, user_count, user_id_at, seed=seed)
                     await _copy(conn, "orders", OrderChunks.COLUMNS, chunks)
-            await _analyze(conn, users=users, orders=orders)
+            await conn.execute("ANALYZE orders")
         elapsed = time.perf_counter() - started
         print(f"done: {users + orders:,} rows in {elapsed:.1f} s", flush=True)
     except asyncpg.UniqueViolationError as exc:
@@ -186,11 +193,3 @@ async def _copy(
     elapsed = time.perf_counter() - started
     rate = rows / elapsed if elapsed > 0 else 0.0
     print(f"{table}: {rows:,} rows in {elapsed:.1f} s ({rate:,.0f} rows/s)", flush=True)
-
-
-async def _analyze(conn: asyncpg.Connection, *, users: int, orders: int) -> None:
-    # fresh statistics so the panel's first queries over the new rows get good plans
-    if users:
-        await conn.execute("ANALYZE users")
-    if orders:
-        await conn.execute("ANALYZE orders")
