@@ -100,6 +100,10 @@ async def _drain(upload: Upload) -> None:
 
 async def _import(request: Request, spec: CsvTable) -> Response:
     settings = request.app.state.settings
+    content_type = request.headers.get("content-type", "")
+    if request.state.csrf_pending and not content_type.startswith("multipart/form-data"):
+        # only a form can carry the token in its body; anything else needs the header
+        raise HTTPException(403, "Send the X-CSRF-Token header with a raw CSV body.")
     try:
         upload = await open_upload(request, settings.max_upload_bytes)
     except UploadRefused as exc:

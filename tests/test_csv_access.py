@@ -111,3 +111,18 @@ async def test_import_page_has_the_form_with_the_token_before_the_file(admin_cli
     assert html.index('name="csrf_token"') < html.index('name="file"')
     assert 'enctype="multipart/form-data"' in html
     assert "upload.js" in html
+
+
+async def test_a_body_of_another_type_without_the_header_is_403_not_400(
+    admin_client: LoggedIn,
+):
+    response = await admin_client.http.post(
+        "/users/import", content=b"{}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 403
+    with_header = await admin_client.http.post(
+        "/users/import",
+        content=b"{}",
+        headers={"Content-Type": "application/json", "X-CSRF-Token": admin_client.csrf},
+    )
+    assert with_header.status_code == 400
