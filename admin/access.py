@@ -114,19 +114,30 @@ async def _load_staff(request: Request, session: sessions.Session) -> StaffMembe
     return member
 
 
-def guard(endpoint: Endpoint, access: Access, csrf_from: CsrfFrom = CsrfFrom.FORM) -> Endpoint:
+def guard(
+    endpoint: Endpoint,
+    access: Access,
+    csrf_from: CsrfFrom = CsrfFrom.FORM,
+    *,
+    uses_session: bool = True,
+) -> Endpoint:
     """Wrap `endpoint` with session loading, the login and role check, and the CSRF check."""
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
+        if not uses_session:
+            return await endpoint(request)
         settings: Settings = request.app.state.settings
         session = sessions.load(request, settings)
         request.state.session = session
         request.state.staff = None
         request.state.csrf_pending = False
-        if access is not Access.PUBLIC or session.staff_id is not None:
-            request.state.staff = await _load_staff(request, session)
-        response = await _checked(request, endpoint, access, csrf_from)
+        if session.staff_id is None:
+            response = await _checked(request, endpoint, access, csrf_from)
+        else:
+            async with db.request_connection(request):
+                request.state.staff = await _load_staff(request, session)
+                response = await _checked(request, endpoint, access, csrf_from)
         sessions.save(response, session, settings)
         return response
 
@@ -162,6 +173,18 @@ def route(
     methods: Sequence[str] = ("GET",),
     name: str | None = None,
     csrf_from: CsrfFrom = CsrfFrom.FORM,
+    uses_session: bool = True,
 ) -> Route:
-    """A Starlette route whose endpoint enforces `access` (and CSRF on unsafe methods)."""
-    return Route(path, guard(endpoint, access, csrf_from), methods=list(methods), name=name)
+    """A Starlette route whose endpoint enforces `access` (and CSRF on unsafe methods).
+
+    `uses_session=False` is for public endpoints that must answer without touching the
+    session or the pool (the health check, which has to work when the pool is exhausted).
+    """
+    if not uses_session and access is not Access.PUBLIC:
+        raise ValueError("only public routes may skip the session")
+    return Route(
+        path,
+        guard(endpoint, access, csrf_from, uses_session=uses_session),
+        methods=list(methods),
+        name=name,
+    )

@@ -51,7 +51,13 @@ def routes() -> list[BaseRoute]:
     """Every route with the access rule it needs; tests walk this table."""
     return [
         # ---- public
-        route("/healthz", health.healthz, access=Access.PUBLIC, name="healthz"),
+        route(
+            "/healthz",
+            health.healthz,
+            access=Access.PUBLIC,
+            name="healthz",
+            uses_session=False,
+        ),
         route("/login", auth.login_page, access=Access.PUBLIC, name="login"),
         route("/login", auth.login, access=Access.PUBLIC, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -43,6 +43,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (one round trip per request).
+
+    The pool already rolls back a transaction left open. Beyond that nothing here changes
+    session state on a pooled connection: settings are `SET LOCAL`, advisory locks are
+    transaction-scoped, LISTEN runs on the hub's own connection, cursors live in transactions.
+    """
+
+
 async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
     """Open the pool; codecs and the statement timeout are set once here for every connection."""
     options: dict[str, Any] = {
@@ -50,6 +59,7 @@ async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
         "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
         "init": _init_connection,
+        "reset": _keep_session,
         "command_timeout": None,
         "server_settings": {
             "application_name": "pg-admin-panel",
@@ -77,10 +87,41 @@ async def acquire(pool: asyncpg.Pool, wait_seconds: float) -> AsyncIterator[asyn
 
 @asynccontextmanager
 async def connection(request: HTTPConnection) -> AsyncIterator[asyncpg.Connection]:
-    """The request's way to the database: the app's pool with the configured acquire timeout."""
+    """The request's way to the database: the app's pool with the configured acquire timeout.
+
+    Inside `request_connection` (the route guard opens one per request) this is that same
+    connection, so checking the session and serving the page cost one acquire, not two.
+    """
+    shared: asyncpg.Connection | None = getattr(request.state, "db_connection", None)
+    if shared is not None:
+        yield shared
+        return
     settings: Settings = request.app.state.settings
     async with acquire(request.app.state.pool, settings.pool_acquire_timeout) as conn:
         yield conn
+
+
+@asynccontextmanager
+async def request_connection(request: HTTPConnection) -> AsyncIterator[None]:
+    """Share one connection across everything the guard and the handler do.
+
+    Released when the handler returns: a streamed body (SSE, CSV export) that needs the
+    database later acquires its own, so nothing is held while a stream waits.
+    """
+    settings: Settings = request.app.state.settings
+    pool: asyncpg.Pool = request.app.state.pool
+    try:
+        conn = await pool.acquire(timeout=settings.pool_acquire_timeout)
+    except TimeoutError:
+        raise PoolExhausted("all database connections are busy") from None
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
+    request.state.db_connection = conn
+    try:
+        yield
+    finally:
+        request.state.db_connection = None
+        await pool.release(conn)
 
 
 async def ping(pool: asyncpg.Pool, wait_seconds: float) -> None:

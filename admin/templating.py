@@ -29,3 +29,6 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_p
 templates.env.filters["datetime"] = _datetime
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
+# Templates change only with a deploy (which restarts the process); without this Jinja stats
+# every template file on every render, once per {% include %} of a row.
+templates.env.auto_reload = False
