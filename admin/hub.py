@@ -19,6 +19,12 @@ short, growing timer while a pair is unsettled, and every `health_interval` seco
 otherwise; that poll doubles as the health check (asyncpg never re-LISTENs by itself).
 When the connection drops it reconnects with backoff, re-LISTENs and catches up from the
 table, since the watermark says exactly where it stopped.
+
+Pacing. Each release costs one send per client, so with many clients connected the hub
+releases at most once per `release_gap` (growing with the client count, capped at
+`max_release_gap`): fewer, larger chunks. In that mode a poll takes no fresh xid while
+an older pair is still pending, so each cycle is one dating poll then one settling poll
+that releases everything written before the first; an event waits at most about one gap.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -110,6 +117,8 @@ class Hub:
         health_interval: float = 2.0,
         query_timeout: float = 10.0,
         max_backoff: float = 5.0,
+        gap_per_client: float = 25e-6,
+        max_release_gap: float = 0.025,
     ) -> None:
         self._dsn = dsn
         self.queue_size = queue_size
@@ -117,6 +126,9 @@ class Hub:
         self._health_interval = health_interval
         self._query_timeout = query_timeout
         self._max_backoff = max_backoff
+        self._gap_per_client = gap_per_client
+        self._max_release_gap = max_release_gap
+        self._last_release = 0.0
         self.watermark: int | None = None
         self._settled = 0
         self._pending: list[tuple[int, int]] = []
@@ -172,6 +184,11 @@ class Hub:
     @property
     def client_count(self) -> int:
         return len(self._subscribers)
+
+    @property
+    def release_gap(self) -> float:
+        """Seconds between releases: sending to every client is the cost to amortise."""
+        return min(self._max_release_gap, self._gap_per_client * len(self._subscribers))
 
     def broadcast(self, message: Batch | Broadcast) -> None:
         """Offer to every client; one whose queue is full is dropped, never waited for."""
@@ -246,7 +263,15 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._wake.wait()
+            await self._pace()
             self._wake.clear()
+
+    async def _pace(self) -> None:
+        """Wait out the rest of the release gap; notifications arriving meanwhile are
+        picked up by the poll that follows."""
+        delay = self._last_release + self.release_gap - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def _poll(self, conn: asyncpg.Connection) -> bool:
         """One round: returns True if it released events or settled a pair."""
@@ -254,6 +279,7 @@ class Hub:
         pending = list(self._pending)
         newest = max([self.watermark or 0, self._settled] + [pair[0] for pair in pending])
         fresh = allocated > newest
+        take_xid = fresh and not (pending and self.release_gap > 0)
         if not pending and not fresh and self.watermark is not None:
             if self.watermark >= self._settled:
                 return False
@@ -265,12 +291,15 @@ class Hub:
             settled=self._settled,
             pending=pending,
             limit=self._batch_limit,
-            take_xid=fresh,
+            take_xid=take_xid,
         )
         remaining = [(a, x) for a, x in pending if x > result.xmin]
         settled_any = len(remaining) < len(pending)
-        if fresh and result.xid is not None:
+        if take_xid and result.xid is not None:
             remaining.append((allocated, result.xid))
+        elif fresh:
+            # ids not dated yet: the next poll must come soon, whether or not one notifies
+            self._wake.set()
         if len(remaining) > MAX_PENDING:
             # keeps the oldest (they settle first) and the newest; releasing later is safe
             del remaining[MAX_PENDING // 2 : len(remaining) - MAX_PENDING // 2]
@@ -281,18 +310,19 @@ class Hub:
                 self.watermark = self._settled
                 self._ready.set()
                 log.info("live events start after id %d", self.watermark)
-            return settled_any or fresh
+            return settled_any or take_xid
         if not result.events:
             if self.watermark < self._settled:
                 # nothing visible between: those ids were rolled back or never used
                 self.watermark = self._settled
-            return settled_any or fresh
+            return settled_any or take_xid
         if len(result.events) >= self._batch_limit:
             self.watermark = result.events[-1].id
             self._wake.set()
         else:
             self.watermark = self._settled
         batch = Batch(tuple(result.events))
+        self._last_release = time.monotonic()
         self.broadcast(batch)
         for hook in self.on_release:
             hook(batch.events)

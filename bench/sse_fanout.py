@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,39 +39,51 @@ async def _open(port: int, cookie: str) -> tuple[asyncio.StreamReader, asyncio.S
     return reader, writer
 
 
+class _Stream(asyncio.Protocol):
+    """One SSE connection read by callbacks, not a task per stream, so 1,000 streams cost
+    the client process little; a probe stamps each order when its event is complete."""
+
+    def __init__(self, request: bytes, receipts: dict[int, list[float]] | None) -> None:
+        self._request = request
+        self._receipts = receipts
+        self._tail = b""
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses
+        cast(asyncio.WriteTransport, transport).write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.opened.done():
+            self.opened.set_result(None)
+        if self._receipts is None:
+            return
+        now = time.time()
+        *complete, self._tail = (self._tail + data).split(b"\r\n\r\n")
+        for event in complete:
+            for match in ORDER.finditer(event):
+                self._receipts.setdefault(int(match.group(1)), []).append(now)
+
+
 async def _clients(port: int, cookie: str, count: int, probes: int, seconds: float) -> None:
-    streams = []
-    for start in range(0, count, 100):
-        batch = min(100, count - start)
-        streams += await asyncio.gather(*(_open(port, cookie) for _ in range(batch)))
+    loop = asyncio.get_running_loop()
+    request = f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode()
     receipts: dict[int, list[float]] = {}
-    received = [0]
-
-    async def probe(reader: asyncio.StreamReader) -> None:
-        tail = b""
-        while True:
-            chunk = await reader.read(65536)
-            now = time.time()
-            if not chunk:
-                return
-            data = tail + chunk
-            for match in ORDER.finditer(data):
-                receipts.setdefault(int(match.group(1)), []).append(now)
-            tail = data[-40:]
-            received[0] += chunk.count(b"event: order")
-
-    async def drain(reader: asyncio.StreamReader) -> None:
-        while await reader.read(65536):
-            pass
-
-    tasks = [
-        asyncio.create_task(probe(r) if i < probes else drain(r))
-        for i, (r, _) in enumerate(streams)
-    ]
+    transports = []
+    for start in range(0, count, 100):
+        batch = [
+            _Stream(request, receipts if i < probes else None)
+            for i in range(start, min(start + 100, count))
+        ]
+        for stream in batch:
+            transport, _ = await loop.create_connection(lambda s=stream: s, "127.0.0.1", port)
+            transports.append(transport)
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(stream.opened for stream in batch))
     print("ready", flush=True)
     await asyncio.sleep(seconds)
-    for task in tasks:
-        task.cancel()
+    for transport in transports:
+        transport.close()
     print(json.dumps({"receipts": receipts}), flush=True)
 
 
@@ -250,7 +263,7 @@ async def main(args: argparse.Namespace) -> None:
             # first, on a fresh process, before bigger phases leave freed memory behind
             idle_kb = await _idle_rss(port, cookie, app.process.pid, 1000)
             rows = []
-            for clients in (1, 100, 1000):
+            for clients in args.counts:
                 print(f"{clients} clients at {args.rate:.0f}/s ...", flush=True)
                 p50, p99, missing = await _fanout(
                     dsn, port, cookie, clients, args.rate, args.seconds
@@ -279,10 +292,15 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--clients":
+        import uvloop
+
         port, cookie, count, probes, seconds = sys.argv[2:7]
-        asyncio.run(_clients(int(port), cookie, int(count), int(probes), float(seconds)))
+        uvloop.run(_clients(int(port), cookie, int(count), int(probes), float(seconds)))
         sys.exit(0)
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument(
+        "--counts", type=lambda v: [int(n) for n in v.split(",")], default=[1, 100, 1000]
+    )
     asyncio.run(main(parser.parse_args()))
