@@ -6,13 +6,16 @@ import base64
 import binascii
 import enum
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import asyncpg
+from starlette.requests import HTTPConnection
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -232,6 +235,25 @@ def page_from_rows(
     return Page(rows=rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
 
 
+class SortableQuery(Protocol):
+    """What sort_urls needs from UserQuery / OrderQuery."""
+
+    sort: SortColumn
+    descending: bool
+
+    def params(self, **changes: str | None) -> dict[str, str]: ...
+
+
+def sort_urls(path: str, query: SortableQuery, keys: Iterable[str]) -> dict[str, str]:
+    """Each column header's link: that column ascending, or reversed when it is the sort."""
+    urls = {}
+    for key in keys:
+        current = key == query.sort.key
+        direction = "asc" if current and query.descending else ("desc" if current else "asc")
+        urls[key] = f"{path}?{urlencode(query.params(sort=key, dir=direction))}"
+    return urls
+
+
 class ListQuery(Protocol):
     """What fetch_page needs from UserQuery / OrderQuery."""
 
@@ -280,21 +302,75 @@ class Total:
     exact: bool
 
 
-async def estimate_total(
-    conn: asyncpg.Connection, table: str, query: ListQuery, *, filtered: bool
-) -> Total:
-    """The planner's row estimate (pg_class.reltuples unfiltered); exact when that is small."""
+class RowEstimates:
+    """Unfiltered row estimates by table, reused for a few seconds.
+
+    pg_class.reltuples only moves on VACUUM and ANALYZE, so re-reading it on every page view
+    buys nothing but a round trip. One per app (per database), never shared across databases.
+    """
+
+    def __init__(self, ttl_seconds: float = 5.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._values: dict[str, tuple[float, float]] = {}
+
+    def get(self, table: str) -> float | None:
+        entry = self._values.get(table)
+        if entry is None or time.monotonic() - entry[1] > self.ttl_seconds:
+            return None
+        return entry[0]
+
+    def put(self, table: str, estimate: float) -> None:
+        self._values[table] = (estimate, time.monotonic())
+
+
+def row_estimates(request: HTTPConnection) -> RowEstimates:
+    """The app's RowEstimates, created on first use."""
+    state = request.app.state
+    estimates: RowEstimates | None = getattr(state, "row_estimates", None)
+    if estimates is None:
+        estimates = state.row_estimates = RowEstimates()
+    return estimates
+
+
+async def _planned_rows(conn: asyncpg.Connection, table: str, query: ListQuery) -> float:
     where, _, args = query.filter_sql()
-    estimate = -1.0
-    if not filtered:
-        estimate = await conn.fetchval(
-            "SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table
-        )
-    if estimate is None or estimate < 0 or filtered:
-        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} {where}", *args)
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        estimate = float(plan[0]["Plan"]["Plan Rows"])
+    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} {where}", *args)
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+async def _unfiltered_estimate(
+    conn: asyncpg.Connection, table: str, query: ListQuery, estimates: RowEstimates | None
+) -> float:
+    cached = estimates.get(table) if estimates is not None else None
+    if cached is not None:
+        return cached
+    estimate = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table)
+    if estimate is None or estimate < 0:  # never vacuumed or analyzed
+        estimate = await _planned_rows(conn, table, query)
+    if estimates is not None:
+        estimates.put(table, estimate)
+    return float(estimate)
+
+
+async def estimate_total(
+    conn: asyncpg.Connection,
+    table: str,
+    query: ListQuery,
+    *,
+    filtered: bool,
+    estimates: RowEstimates | None = None,
+) -> Total:
+    """The planner's row estimate (pg_class.reltuples unfiltered); exact when that is small.
+
+    `estimates` keeps the unfiltered estimate for a few seconds; the exact count of a small
+    table is never cached.
+    """
+    if filtered:
+        estimate = await _planned_rows(conn, table, query)
+    else:
+        estimate = await _unfiltered_estimate(conn, table, query, estimates)
     if estimate <= SMALL_TABLE:
         exact = await exact_total(conn, table, query)
         if exact is not None:

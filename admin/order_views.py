@@ -13,7 +13,7 @@ from starlette.responses import Response
 from admin import audit, db, orders
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect, render
-from admin.listing import InvalidQuery, parse_id
+from admin.listing import InvalidQuery, parse_id, row_estimates
 from admin.orders import STATUSES, OrderQuery
 from admin.templating import templates
 
@@ -50,7 +50,7 @@ async def orders_list(request: Request) -> Response:
         )
     async with db.connection(request) as conn:
         page = await orders.list_page(conn, query)
-        total = await orders.total(conn, query)
+        total = await orders.total(conn, query, row_estimates(request))
     context = {"query": query, "page": page, "total": total, "error": None, "statuses": STATUSES}
     return render(request, "orders/index.html", "orders/_orders_table.html", context)
 

@@ -15,6 +15,7 @@ from admin.listing import (
     InvalidQuery,
     Kind,
     Page,
+    RowEstimates,
     SortColumn,
     Total,
     estimate_total,
@@ -27,6 +28,7 @@ from admin.listing import (
     parse_limit,
     parse_search,
     parse_sort,
+    sort_urls,
 )
 from admin.users import SEARCH_EXPRESSION as USER_SEARCH_EXPRESSION
 
@@ -144,6 +146,10 @@ class OrderQuery:
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         return where, order_by(self.sort, self.descending), args
 
+    def sort_urls(self) -> dict[str, str]:
+        """The link of each sortable column header (by sort key)."""
+        return sort_urls("/orders", self, SORT_COLUMNS)
+
     def params(self, **changes: str | None) -> dict[str, str]:
         """The query string of this view (without cursors), with `changes` applied."""
         current: dict[str, str | None] = {
@@ -186,8 +192,12 @@ async def list_page(conn: asyncpg.Connection, query: OrderQuery) -> Page:
     return await fetch_page(conn, "orders", LIST_COLUMNS, query)
 
 
-async def total(conn: asyncpg.Connection, query: OrderQuery) -> Total:
-    return await estimate_total(conn, "orders", query, filtered=query.is_filtered)
+async def total(
+    conn: asyncpg.Connection, query: OrderQuery, estimates: RowEstimates | None = None
+) -> Total:
+    return await estimate_total(
+        conn, "orders", query, filtered=query.is_filtered, estimates=estimates
+    )
 
 
 async def exact_count(conn: asyncpg.Connection, query: OrderQuery) -> int | None:

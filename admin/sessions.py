@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -84,7 +85,13 @@ class Session:
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key, salt="admin.session")
+    return _serializer_for(settings.secret_key)
+
+
+@functools.lru_cache(maxsize=4)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    # built once per key: every request of a logged-in member verifies its cookie
+    return URLSafeTimedSerializer(secret_key, salt="admin.session")
 
 
 def load(request: HTTPConnection, settings: Settings) -> Session:

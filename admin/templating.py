@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
@@ -21,12 +24,31 @@ def _page_context(request: Request) -> dict[str, Any]:
     }
 
 
-def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.strftime(fmt) if value else ""
+MINUTES = "%Y-%m-%d %H:%M"
+
+
+def _datetime(value: datetime | None, fmt: str = MINUTES) -> str:
+    if not value:
+        return ""
+    if fmt == MINUTES and type(value) is datetime:
+        # the same text as strftime at half the cost: list pages format two per row
+        return value.isoformat(" ", "minutes")[:16]
+    return value.strftime(fmt)
+
+
+@pass_context
+def _static_url(context: Context, path: str) -> str:
+    """The URL of a file under /static (below the app's root path, when mounted under one).
+
+    url_for('static', ...) would try every route of the table in turn for each asset.
+    """
+    request: Request = context["request"]
+    return f"{request.scope.get('root_path', '')}/static/{quote(path)}"
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
 templates.env.filters["datetime"] = _datetime
+templates.env.globals["static_url"] = _static_url
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 # Templates change only with a deploy (which restarts the process); without this Jinja stats

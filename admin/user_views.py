@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from admin import audit, db, user_forms, users
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect, render
-from admin.listing import InvalidQuery, parse_id
+from admin.listing import InvalidQuery, parse_id, row_estimates
 from admin.templating import templates
 from admin.users import UserQuery
 
@@ -48,7 +48,7 @@ async def users_list(request: Request) -> Response:
         )
     async with db.connection(request) as conn:
         page = await users.list_page(conn, query)
-        total = await users.total(conn, query)
+        total = await users.total(conn, query, row_estimates(request))
     context = {"query": query, "page": page, "total": total, "error": None}
     return render(request, "users/index.html", "users/_users_table.html", context)
 

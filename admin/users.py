@@ -14,6 +14,7 @@ from admin.listing import (
     InvalidQuery,
     Kind,
     Page,
+    RowEstimates,
     SortColumn,
     Total,
     estimate_total,
@@ -25,6 +26,7 @@ from admin.listing import (
     parse_limit,
     parse_search,
     parse_sort,
+    sort_urls,
 )
 
 # The exact expression of the trigram index users_search_trgm; the planner only uses the
@@ -112,6 +114,10 @@ class UserQuery:
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         return where, order_by(self.sort, self.descending), args
 
+    def sort_urls(self) -> dict[str, str]:
+        """The link of each sortable column header (by sort key)."""
+        return sort_urls("/users", self, SORT_COLUMNS)
+
     def params(self, **changes: str | None) -> dict[str, str]:
         """The query string of this view (without cursors), with `changes` applied."""
         current: dict[str, str | None] = {
@@ -143,8 +149,12 @@ async def list_page(conn: asyncpg.Connection, query: UserQuery) -> Page:
     return await fetch_page(conn, "users", COLUMNS, query)
 
 
-async def total(conn: asyncpg.Connection, query: UserQuery) -> Total:
-    return await estimate_total(conn, "users", query, filtered=query.is_filtered)
+async def total(
+    conn: asyncpg.Connection, query: UserQuery, estimates: RowEstimates | None = None
+) -> Total:
+    return await estimate_total(
+        conn, "users", query, filtered=query.is_filtered, estimates=estimates
+    )
 
 
 async def exact_count(conn: asyncpg.Connection, query: UserQuery) -> int | None:
