@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -185,6 +186,10 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
             await _prepare_database(current)
             app.state.pool = await db.create_pool(current)
             live.start(app)
+            # What startup built lives as long as the process: leave it out of every garbage
+            # collection (page rendering allocates enough to trigger one nearly every request).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
