@@ -20,6 +20,11 @@ otherwise; that poll doubles as the health check (asyncpg never re-LISTENs by it
 When the connection drops it reconnects with backoff, re-LISTENs and catches up from the
 table, since the watermark says exactly where it stopped.
 
+Heartbeats. One timer per process puts a shared comment frame into every queue every
+`heartbeat_interval` seconds (proxies keep the connection open). The same tick cuts off
+a client whose writer has been stuck in one send since the previous tick: it stopped
+reading, and its queue may take long to fill at a low event rate.
+
 Pacing. Each release costs one send per client, so with many clients connected the hub
 releases at most once per `release_gap` (growing with the client count, capped at
 `max_release_gap`): fewer, larger chunks. In that mode a poll takes no fresh xid while
@@ -50,6 +55,10 @@ MAX_PENDING = 64
 NOTHING_BELOW = 2**62
 
 
+HEARTBEAT = b": ping\n\n"
+CLOSED_WHILE_SENDING = "subscription closed while sending"
+
+
 class Closed:
     """Put in a client's queue when the hub drops it (too slow, or shutting down)."""
 
@@ -62,6 +71,8 @@ class Batch:
     """Events released together, in id order; `frames` caches their encoding per filter."""
 
     events: tuple[OrderEvent, ...]
+    # sent after the events to every client, filtered or not (see Hub.send_with_next_release)
+    extra: bytes = b""
     frames: dict[str | None, bytes] = field(default_factory=dict)
 
     @property
@@ -87,6 +98,12 @@ class Subscription:
         self.start = start
         self.queue: asyncio.Queue[Message] = asyncio.Queue(size)
         self.closed: str | None = None
+        # kept up to date by the task writing to the client: closing interrupts a send
+        # that may never finish (the client stopped reading and its socket buffer is full)
+        self.writer: asyncio.Task[object] | None = None
+        self.sending = False
+        self.sends = 0
+        self._sends_at_tick = -1
 
     def offer(self, message: Message) -> bool:
         try:
@@ -103,6 +120,14 @@ class Subscription:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(Closed(reason))
+        if self.sending and self.writer is not None:
+            self.writer.cancel(CLOSED_WHILE_SENDING)
+
+    def stuck(self) -> bool:
+        """True when the same send has been pending since the previous call."""
+        stuck = self.sending and self.sends == self._sends_at_tick
+        self._sends_at_tick = self.sends
+        return stuck
 
 
 class Hub:
@@ -119,6 +144,7 @@ class Hub:
         max_backoff: float = 5.0,
         gap_per_client: float = 25e-6,
         max_release_gap: float = 0.025,
+        heartbeat_interval: float = 15.0,
     ) -> None:
         self._dsn = dsn
         self.queue_size = queue_size
@@ -128,6 +154,10 @@ class Hub:
         self._max_backoff = max_backoff
         self._gap_per_client = gap_per_client
         self._max_release_gap = max_release_gap
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._extra = b""
+        self._extra_timer: asyncio.TimerHandle | None = None
         self._last_release = 0.0
         self.watermark: int | None = None
         self._settled = 0
@@ -146,12 +176,23 @@ class Hub:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="order-events-hub")
+            self._heartbeat_task = asyncio.create_task(self._beat(), name="order-events-heartbeat")
 
-    async def stop(self) -> None:
+    def close_all(self, reason: str) -> None:
+        """End every stream now and refuse new ones (the server is shutting down)."""
         self._stopping = True
         for subscription in list(self._subscribers):
-            subscription.close("shutdown")
+            subscription.close(reason)
         self._subscribers.clear()
+
+    async def stop(self) -> None:
+        self.close_all("shutdown")
+        self._take_extra()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -196,6 +237,37 @@ class Hub:
             if not subscription.offer(message):
                 self._subscribers.discard(subscription)
                 subscription.close("too slow")
+
+    async def _beat(self) -> None:
+        heartbeat = Broadcast(HEARTBEAT)
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            for subscription in list(self._subscribers):
+                if subscription.stuck():
+                    self._subscribers.discard(subscription)
+                    subscription.close("too slow")
+            self.broadcast(heartbeat)
+
+    def send_with_next_release(self, frame: bytes, wait: float = 0.2) -> None:
+        """Send `frame` to every client along with the next release, or on its own after
+        `wait` seconds: one round of sends to every client instead of two. A newer
+        frame replaces one still waiting."""
+        self._extra = frame
+        if self._extra_timer is None:
+            self._extra_timer = asyncio.get_running_loop().call_later(wait, self._send_extra)
+
+    def _take_extra(self) -> bytes:
+        extra, self._extra = self._extra, b""
+        if self._extra_timer is not None:
+            self._extra_timer.cancel()
+            self._extra_timer = None
+        return extra
+
+    def _send_extra(self) -> None:
+        self._extra_timer = None
+        extra = self._take_extra()
+        if extra and not self._stopping:
+            self.broadcast(Broadcast(extra))
 
     # ---- the listener loop
 
@@ -321,7 +393,7 @@ class Hub:
             self._wake.set()
         else:
             self.watermark = self._settled
-        batch = Batch(tuple(result.events))
+        batch = Batch(tuple(result.events), extra=self._take_extra())
         self._last_release = time.monotonic()
         self.broadcast(batch)
         for hook in self.on_release:

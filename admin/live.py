@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -9,12 +11,17 @@ from starlette.applications import Starlette
 from admin.hub import Hub
 from admin.live_stats import StatsFeed
 from admin.settings import Settings
+from admin.sse_response import server_exiting
+
+# how often the process checks whether the server was told to exit
+EXIT_POLL_SECONDS = 0.1
 
 
 @dataclass
 class Live:
     hub: Hub
     stats: StatsFeed
+    exit_watch: asyncio.Task[None]
 
 
 def start(app: Starlette) -> Live:
@@ -26,7 +33,8 @@ def start(app: Starlette) -> Live:
     stats = StatsFeed(hub, app.state.pool)
     hub.start()
     stats.start()
-    app.state.live = Live(hub=hub, stats=stats)
+    exit_watch = asyncio.create_task(_end_streams_on_exit(hub), name="order-events-exit")
+    app.state.live = Live(hub=hub, stats=stats, exit_watch=exit_watch)
     return app.state.live
 
 
@@ -35,8 +43,20 @@ async def stop(app: Starlette) -> None:
     if live is None:
         return
     app.state.live = None
+    live.exit_watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await live.exit_watch
     await live.stats.stop()
     await live.hub.stop()
+
+
+async def _end_streams_on_exit(hub: Hub) -> None:
+    """The server waits for open responses before its shutdown runs `stop()`, and
+    streams never finish by themselves: end them as soon as it is told to exit."""
+    # nothing to wait on: uvicorn only sets a flag
+    while not server_exiting():  # noqa: ASYNC110
+        await asyncio.sleep(EXIT_POLL_SECONDS)
+    hub.close_all("shutdown")
 
 
 def running_hub(app: Starlette) -> Hub | None:

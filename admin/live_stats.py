@@ -16,7 +16,7 @@ import asyncpg
 
 from admin import db, live_view, order_stats
 from admin.events import OrderEvent
-from admin.hub import Broadcast, Hub
+from admin.hub import Hub
 
 log = logging.getLogger("admin.live_stats")
 
@@ -64,5 +64,5 @@ class StatsFeed:
             except Exception:
                 log.exception("dashboard counters not refreshed")
             else:
-                self._hub.broadcast(Broadcast(live_view.stats_frames(counters, minutes)))
+                self._hub.send_with_next_release(live_view.stats_frames(counters, minutes))
             await asyncio.sleep(self._min_interval)

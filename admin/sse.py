@@ -5,21 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from admin import db, events, live, live_view
-from admin.hub import Batch, Broadcast, Closed, Hub, Subscription
+from admin.hub import Batch, Broadcast, Subscription
 from admin.settings import Settings
+from admin.sse_response import Emit, EventStreamResponse
 
 log = logging.getLogger("admin.sse")
 
 RETRY_MS = 2000
-HEARTBEAT_SECONDS = 15
-# a client that has not taken a chunk for this long is cut off; it resumes by id later
-SEND_TIMEOUT_SECONDS = 30
+OPENING = ServerSentEvent(comment="live", retry=RETRY_MS).encode()
 READY_SECONDS = 5.0
 REPLAY_PAGE = 500
 MAX_ID = 2**63 - 1
@@ -59,11 +58,9 @@ async def events_stream(request: Request) -> Response:
     if not await hub.wait_ready(READY_SECONDS):
         raise db.DatabaseUnavailable("live events are not available yet")
     subscription = hub.subscribe()
-    return EventSourceResponse(
-        _stream(request, hub, subscription, after, status),
-        ping=HEARTBEAT_SECONDS,
-        send_timeout=SEND_TIMEOUT_SECONDS,
-        headers={"Cache-Control": "no-store"},
+    feed = _Feed(request, subscription, after, status)
+    return EventStreamResponse(
+        subscription, feed.prelude, feed.render, lambda: hub.unsubscribe(subscription)
     )
 
 
@@ -83,48 +80,50 @@ async def _replay(
         last = page[-1].id
 
 
-async def _stream(
-    request: Request,
-    hub: Hub,
-    subscription: Subscription,
-    after: int | None,
-    status: str | None,
-) -> AsyncIterator[bytes]:
-    try:
-        yield ServerSentEvent(comment="live", retry=RETRY_MS).encode()
+class _Feed:
+    """One client's position in the sequence: replayed first, then rendered live."""
+
+    def __init__(
+        self, request: Request, subscription: Subscription, after: int | None, status: str | None
+    ) -> None:
+        self._request = request
+        self._subscription = subscription
+        self._after = after
+        self._status = status
+        self._last = subscription.start
+
+    async def prelude(self, emit: Emit) -> bool:
+        await emit(OPENING)
         # The subscription holds every release after `start`; ids up to `start` are final
         # in the table. Replay those, then go live, skipping anything already sent (a
         # client coming from another process may be ahead of this one).
-        last = subscription.start
-        if after is not None:
-            try:
-                async for chunk in _replay(request, after, subscription.start, status):
-                    yield chunk
-            except db.DatabaseUnavailable as exc:
-                log.warning("replay failed, the client will retry: %s", exc)
-                return
-            last = max(after, subscription.start)
-        while True:
-            message = await subscription.queue.get()
-            if isinstance(message, Closed):
-                return
-            if isinstance(message, Broadcast):
-                yield message.frame
-                continue
-            chunk, last = _batch_frames(message, last, status)
-            if chunk:
-                yield chunk
-    finally:
-        hub.unsubscribe(subscription)
+        after, start = self._after, self._subscription.start
+        if after is None:
+            return True
+        try:
+            async for chunk in _replay(self._request, after, start, self._status):
+                await emit(chunk)
+        except db.DatabaseUnavailable as exc:
+            log.warning("replay failed, the client will retry: %s", exc)
+            return False
+        self._last = max(after, start)
+        return True
+
+    def render(self, message: Batch | Broadcast) -> bytes:
+        if isinstance(message, Broadcast):
+            return message.frame
+        chunk, self._last = _batch_frames(message, self._last, self._status)
+        return chunk
 
 
 def _batch_frames(batch: Batch, last: int, status: str | None) -> tuple[bytes, int]:
     if batch.last_id <= last:
-        return b"", last
+        return batch.extra, last
     if batch.events[0].id > last:
         frames = batch.frames.get(status)
         if frames is None:
-            frames = batch.frames[status] = live_view.order_frames(batch.events, status)
+            frames = live_view.order_frames(batch.events, status) + batch.extra
+            batch.frames[status] = frames
         return frames, batch.last_id
     fresh = [e for e in batch.events if e.id > last]
-    return live_view.order_frames(fresh, status), batch.last_id
+    return live_view.order_frames(fresh, status) + batch.extra, batch.last_id

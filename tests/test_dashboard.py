@@ -7,7 +7,7 @@ import re
 
 import asyncpg
 
-from admin.hub import Batch, Closed, Hub
+from admin.hub import HEARTBEAT, Batch, Broadcast, Closed, Hub
 from tests.conftest import LoggedIn
 from tests.live_helpers import add_customer, event_ids, insert_orders
 
@@ -82,3 +82,57 @@ async def test_slow_subscriber_is_dropped_and_others_keep_receiving(database_url
     finally:
         await hub.stop()
     assert fast.closed == "shutdown"
+
+
+async def test_heartbeat_reaches_clients_and_a_send_stuck_for_a_beat_is_cut_off(
+    database_url: str,
+):
+    hub = Hub(database_url, heartbeat_interval=0.2)
+    hub.start()
+    try:
+        assert await hub.wait_ready(10)
+        reading, stuck = hub.subscribe(), hub.subscribe()
+        never = asyncio.get_running_loop().create_future()
+
+        async def blocked_send() -> None:
+            # what a send to a client that stopped reading looks like: it never returns
+            stuck.writer = asyncio.current_task()
+            stuck.sending = True
+            await never
+
+        writer = asyncio.create_task(blocked_send())
+        async with asyncio.timeout(10):
+            beat = await reading.queue.get()
+            assert isinstance(beat, Broadcast) and beat.frame == HEARTBEAT
+            await asyncio.wait([writer])
+        assert writer.cancelled()
+        assert stuck.closed == "too slow"
+        assert reading.closed is None and hub.client_count == 1
+    finally:
+        await hub.stop()
+
+
+async def test_frame_rides_with_the_next_release_or_goes_alone(database_url: str):
+    hub = Hub(database_url)
+    hub.start()
+    try:
+        assert await hub.wait_ready(10)
+        client = hub.subscribe()
+        conn = await asyncpg.connect(database_url)
+        customer = await add_customer(conn)
+        hub.send_with_next_release(b"event: counters\ndata: old\n\n", wait=30)
+        hub.send_with_next_release(b"event: counters\ndata: new\n\n", wait=30)
+        await insert_orders(conn, customer, 1)
+        async with asyncio.timeout(10):
+            batch = await client.queue.get()
+        assert isinstance(batch, Batch)
+        assert [e.id for e in batch.events] == await event_ids(conn)
+        assert batch.extra == b"event: counters\ndata: new\n\n"
+        hub.send_with_next_release(b"event: counters\ndata: alone\n\n", wait=0.05)
+        async with asyncio.timeout(10):
+            alone = await client.queue.get()
+        assert isinstance(alone, Broadcast) and alone.frame == b"event: counters\ndata: alone\n\n"
+        assert client.queue.empty()
+        await conn.close()
+    finally:
+        await hub.stop()

@@ -38,6 +38,10 @@ async def test_stream_sends_retry_then_named_order_events_with_ids(
     async with http.stream("GET", "/events", timeout=None) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-accel-buffering"] == "no"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "script-src 'self'" in response.headers["content-security-policy"]
         stream = messages(response)
         first = await anext(stream)
         assert first.retry is not None and first.retry > 0
@@ -51,6 +55,18 @@ async def test_stream_sends_retry_then_named_order_events_with_ids(
                     break
     assert [int(m.id or 0) for m in got] == await event_ids(db)
     assert 'href="/orders/' in got[0].data
+    await http.aclose()
+
+
+async def test_head_on_events_answers_headers_without_streaming(
+    server: LiveServer, database_url: str
+):
+    http = await logged_in_client(server.url, database_url, "watcher")
+    async with asyncio.timeout(10):
+        response = await http.head("/events")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.content == b""
     await http.aclose()
 
 
