@@ -130,7 +130,7 @@ class Export:
                 await self.close()
 
     async def close(self) -> None:
-        """Stop the COPY if it still runs, record the outcome, give the connection back."""
+        """Stop the COPY if it still runs, give the connection back, record the outcome."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -140,9 +140,13 @@ class Export:
             async with asyncio.timeout(CANCEL_WAIT_SECONDS):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
-                await self._on_finish(conn, self.outcome)
-        except Exception:
+        except TimeoutError:
             # a connection that could not be brought back to idle must not be reused
             conn.terminate()
         finally:
             await self._pool.release(conn)
+        # Recorded on a connection of its own: right after a cancelled COPY, the export's
+        # connection may still be finishing the cancellation (or be gone), and the entry
+        # for an aborted export must not be lost with it.
+        async with self._pool.acquire(timeout=CANCEL_WAIT_SECONDS) as fresh:
+            await self._on_finish(fresh, self.outcome)
