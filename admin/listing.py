@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import asyncpg
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
 DEFAULT_LIMIT = 50
@@ -399,3 +400,11 @@ def parse_id(raw: str) -> int:
     if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
         raise InvalidQuery(f"{raw[:40]!r} is not a valid id; ids are positive whole numbers.")
     return int(text)
+
+
+def path_id(request: HTTPConnection) -> int:
+    """The `{id}` of the route as a row id; 400 with the reason when it is malformed."""
+    try:
+        return parse_id(request.path_params["id"])
+    except InvalidQuery as exc:
+        raise HTTPException(400, str(exc)) from None

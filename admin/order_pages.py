@@ -12,7 +12,8 @@ from starlette.responses import HTMLResponse, Response
 from admin import audit, db, orders
 from admin.access import client_ip, current_staff
 from admin.htmx import is_htmx, redirect, render
-from admin.order_views import load, path_id
+from admin.listing import path_id
+from admin.order_views import load
 from admin.orders import STATUSES
 from admin.templating import templates
 from admin.user_views import parse_version

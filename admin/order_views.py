@@ -20,13 +20,6 @@ from admin.templating import templates
 FILTER_FIELDS = ("q", "status", "user", "created_from", "created_to")
 
 
-def path_id(request: Request) -> int:
-    try:
-        return parse_id(request.path_params["id"])
-    except InvalidQuery as exc:
-        raise HTTPException(400, str(exc)) from None
-
-
 async def load(conn: asyncpg.Connection, order_id: int) -> asyncpg.Record:
     row = await orders.get(conn, order_id)
     if row is None:

@@ -9,8 +9,9 @@ from starlette.responses import HTMLResponse, Response
 from admin import audit, db, user_forms, users
 from admin.access import client_ip, current_staff
 from admin.htmx import is_htmx, redirect, render
+from admin.listing import path_id
 from admin.templating import templates
-from admin.user_views import load, parse_version, path_id, save
+from admin.user_views import load, parse_version, save
 
 BLANK = {"username": "", "email": "", "full_name": "", "is_active": True}
 

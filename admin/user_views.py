@@ -12,16 +12,9 @@ from starlette.responses import HTMLResponse, Response
 from admin import audit, db, user_forms, users
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect, render
-from admin.listing import InvalidQuery, parse_id, row_estimates
+from admin.listing import InvalidQuery, parse_id, path_id, row_estimates
 from admin.templating import templates
 from admin.users import UserQuery
-
-
-def path_id(request: Request) -> int:
-    try:
-        return parse_id(request.path_params["id"])
-    except InvalidQuery as exc:
-        raise HTTPException(400, str(exc)) from None
 
 
 async def load(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record:
