@@ -408,3 +408,22 @@ def path_id(request: HTTPConnection) -> int:
         return parse_id(request.path_params["id"])
     except InvalidQuery as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+def bulk_target(
+    table: str, filtered: tuple[str, str, list[object]], ids: Sequence[int] | None
+) -> tuple[str, list[object]]:
+    """The ids a bulk action touches: the selected ones, or all rows matching the filter.
+
+    `table` is the owning module's constant, never input; `filtered` is its `filter_sql()`.
+    """
+    if ids is not None:
+        return f"SELECT id FROM {table} WHERE id = any($1::bigint[])", [list(ids)]
+    where, _, args = filtered
+    return f"SELECT id FROM {table} {where}", args
+
+
+async def count_bulk_target(conn: asyncpg.Connection, target: tuple[str, list[object]]) -> int:
+    sql, args = target
+    value: int = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS t", *args)
+    return value

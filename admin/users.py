@@ -17,6 +17,8 @@ from admin.listing import (
     RowEstimates,
     SortColumn,
     Total,
+    bulk_target,
+    count_bulk_target,
     estimate_total,
     exact_total,
     fetch_page,
@@ -241,19 +243,13 @@ async def delete(
 
 
 def _target(query: UserQuery, ids: Sequence[int] | None) -> tuple[str, list[object]]:
-    """The ids a bulk action touches: the selected ones, or all matching the filter."""
-    if ids is not None:
-        return "SELECT id FROM users WHERE id = any($1::bigint[])", [list(ids)]
-    where, _, args = query.filter_sql()
-    return f"SELECT id FROM users {where}", args
+    return bulk_target("users", query.filter_sql(), ids)
 
 
 async def count_targets(
     conn: asyncpg.Connection, query: UserQuery, ids: Sequence[int] | None
 ) -> int:
-    sql, args = _target(query, ids)
-    value: int = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS t", *args)
-    return value
+    return await count_bulk_target(conn, _target(query, ids))
 
 
 async def bulk_set_active(
