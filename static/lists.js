@@ -4,7 +4,11 @@
 
   function clickIn(row, selector) {
     var button = row.querySelector(selector);
-    if (button) button.click();
+    if (!button) return;
+    // htmx wires swapped-in elements only when they settle (~20 ms after the swap); a key
+    // pressed before that would click a button that does nothing yet.
+    if (window.htmx) window.htmx.process(button);
+    button.click();
   }
 
   document.addEventListener("keydown", function (event) {
@@ -38,7 +42,8 @@
   });
 
   // Focus the first field of a row that just turned into an editor; refocus a row after cancel.
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // On settle, once htmx has wired the new row's buttons.
+  document.addEventListener("htmx:afterSettle", function (event) {
     var el = event.detail.target;
     if (!el || !el.querySelector) return;
     var row = document.getElementById(el.id);
