@@ -92,6 +92,9 @@ async def test_conflict_view_then_overwrite(
         "Theirs"
     )
     await page.get_by_role("button", name="Overwrite anyway").click()
+    # the conflict page already sits at /users/{id} (the form posted there): wait for the
+    # show page that follows the save, not for the URL
+    await expect(page.locator(".conflict")).to_have_count(0)
     await page.wait_for_url(server.url + f"/users/{user_id}")
     assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == "Mine"
 
