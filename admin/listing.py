@@ -410,6 +410,19 @@ def path_id(request: HTTPConnection) -> int:
         raise HTTPException(400, str(exc)) from None
 
 
+def bulk_ids(form: Any, noun: str) -> list[int] | None:
+    """The selected ids of a bulk form, or None when it covers everything matching the filter."""
+    if form.get("scope") == "all":
+        return None
+    try:
+        ids = [parse_id(str(v)) for v in form.getlist("ids")]
+    except InvalidQuery as exc:
+        raise HTTPException(400, str(exc)) from None
+    if not ids:
+        raise HTTPException(400, f"Select at least one {noun}, or choose 'all matching'.")
+    return ids
+
+
 def bulk_target(
     table: str, filtered: tuple[str, str, list[object]], ids: Sequence[int] | None
 ) -> tuple[str, list[object]]:

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from admin import audit, db, orders
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect, render
-from admin.listing import InvalidQuery, parse_id, row_estimates
+from admin.listing import InvalidQuery, bulk_ids, row_estimates
 from admin.orders import STATUSES, OrderQuery
 from admin.templating import templates
 
@@ -59,15 +59,7 @@ async def orders_count(request: Request) -> Response:
 
 
 def _bulk_ids(form: Any) -> list[int] | None:
-    if form.get("scope") == "all":
-        return None
-    try:
-        ids = [parse_id(str(v)) for v in form.getlist("ids")]
-    except InvalidQuery as exc:
-        raise HTTPException(400, str(exc)) from None
-    if not ids:
-        raise HTTPException(400, "Select at least one order, or choose 'all matching'.")
-    return ids
+    return bulk_ids(form, "order")
 
 
 def list_url(query: OrderQuery) -> str:

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from admin import audit, db, user_forms, users
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect, render
-from admin.listing import InvalidQuery, parse_id, path_id, row_estimates
+from admin.listing import InvalidQuery, bulk_ids, parse_id, path_id, row_estimates
 from admin.templating import templates
 from admin.users import UserQuery
 
@@ -142,16 +142,7 @@ BULK_ACTIONS = {"activate": "Activate", "deactivate": "Deactivate", "delete": "D
 
 
 def _bulk_ids(form: Any) -> list[int] | None:
-    """Selected ids, or None when the action covers everything matching the filter."""
-    if form.get("scope") == "all":
-        return None
-    try:
-        ids = [parse_id(str(v)) for v in form.getlist("ids")]
-    except InvalidQuery as exc:
-        raise HTTPException(400, str(exc)) from None
-    if not ids:
-        raise HTTPException(400, "Select at least one user, or choose 'all matching'.")
-    return ids
+    return bulk_ids(form, "user")
 
 
 async def users_bulk(request: Request) -> Response:
