@@ -29,6 +29,20 @@ class Settings:
     session_idle_hours: float = 8.0
     secure_cookies: bool = False
     statement_timeout_ms: int = 30_000
+    # request bodies: forms are small and read whole; anonymous bodies get the smallest limit
+    max_form_kb: int = 1024
+    max_anonymous_form_kb: int = 16
+    body_timeout_s: float = 60.0
+    body_min_bytes_per_s: int = 1024
+    # a CSV import as a whole (receiving, checking, writing)
+    import_timeout_s: float = 3600.0
+    session_max_hours: float = 24.0
+    # live event streams
+    sse_max_per_session: int = 8
+    sse_max_per_process: int = 2000
+    sse_replay_max_events: int = 10_000
+    sse_replay_max_hours: float = 24.0
+    shutdown_grace_s: float = 10.0
 
     @property
     def embedded(self) -> bool:
@@ -37,6 +51,14 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_form_bytes(self) -> int:
+        return self.max_form_kb * 1024
+
+    @property
+    def max_anonymous_form_bytes(self) -> int:
+        return self.max_anonymous_form_kb * 1024
 
     def with_database(self, url: str) -> Settings:
         """The same settings pointed at a concrete server (used once the embedded one runs)."""
@@ -153,4 +175,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         session_idle_hours=_float(env, "SESSION_IDLE_HOURS", 8.0),
         secure_cookies=_bool(env, "SECURE_COOKIES", False),
         statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
+        max_form_kb=_int(env, "MAX_FORM_KB", 1024, minimum=1),
+        max_anonymous_form_kb=_int(env, "MAX_ANONYMOUS_FORM_KB", 16, minimum=1),
+        body_timeout_s=_float(env, "BODY_TIMEOUT_S", 60.0),
+        body_min_bytes_per_s=_int(env, "BODY_MIN_BYTES_PER_S", 1024, minimum=0),
+        import_timeout_s=_float(env, "IMPORT_TIMEOUT_S", 3600.0),
+        session_max_hours=_float(env, "SESSION_MAX_HOURS", 24.0),
+        sse_max_per_session=_int(env, "SSE_MAX_PER_SESSION", 8, minimum=1),
+        sse_max_per_process=_int(env, "SSE_MAX_PER_PROCESS", 2000, minimum=1),
+        sse_replay_max_events=_int(env, "SSE_REPLAY_MAX_EVENTS", 10_000, minimum=1),
+        sse_replay_max_hours=_float(env, "SSE_REPLAY_MAX_HOURS", 24.0),
+        shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 10.0),
     )
