@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from admin import db, forms, sessions
+from admin import bodies, db, forms, sessions
 from admin import staff as staff_table
 from admin.htmx import is_htmx
 from admin.settings import Settings
@@ -94,8 +94,7 @@ async def _csrf_ok(request: Request, csrf_from: CsrfFrom) -> bool:
     if csrf_from is CsrfFrom.ENDPOINT:
         request.state.csrf_pending = True
         return True
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if forms.media_type(request) in {forms.URLENCODED, forms.MULTIPART}:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         return isinstance(value, str) and csrf_matches(request, value)
@@ -121,7 +120,11 @@ def guard(
     *,
     uses_session: bool = True,
 ) -> Endpoint:
-    """Wrap `endpoint` with session loading, the login and role check, and the CSRF check."""
+    """Wrap `endpoint` with session loading, the login and role check, and the CSRF check.
+
+    An unsafe request's body is read (within its limits) and its CSRF token checked before
+    a pooled connection is taken, so a slow or refused body never holds one.
+    """
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
@@ -133,11 +136,22 @@ def guard(
         request.state.staff = None
         request.state.csrf_pending = False
         if session.staff_id is None:
-            response = await _checked(request, endpoint, access, csrf_from)
-        else:
+            response = await _anonymous(request, endpoint, access, csrf_from)
+        elif request.method not in UNSAFE_METHODS:
             async with db.request_connection(request):
                 request.state.staff = await _load_staff(request, session)
-                response = await _checked(request, endpoint, access, csrf_from)
+                response = await _allowed(request, endpoint, access)
+        elif csrf_from is CsrfFrom.ENDPOINT:
+            await _check_unsafe(request, csrf_from, settings)
+            # the endpoint streams the body and takes a connection when it needs one
+            async with db.request_connection(request):
+                request.state.staff = await _load_staff(request, session)
+            response = await _allowed(request, endpoint, access)
+        else:
+            await _check_unsafe(request, csrf_from, settings)
+            async with db.request_connection(request):
+                request.state.staff = await _load_staff(request, session)
+                response = await _allowed(request, endpoint, access)
         sessions.save(response, session, settings)
         return response
 
@@ -145,23 +159,42 @@ def guard(
     return guarded
 
 
-async def _checked(
+async def _anonymous(
     request: Request, endpoint: Endpoint, access: Access, csrf_from: CsrfFrom
 ) -> Response:
+    """No one is logged in: only public routes answer, and nothing here takes a connection."""
+    if access is not Access.PUBLIC:
+        return login_redirect(request)
+    if request.method in UNSAFE_METHODS:
+        await _check_unsafe(request, csrf_from, request.app.state.settings)
+    return await endpoint(request)
+
+
+async def _check_unsafe(request: Request, csrf_from: CsrfFrom, settings: Settings) -> None:
+    """Origin, then the body (size, time, encoding), then the CSRF token; 4xx on any failure."""
+    if not _same_origin(request):
+        raise HTTPException(403, "Cross-site request refused.")
+    if csrf_from is CsrfFrom.FORM:
+        logged_in = request.state.session.staff_id is not None
+        limits = bodies.form_limits(settings, logged_in=logged_in)
+        try:
+            body = await bodies.read_body(request, limits)
+        except bodies.BodyRefused as refused:
+            raise bodies.http_error(refused) from None
+        forms.check_encoding(request, body)
+    if not await _csrf_ok(request, csrf_from):
+        raise HTTPException(
+            403, "The form has expired or its security token is missing. Reload and retry."
+        )
+
+
+async def _allowed(request: Request, endpoint: Endpoint, access: Access) -> Response:
+    """The login and role check for a session that claimed a staff member."""
     member: StaffMember | None = request.state.staff
     if access is not Access.PUBLIC and member is None:
         return login_redirect(request)
     if access is Access.ADMIN and member is not None and not member.is_admin:
         raise HTTPException(403, "This page is for admins only.")
-    if request.method in UNSAFE_METHODS:
-        if not _same_origin(request):
-            raise HTTPException(403, "Cross-site request refused.")
-        if csrf_from is CsrfFrom.FORM:
-            await forms.check_urlencoded(request)
-        if not await _csrf_ok(request, csrf_from):
-            raise HTTPException(
-                403, "The form has expired or its security token is missing. Reload and retry."
-            )
     return await endpoint(request)
 
 

@@ -15,13 +15,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 MAX_FIELDS = 1000
 BAD_ENCODING = "The form was not sent as UTF-8; nothing was saved."
 
 
-def is_urlencoded(request: Request) -> bool:
+def media_type(request: Request) -> str:
     content_type = request.headers.get("content-type", "")
-    return content_type.split(";", 1)[0].strip().lower() == URLENCODED
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_urlencoded(request: Request) -> bool:
+    return media_type(request) == URLENCODED
 
 
 def urlencoded_is_utf8(body: bytes) -> bool:
@@ -40,9 +45,9 @@ def urlencoded_is_utf8(body: bytes) -> bool:
     return True
 
 
-async def check_urlencoded(request: Request) -> None:
-    """Raise 400 when an urlencoded body is not UTF-8 (the body is cached for request.form())."""
-    if is_urlencoded(request) and not urlencoded_is_utf8(await request.body()):
+def check_encoding(request: Request, body: bytes) -> None:
+    """Raise 400 when an urlencoded form body is not UTF-8."""
+    if is_urlencoded(request) and not urlencoded_is_utf8(body):
         raise HTTPException(400, BAD_ENCODING)
 
 

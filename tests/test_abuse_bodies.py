@@ -1,0 +1,215 @@
+"""Request bodies: too large, too slow or not UTF-8 is refused before anything is held or written.
+
+The size and time probes run against a real uvicorn with a small pool: only there do
+bodies arrive chunk by chunk, and only there does the server's memory mean anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from admin.access import Access, CsrfFrom, route
+from admin.app import create_app
+from tests.conftest import TEST_SECRET_KEY, _logged_in
+from tests.live import LiveServer, live_server
+from tests.live_helpers import logged_in_client
+from tests.snapshot import snapshot
+
+MB = 1024 * 1024
+URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
+BOUNDARY = "formboundary7MA4YWxk"
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+# what the server may grow by while refusing 100 MB (it started around 45 MB)
+RSS_SLACK = 30 * MB
+
+
+async def _repeated(piece: bytes, total: int) -> AsyncIterator[bytes]:
+    """`total` bytes of `piece` in 64 KB chunks, never all in memory at once."""
+    chunk = piece * (64 * 1024 // len(piece))
+    for sent in range(0, total, len(chunk)):
+        yield chunk[: total - sent]
+
+
+async def _multipart_flood(total: int) -> AsyncIterator[bytes]:
+    yield f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="username"\r\n\r\n'.encode()
+    async for chunk in _repeated(b"x", total):
+        yield chunk
+
+
+def _multipart(fields: list[tuple[bytes, bytes]], charset: str = "") -> tuple[bytes, dict]:
+    parts = [
+        b"--" + BOUNDARY.encode() + b'\r\nContent-Disposition: form-data; name="' + name + b'"'
+        b"\r\n\r\n" + value + b"\r\n"
+        for name, value in fields
+    ]
+    body = b"".join(parts) + b"--" + BOUNDARY.encode() + b"--\r\n"
+    content_type = MULTIPART["Content-Type"] + (f"; charset={charset}" if charset else "")
+    return body, {"Content-Type": content_type}
+
+
+def _rss(server: LiveServer) -> int:
+    return int(psutil.Process(server.process.pid).memory_info().rss)
+
+
+async def _refused_with_413(http: httpx.AsyncClient, url: str, **request: object) -> None:
+    response = await http.post(url, **request)  # type: ignore[arg-type]
+    assert response.status_code == 413, response.text
+    assert "larger than" in response.text
+
+
+async def test_big_anonymous_bodies_are_413_while_streaming(database_url: str, tmp_path: Path):
+    total = 100 * MB
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            await http.get("/login")  # an anonymous session with a CSRF token
+            before = _rss(server)
+            declared = {**URLENCODED, "Content-Length": str(total)}
+            await _refused_with_413(
+                http, "/login", content=_repeated(b"username=a&", total), headers=declared
+            )
+            for headers in (URLENCODED, {"Content-Type": "text/plain"}, {}):
+                await _refused_with_413(
+                    http, "/login", content=_repeated(b"username=a&", total), headers=headers
+                )
+            await _refused_with_413(
+                http, "/login", content=_multipart_flood(total), headers=MULTIPART
+            )
+            # a body the limit only catches once it is read (no Content-Length up front)
+            await _refused_with_413(
+                http, "/login", content=_repeated(b"a", 17 * 1024), headers=URLENCODED
+            )
+            grown = _rss(server) - before
+            assert grown < RSS_SLACK, f"server grew by {grown / MB:.1f} MB"
+            assert (await http.get("/login")).status_code == 200
+
+
+async def test_staff_bodies_get_max_form_kb(database_url: str, tmp_path: Path):
+    env = {"MAX_FORM_KB": "64", "MAX_ANONYMOUS_FORM_KB": "16"}
+    conn = await asyncpg.connect(database_url)
+    try:
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path, extra_env=env) as server:
+            http = await logged_in_client(server.url, database_url, "clerk")
+            token = (await http.get("/users/new")).text.split('name="csrf-token" content="')[1]
+            token = token.split('"')[0]
+            form = f"csrf_token={token}&username=big.one&email=big%40example.com&full_name="
+            before = await snapshot(conn)
+            for headers in (URLENCODED, MULTIPART, {"Content-Type": "text/plain"}):
+                content = _repeated(form.encode() + b"x" * 100, 65 * 1024)
+                await _refused_with_413(http, "/users", content=content, headers=headers)
+            big = (form + "x" * 65 * 1024).encode()
+            await _refused_with_413(http, "/users", content=big, headers=URLENCODED)
+            assert await snapshot(conn) == before
+            # over the anonymous limit but within the staff one: read, and then validated
+            within = (form + "x" * 20 * 1024).encode()
+            response = await http.post("/users", content=within, headers=URLENCODED)
+            assert response.status_code == 422
+            assert await snapshot(conn) == before
+            await http.aclose()
+    finally:
+        await conn.close()
+
+
+async def _trickle(body: bytes, piece: int, pause: float, started: asyncio.Event):
+    """`body` in `piece`-byte bits, one every `pause` seconds (bounded by the body's size)."""
+    for offset in range(0, len(body), piece):
+        yield body[offset : offset + piece]
+        if offset >= piece:
+            started.set()  # the server has had the headers for at least one pause
+        await asyncio.sleep(pause)
+
+
+async def _post_slowly(http: httpx.AsyncClient, url: str, body: bytes, started: asyncio.Event):
+    try:
+        response = await http.post(
+            url, content=_trickle(body, 4, 0.25, started), headers=URLENCODED
+        )
+    except httpx.TransportError:
+        return "dropped"
+    return response.status_code
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"BODY_TIMEOUT_S": "2", "BODY_MIN_BYTES_PER_S": "0"},  # the total time limit
+        {"BODY_TIMEOUT_S": "60", "BODY_MIN_BYTES_PER_S": "512"},  # the minimum rate
+    ],
+    ids=["timeout", "min-rate"],
+)
+async def test_slow_bodies_hold_no_connection_and_are_dropped(
+    database_url: str, tmp_path: Path, env: dict[str, str]
+):
+    pool_size = 3
+    env = {**env, "POOL_MAX_SIZE": str(pool_size), "POOL_ACQUIRE_TIMEOUT": "1"}
+    conn = await asyncpg.connect(database_url)
+    try:
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path, extra_env=env) as server:
+            slow = await logged_in_client(server.url, database_url, "slow.clerk")
+            viewer = await logged_in_client(server.url, database_url, "viewer")
+            token = (await slow.get("/users/new")).text.split('name="csrf-token" content="')[1]
+            token = token.split('"')[0]
+            before = await snapshot(conn)
+            trickling = []
+            for number in range(2 * pool_size):
+                body = (
+                    f"csrf_token={token}&username=trickle{number}"
+                    f"&email=trickle{number}%40example.com&full_name=Slow+Body+Number+{number}"
+                ).encode()
+                started = asyncio.Event()
+                task = asyncio.create_task(_post_slowly(slow, "/users", body, started))
+                trickling.append((task, started))
+            for _task, started in trickling:
+                await asyncio.wait_for(started.wait(), timeout=30)
+
+            page = await viewer.get("/users")
+            health = await viewer.get("/healthz")
+            assert page.status_code == 200, page.text[:200]
+            assert health.status_code == 200, health.text
+
+            outcomes = await asyncio.gather(*(task for task, _ in trickling))
+            assert set(outcomes) <= {408, "dropped"}, outcomes
+            assert await snapshot(conn) == before
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+            await slow.aclose()
+            await viewer.aclose()
+    finally:
+        await conn.close()
+
+
+async def _connection_state(request: Request) -> Response:
+    shared = getattr(request.state, "db_connection", None)
+    pool = request.app.state.pool
+    return PlainTextResponse(f"shared={shared is not None} idle={pool.get_idle_size()}")
+
+
+async def test_streamed_upload_routes_get_no_held_connection(settings, pool, conn):
+    app = create_app(settings, pool=pool)
+    app.router.routes.insert(
+        0,
+        route(
+            "/probe",
+            _connection_state,
+            access=Access.STAFF,
+            methods=["POST"],
+            csrf_from=CsrfFrom.ENDPOINT,
+        ),
+    )
+    staff = await _logged_in(app, conn, "uploader", "staff")
+    try:
+        idle_before = pool.get_idle_size()
+        response = await staff.http.post(
+            "/probe", content=b"a,b\n1,2\n", headers={"Content-Type": "text/csv"}
+        )
+        assert response.status_code == 200
+        assert response.text == f"shared=False idle={idle_before}"
+    finally:
+        await staff.http.aclose()
