@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from admin.access import Access, CsrfFrom, route
 from admin.app import create_app
-from tests.conftest import TEST_SECRET_KEY, _logged_in
+from tests.conftest import TEST_SECRET_KEY, LoggedIn, _logged_in
 from tests.live import LiveServer, live_server
 from tests.live_helpers import logged_in_client
 from tests.snapshot import snapshot
@@ -183,6 +183,62 @@ async def test_slow_bodies_hold_no_connection_and_are_dropped(
             await viewer.aclose()
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("fields", "charset"),
+    [
+        ([(b"username", b"caf\xe9"), (b"email", b"cafe@example.com")], ""),
+        (
+            [(b"username", b"ok.name"), (b"email", b"a@example.com"), (b"full_name", b"\xc3\x28")],
+            "",
+        ),
+        ([(b"usern\xe4me", b"ok.name"), (b"email", b"a@example.com")], ""),
+        ([(b"username", b"ok.name"), (b"email", b"a@example.com")], "latin-1"),
+    ],
+    ids=["latin-1-value", "broken-utf8-value", "latin-1-field-name", "declared-latin-1"],
+)
+async def test_a_multipart_form_that_is_not_utf8_is_400(
+    staff_client: LoggedIn, conn, fields, charset
+):
+    before = await snapshot(conn)
+    for with_field in (True, False):
+        extra = [(b"csrf_token", staff_client.csrf.encode())] if with_field else []
+        body, headers = _multipart(fields + extra, charset)
+        if not with_field:
+            headers = {**headers, "X-CSRF-Token": staff_client.csrf}
+        response = await staff_client.http.post("/users", content=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert "UTF-8" in response.text
+    assert await snapshot(conn) == before
+
+
+async def test_a_utf8_multipart_form_is_accepted(staff_client: LoggedIn, conn):
+    body, headers = _multipart(
+        [
+            (b"csrf_token", staff_client.csrf.encode()),
+            (b"username", b"jose"),
+            (b"email", b"jose@example.com"),
+            (b"full_name", "José Müller".encode()),
+        ]
+    )
+    response = await staff_client.http.post("/users", content=body, headers=headers)
+    assert response.status_code == 303, response.text
+    name = await conn.fetchval("SELECT full_name FROM users WHERE username = 'jose'")
+    assert name == "José Müller"
+
+
+async def test_a_malformed_multipart_form_is_400(staff_client: LoggedIn, conn):
+    before = await snapshot(conn)
+    headers = {**MULTIPART, "X-CSRF-Token": staff_client.csrf}
+    for content_type in (MULTIPART["Content-Type"], "multipart/form-data"):
+        response = await staff_client.http.post(
+            "/users",
+            content=b"--elsewhere\r\nno headers here",
+            headers={**headers, "Content-Type": content_type},
+        )
+        assert response.status_code == 400
+    assert await snapshot(conn) == before
 
 
 async def _connection_state(request: Request) -> Response:
