@@ -122,8 +122,9 @@ def guard(
 ) -> Endpoint:
     """Wrap `endpoint` with session loading, the login and role check, and the CSRF check.
 
-    An unsafe request's body is read (within its limits) and its CSRF token checked before
-    a pooled connection is taken, so a slow or refused body never holds one.
+    An unsafe request's origin is checked and its body read (within its limits) before a
+    pooled connection is taken, so a slow or refused body never holds one. The checks that
+    follow run in the same order for everyone: login, role, encoding, CSRF token.
     """
 
     @functools.wraps(endpoint)
@@ -136,22 +137,24 @@ def guard(
         request.state.staff = None
         request.state.csrf_pending = False
         if session.staff_id is None:
-            response = await _anonymous(request, endpoint, access, csrf_from)
+            if access is Access.PUBLIC and request.method in UNSAFE_METHODS:
+                await _receive(request, csrf_from, settings)
+            response = await _checked(request, endpoint, access, csrf_from)
         elif request.method not in UNSAFE_METHODS:
             async with db.request_connection(request):
                 request.state.staff = await _load_staff(request, session)
-                response = await _allowed(request, endpoint, access)
+                response = await _checked(request, endpoint, access, csrf_from)
         elif csrf_from is CsrfFrom.ENDPOINT:
-            await _check_unsafe(request, csrf_from, settings)
+            await _receive(request, csrf_from, settings)
             # the endpoint streams the body and takes a connection when it needs one
             async with db.request_connection(request):
                 request.state.staff = await _load_staff(request, session)
-            response = await _allowed(request, endpoint, access)
+            response = await _checked(request, endpoint, access, csrf_from)
         else:
-            await _check_unsafe(request, csrf_from, settings)
+            await _receive(request, csrf_from, settings)
             async with db.request_connection(request):
                 request.state.staff = await _load_staff(request, session)
-                response = await _allowed(request, endpoint, access)
+                response = await _checked(request, endpoint, access, csrf_from)
         sessions.save(response, session, settings)
         return response
 
@@ -159,42 +162,37 @@ def guard(
     return guarded
 
 
-async def _anonymous(
-    request: Request, endpoint: Endpoint, access: Access, csrf_from: CsrfFrom
-) -> Response:
-    """No one is logged in: only public routes answer, and nothing here takes a connection."""
-    if access is not Access.PUBLIC:
-        return login_redirect(request)
-    if request.method in UNSAFE_METHODS:
-        await _check_unsafe(request, csrf_from, request.app.state.settings)
-    return await endpoint(request)
+async def _receive(request: Request, csrf_from: CsrfFrom, settings: Settings) -> None:
+    """Refuse a cross-site request, then read a form body whole within its limits.
 
-
-async def _check_unsafe(request: Request, csrf_from: CsrfFrom, settings: Settings) -> None:
-    """Origin, then the body (size, time, encoding), then the CSRF token; 4xx on any failure."""
+    A streamed upload (CsrfFrom.ENDPOINT) is left unread: its endpoint reads it.
+    """
     if not _same_origin(request):
         raise HTTPException(403, "Cross-site request refused.")
     if csrf_from is CsrfFrom.FORM:
         logged_in = request.state.session.staff_id is not None
         limits = bodies.form_limits(settings, logged_in=logged_in)
         try:
-            body = await bodies.read_body(request, limits)
+            await bodies.read_body(request, limits)
         except bodies.BodyRefused as refused:
             raise bodies.http_error(refused) from None
-        forms.check_encoding(request, body)
-    if not await _csrf_ok(request, csrf_from):
-        raise HTTPException(
-            403, "The form has expired or its security token is missing. Reload and retry."
-        )
 
 
-async def _allowed(request: Request, endpoint: Endpoint, access: Access) -> Response:
-    """The login and role check for a session that claimed a staff member."""
+async def _checked(
+    request: Request, endpoint: Endpoint, access: Access, csrf_from: CsrfFrom
+) -> Response:
     member: StaffMember | None = request.state.staff
     if access is not Access.PUBLIC and member is None:
         return login_redirect(request)
     if access is Access.ADMIN and member is not None and not member.is_admin:
         raise HTTPException(403, "This page is for admins only.")
+    if request.method in UNSAFE_METHODS:
+        if csrf_from is CsrfFrom.FORM:
+            forms.check_encoding(request, await request.body())  # read by _receive
+        if not await _csrf_ok(request, csrf_from):
+            raise HTTPException(
+                403, "The form has expired or its security token is missing. Reload and retry."
+            )
     return await endpoint(request)
 
 
