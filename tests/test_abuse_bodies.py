@@ -7,8 +7,11 @@ bodies arrive chunk by chunk, and only there does the server's memory mean anyth
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -269,3 +272,33 @@ async def test_streamed_upload_routes_get_no_held_connection(settings, pool, con
         assert response.text == f"shared=False idle={idle_before}"
     finally:
         await staff.http.aclose()
+
+
+def _wait_until_closed_by_server(server: LiveServer, client_port: int) -> None:
+    """Bounded wait for the server to let go of the connection from `client_port`."""
+    process = psutil.Process(server.process.pid)
+    for _ in range(200):
+        ports = {c.raddr.port for c in process.net_connections() if c.raddr}
+        if client_port not in ports:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the server still holds the connection from port {client_port}")
+
+
+async def test_a_client_leaving_mid_body_is_not_an_error(database_url: str, tmp_path: Path):
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+        address = urlsplit(server.url)
+        for length in ("1000", None):
+            framing = f"Content-Length: {length}" if length else "Transfer-Encoding: chunked"
+            head = (
+                f"POST /login HTTP/1.1\r\nHost: {address.netloc}\r\n{framing}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+            )
+            part = b"username=a" if length else b"a\r\nusername=a\r\n"
+            with socket.create_connection((address.hostname, address.port)) as sock:
+                sock.sendall(head.encode() + part)
+                client_port = sock.getsockname()[1]
+            _wait_until_closed_by_server(server, client_port)
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            assert (await http.get("/healthz")).status_code == 200
+        assert "Traceback" not in server.log()
