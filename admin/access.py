@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from admin import db, forms, sessions
+from admin import bodies, db, forms, sessions
 from admin import staff as staff_table
 from admin.htmx import is_htmx
 from admin.settings import Settings
@@ -94,8 +94,7 @@ async def _csrf_ok(request: Request, csrf_from: CsrfFrom) -> bool:
     if csrf_from is CsrfFrom.ENDPOINT:
         request.state.csrf_pending = True
         return True
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if forms.media_type(request) in {forms.URLENCODED, forms.MULTIPART}:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         return isinstance(value, str) and csrf_matches(request, value)
@@ -121,7 +120,12 @@ def guard(
     *,
     uses_session: bool = True,
 ) -> Endpoint:
-    """Wrap `endpoint` with session loading, the login and role check, and the CSRF check."""
+    """Wrap `endpoint` with session loading, the login and role check, and the CSRF check.
+
+    An unsafe request's origin is checked and its body read (within its limits) before a
+    pooled connection is taken, so a slow or refused body never holds one. The checks that
+    follow run in the same order for everyone: login, role, encoding, CSRF token.
+    """
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
@@ -133,8 +137,21 @@ def guard(
         request.state.staff = None
         request.state.csrf_pending = False
         if session.staff_id is None:
+            if access is Access.PUBLIC and request.method in UNSAFE_METHODS:
+                await _receive(request, csrf_from, settings)
+            response = await _checked(request, endpoint, access, csrf_from)
+        elif request.method not in UNSAFE_METHODS:
+            async with db.request_connection(request):
+                request.state.staff = await _load_staff(request, session)
+                response = await _checked(request, endpoint, access, csrf_from)
+        elif csrf_from is CsrfFrom.ENDPOINT:
+            await _receive(request, csrf_from, settings)
+            # the endpoint streams the body and takes a connection when it needs one
+            async with db.request_connection(request):
+                request.state.staff = await _load_staff(request, session)
             response = await _checked(request, endpoint, access, csrf_from)
         else:
+            await _receive(request, csrf_from, settings)
             async with db.request_connection(request):
                 request.state.staff = await _load_staff(request, session)
                 response = await _checked(request, endpoint, access, csrf_from)
@@ -143,6 +160,22 @@ def guard(
 
     guarded.access = access  # type: ignore[attr-defined]
     return guarded
+
+
+async def _receive(request: Request, csrf_from: CsrfFrom, settings: Settings) -> None:
+    """Refuse a cross-site request, then read a form body whole within its limits.
+
+    A streamed upload (CsrfFrom.ENDPOINT) is left unread: its endpoint reads it.
+    """
+    if not _same_origin(request):
+        raise HTTPException(403, "Cross-site request refused.")
+    if csrf_from is CsrfFrom.FORM:
+        logged_in = request.state.session.staff_id is not None
+        limits = bodies.form_limits(settings, logged_in=logged_in)
+        try:
+            await bodies.read_body(request, limits)
+        except bodies.BodyRefused as refused:
+            raise bodies.http_error(refused) from None
 
 
 async def _checked(
@@ -154,10 +187,8 @@ async def _checked(
     if access is Access.ADMIN and member is not None and not member.is_admin:
         raise HTTPException(403, "This page is for admins only.")
     if request.method in UNSAFE_METHODS:
-        if not _same_origin(request):
-            raise HTTPException(403, "Cross-site request refused.")
         if csrf_from is CsrfFrom.FORM:
-            await forms.check_urlencoded(request)
+            forms.check_encoding(request, await request.body())  # read by _receive
         if not await _csrf_ok(request, csrf_from):
             raise HTTPException(
                 403, "The form has expired or its security token is missing. Reload and retry."

@@ -12,7 +12,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+
+from admin.settings import Settings
 
 # The first seconds of a body are exempt from the minimum rate (TCP slow start, a phone
 # waking its radio); after that the body must keep up with `min_bytes_per_s` on average.
@@ -23,6 +26,10 @@ class BodyRefused(Exception):
     """The body broke a limit; `status` is the HTTP answer and nothing was written."""
 
     status = 400
+    # A slow client is dropped; any other client still reads the answer, while the server
+    # discards the rest of its body without keeping it (closing now would reset the
+    # connection under a client still sending, and it would never see the status).
+    close_connection = False
 
 
 class BodyTooLarge(BodyRefused):
@@ -31,6 +38,13 @@ class BodyTooLarge(BodyRefused):
 
 class BodyTooSlow(BodyRefused):
     status = 408
+    close_connection = True
+
+
+class BodyCutShort(BodyRefused):
+    """The client went away before sending the whole body."""
+
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,22 @@ class BodyLimits:
 
     def too_large_message(self) -> str:
         return f"The request body is larger than {describe_size(self.max_bytes)}."
+
+
+def form_limits(settings: Settings, *, logged_in: bool) -> BodyLimits:
+    """Limits for a form body: staff get MAX_FORM_KB, anyone not logged in the smaller one."""
+    return BodyLimits(
+        max_bytes=settings.max_form_bytes if logged_in else settings.max_anonymous_form_bytes,
+        total_s=settings.body_timeout_s,
+        idle_s=settings.body_timeout_s,
+        min_bytes_per_s=settings.body_min_bytes_per_s,
+    )
+
+
+def http_error(refused: BodyRefused) -> HTTPException:
+    """The HTTP answer for a refused body (rendered like every other error)."""
+    headers = {"Connection": "close"} if refused.close_connection else None
+    return HTTPException(refused.status, str(refused), headers=headers)
 
 
 def describe_size(size: int) -> str:
@@ -87,6 +117,8 @@ async def limited_stream(request: Request, limits: BodyLimits) -> AsyncIterator[
                 return
             except TimeoutError:
                 raise BodyTooSlow(_slow_message(limits)) from None
+            except ClientDisconnect:
+                raise BodyCutShort("The request body was cut short; nothing was saved.") from None
             received += len(chunk)
             if received > limits.max_bytes:
                 raise BodyTooLarge(limits.too_large_message())
