@@ -115,3 +115,24 @@ async def test_any_local_next_survives_an_htmx_login(app, conn, target):
         assert unquote(again.headers["hx-redirect"]) == target
         plain = await http.get("/login", params={"next": target})
         assert plain.status_code == 303 and unquote(plain.headers["location"]) == target
+
+
+# ---- who sees a link to the audit log
+
+
+async def test_only_admins_see_history_links_on_show_pages(app, conn, staff_client, admin_client):
+    user_id = await conn.fetchval(
+        "INSERT INTO users (username, email) VALUES ('buyer', 'buyer@example.com') RETURNING id"
+    )
+    order_id = await conn.fetchval(
+        "INSERT INTO orders (user_id, total) VALUES ($1, 5) RETURNING id", user_id
+    )
+    for path in (f"/users/{user_id}", f"/orders/{order_id}"):
+        staff_page = await staff_client.get(path)
+        assert staff_page.status_code == 200
+        assert "/audit" not in staff_page.text
+        admin_page = await admin_client.get(path)
+        resource = path.split("/")[1]
+        assert f"/audit?resource={resource}&amp;resource_id={path.split('/')[2]}" in admin_page.text
+        link = admin_page.text.split("/audit?", 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert (await admin_client.get("/audit?" + link)).status_code == 200
