@@ -7,13 +7,16 @@ straight into login_attempts, so no assertion depends on how fast the machine is
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import STAFF_PASSWORD, create_staff, csrf_from, log_in
+from admin.passwords import verify_password
+from tests.cli import cli_env, start_serve
+from tests.conftest import STAFF_PASSWORD, TEST_SECRET_KEY, create_staff, csrf_from, log_in
 
 OWNER_IP = "10.1.0.1"
 
@@ -136,3 +139,26 @@ async def test_only_admins_see_history_links_on_show_pages(app, conn, staff_clie
         assert f"/audit?resource={resource}&amp;resource_id={path.split('/')[2]}" in admin_page.text
         link = admin_page.text.split("/audit?", 1)[1].split('"', 1)[0].replace("&amp;", "&")
         assert (await admin_client.get("/audit?" + link)).status_code == 200
+
+
+# ---- the first run of `serve`
+
+
+@pytest.mark.slow
+async def test_first_run_does_not_print_a_password_taken_from_the_environment(
+    database_url: str, tmp_path: Path, conn: asyncpg.Connection
+):
+    chosen = "a chosen admin password"
+    env = cli_env(
+        DATABASE_URL=database_url,
+        SECRET_KEY=TEST_SECRET_KEY,
+        ADMIN_DATA_DIR=str(tmp_path),
+        ADMIN_PASSWORD=chosen,
+    )
+    serving = start_serve(env, tmp_path)
+    assert serving.stop() == 0
+    output = "".join(serving.output)
+    assert "First run: created 'admin' with the password from ADMIN_PASSWORD." in output
+    assert chosen not in output and chosen not in serving.stderr()
+    stored = await conn.fetchval("SELECT password_hash FROM staff WHERE username = 'admin'")
+    assert verify_password(stored, chosen)
