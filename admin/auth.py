@@ -85,7 +85,7 @@ async def login(request: Request) -> Response:
                 await audit.record(
                     conn,
                     staff=None,
-                    staff_username=username,
+                    staff_username=row["username"] if row else None,
                     action="login_failed",
                     resource="session",
                     ip=ip,

@@ -92,6 +92,19 @@ async def hammer_until_refused(http: httpx.AsyncClient, username: str) -> httpx.
     raise AssertionError("twenty wrong passwords in a row were never throttled")
 
 
+# ---- what the audit log keeps of a failed login
+
+
+async def test_a_password_typed_as_username_is_not_kept_in_the_audit_log(app, conn):
+    await create_staff(conn, "clerk")
+    async with client(app, "10.13.0.1") as http:
+        assert (await attempt(http, STAFF_PASSWORD, STAFF_PASSWORD)).status_code == 401
+        assert (await attempt(http, "clerk", "wrong password")).status_code == 401
+    rows = await conn.fetch("SELECT audit_log::text AS row, staff_username FROM audit_log")
+    assert [row["staff_username"] for row in rows] == [None, "clerk"]
+    assert not any(STAFF_PASSWORD in row["row"] for row in rows)
+
+
 # ---- redirects to what was typed
 
 
