@@ -1,4 +1,8 @@
-"""The signed session cookie: who is logged in, the CSRF token, flash messages."""
+"""The signed session cookie: who is logged in, the CSRF token, flash messages.
+
+Cookies are Secure whenever the request came over https, and always with
+SECURE_COOKIES=true.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class Session:
     flashes: list[tuple[str, str]] = field(default_factory=list)
     issued_at: float = field(default_factory=time.time)
     changed: bool = True
+    over_https: bool = False
 
     def log_in(self, staff_id: int, staff_version: int) -> None:
         """A fresh session (new CSRF token) so that a pre-login cookie cannot be fixated."""
@@ -94,8 +99,19 @@ def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt="admin.session")
 
 
+def wants_secure_cookies(request: HTTPConnection, settings: Settings) -> bool:
+    """Secure when configured, and whenever the browser reached us over https."""
+    return settings.secure_cookies or request.url.scheme == "https"
+
+
 def load(request: HTTPConnection, settings: Settings) -> Session:
     """The request's session; a new anonymous one if the cookie is missing, tampered or idle."""
+    session = _load_cookie(request, settings)
+    session.over_https = wants_secure_cookies(request, settings)
+    return session
+
+
+def _load_cookie(request: HTTPConnection, settings: Settings) -> Session:
     raw = request.cookies.get(COOKIE_NAME)
     if raw:
         max_age = int(settings.session_idle_hours * 3600)
@@ -124,6 +140,6 @@ def save(response: Response, session: Session, settings: Settings) -> None:
         max_age=int(settings.session_idle_hours * 3600),
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=settings.secure_cookies or session.over_https,
         path="/",
     )

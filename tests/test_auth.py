@@ -69,6 +69,13 @@ async def test_secure_cookies_setting_marks_the_cookie_secure(settings, pool):
         assert "secure" in session_cookie_header(response)
 
 
+async def test_cookies_are_secure_when_the_request_came_over_https(app, conn):
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        response = await http.get("/login")
+        assert "secure" in session_cookie_header(response)
+
+
 async def test_unknown_username_and_wrong_password_look_the_same(app, conn):
     await create_staff(conn, "clerk")
     async with new_client(app) as http:
