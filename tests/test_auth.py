@@ -10,6 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from admin import throttle
 from admin.app import create_app
 from admin.auth import LOGIN_FAILED
 from admin.passwords import verify_password
@@ -105,75 +106,25 @@ async def test_deactivated_member_cannot_log_in(app, conn):
     assert LOGIN_FAILED in response.text
 
 
-async def test_five_failures_for_a_username_throttle_it_even_with_the_right_password(app, conn):
+async def test_throttled_logins_are_refused_without_writing_even_with_the_right_password(app, conn):
     await create_staff(conn, "clerk")
     async with new_client(app, "10.0.0.1") as http:
-        for _ in range(4):
+        for _ in range(throttle.PAIR_FREE_FAILURES):
             assert (await attempt(http, "clerk", "wrong password")).status_code == 401
-    async with new_client(app, "10.0.0.2") as http:
-        assert (await attempt(http, "clerk", "wrong password")).status_code == 401
+        # the last failure was just now: the next attempt is early for any backoff
+        await conn.execute(
+            "INSERT INTO login_attempts (username, ip, succeeded)"
+            " SELECT 'clerk', '10.0.0.1', false FROM generate_series(1, 5)"
+        )
         before = await snapshot(conn)
         refused = await attempt(http, "clerk", STAFF_PASSWORD)
     assert refused.status_code == 429
-    assert 0 < int(refused.headers["retry-after"]) <= 900
+    assert 0 < int(refused.headers["retry-after"]) <= throttle.BACKOFF_MAX_S
     assert "Too many failed logins" in refused.text
     assert await snapshot(conn) == before
-    # another IP cannot get around it either, another username is not affected
-    async with new_client(app, "10.0.0.3") as http:
-        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 429
+    # another username from the same address is not affected
+    async with new_client(app, "10.0.0.1") as http:
         assert (await attempt(http, "someone", "wrong password")).status_code == 401
-
-
-async def test_retry_after_counts_until_the_oldest_failure_leaves_the_window(app, conn):
-    await create_staff(conn, "clerk")
-    async with new_client(app) as http:
-        for _ in range(5):
-            await attempt(http, "clerk", "wrong password")
-        # the oldest failure happened ten minutes ago: five minutes of the window are left
-        await conn.execute(
-            "UPDATE login_attempts SET at = at - interval '10 minutes'"
-            " WHERE id = (SELECT min(id) FROM login_attempts)"
-        )
-        refused = await attempt(http, "clerk", STAFF_PASSWORD)
-        assert refused.status_code == 429
-        assert 240 < int(refused.headers["retry-after"]) <= 300
-        # once it has left the window, the username may try again
-        await conn.execute(
-            "UPDATE login_attempts SET at = at - interval '6 minutes'"
-            " WHERE id = (SELECT min(id) FROM login_attempts)"
-        )
-        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
-
-
-async def test_five_failures_from_an_ip_throttle_it_for_every_username(app, conn):
-    await create_staff(conn, "clerk")
-    async with new_client(app, "10.0.0.9") as http:
-        for name in ("ann", "bob", "cyd", "dan", "eve"):
-            assert (await attempt(http, name, "wrong password")).status_code == 401
-        refused = await attempt(http, "clerk", STAFF_PASSWORD)
-        assert refused.status_code == 429
-        assert int(refused.headers["retry-after"]) > 0
-    async with new_client(app, "10.0.0.10") as http:
-        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
-
-
-async def test_a_success_clears_its_username_count_but_not_the_ip_count(app, conn):
-    await create_staff(conn, "clerk")
-    async with new_client(app, "10.0.0.20") as http:
-        for _ in range(3):
-            await attempt(http, "victim", "guess")
-        for _ in range(1):
-            await attempt(http, "clerk", "typo in password")
-        # the IP has four failures; a success as clerk clears clerk's own count only
-        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
-        await http.post("/logout", data={"csrf_token": csrf_from((await http.get("/")).text)})
-        assert (await attempt(http, "victim", "guess")).status_code == 401
-        assert (await attempt(http, "victim", "guess")).status_code == 429
-    async with new_client(app, "10.0.0.21") as http:
-        # clerk's count restarted at the success: four more failures are still allowed
-        for _ in range(4):
-            assert (await attempt(http, "clerk", "typo again")).status_code == 401
-        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 @pytest.mark.parametrize(
