@@ -5,6 +5,9 @@ unknown username costs the same argon2 verification and gets the same answer as 
 password, so neither the message nor the time tells which usernames exist. A failed login
 is audited under the username typed only when such a member exists: what people type
 there is sometimes their password.
+
+"Log out" ends this session alone (its id is revoked, so a copy of the cookie is refused
+too); "Log out everywhere" ends every session of the member.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, devices, throttle
+from admin import audit, db, devices, revocations, throttle
 from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import has_control_characters, text_field
@@ -118,12 +121,33 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """End this session only; the member's other sessions stay."""
+    member = current_staff(request)
+    session = request.state.session
+    async with db.connection(request) as conn, conn.transaction():
+        if session.session_id is not None:
+            expires_at = session.expires_at(request.app.state.settings)
+            await revocations.revoke(conn, session.session_id, expires_at)
+        await audit.record(
+            conn, staff=member, action="logout", resource="session", ip=client_ip(request)
+        )
+    session.log_out()
+    session.flash("You have been logged out.")
+    return redirect(request, "/login")
+
+
+async def logout_everywhere(request: Request) -> Response:
+    """End every session of the member, on every device, this one included."""
     member = current_staff(request)
     async with db.connection(request) as conn, conn.transaction():
         await staff_table.end_sessions(conn, member.id)
         await audit.record(
-            conn, staff=member, action="logout", resource="session", ip=client_ip(request)
+            conn,
+            staff=member,
+            action="logout_everywhere",
+            resource="session",
+            ip=client_ip(request),
         )
     request.state.session.log_out()
-    request.state.session.flash("You have been logged out.")
+    request.state.session.flash("You have been logged out on every device.")
     return redirect(request, "/login")

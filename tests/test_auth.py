@@ -284,3 +284,64 @@ async def test_bad_login_input_is_refused_without_writing(app, conn, username, p
     assert response.status_code == 422
     assert message in response.text
     assert await snapshot(conn) == before
+
+
+def signed_session(payload: dict) -> str:  # type: ignore[type-arg]
+    """A session cookie signed just now (so neither idle nor tampered)."""
+    return URLSafeTimedSerializer(TEST_SECRET_KEY, salt="admin.session").dumps(payload)
+
+
+async def test_logout_ends_this_session_only(app, conn, staff_client):
+    cookie = staff_client.http.cookies["admin_session"]
+    async with new_client(app, "10.0.1.1") as other_device:
+        await log_in(other_device, "clerk")
+        response = await staff_client.post("/logout")
+        assert response.status_code == 303 and response.headers["location"] == "/login"
+        assert (await other_device.get("/")).status_code == 200
+    # the cookie of the ended session is refused even when copied
+    async with new_client(app) as replay:
+        replay.cookies.set("admin_session", cookie)
+        assert (await replay.get("/")).status_code == 303
+    kept_for = await conn.fetchval("SELECT expires_at - now() FROM revoked_sessions")
+    assert 23 * 3600 < kept_for.total_seconds() <= 24 * 3600
+
+
+async def test_logout_everywhere_ends_every_session_of_the_member(
+    app, conn, staff_client, admin_client
+):
+    cookie = staff_client.http.cookies["admin_session"]
+    account = await staff_client.get("/account")
+    assert 'action="/logout/everywhere"' in account.text
+    async with new_client(app, "10.0.1.2") as other_device:
+        await log_in(other_device, "clerk")
+        response = await staff_client.post("/logout/everywhere")
+        assert response.status_code == 303 and response.headers["location"] == "/login"
+        assert (await other_device.get("/")).status_code == 303
+    assert (await staff_client.get("/")).status_code == 303
+    async with new_client(app) as replay:
+        replay.cookies.set("admin_session", cookie)
+        assert (await replay.get("/")).status_code == 303
+    assert (await admin_client.get("/")).status_code == 200  # other members keep theirs
+    entry = await conn.fetchrow("SELECT action, staff_id FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert dict(entry) == {"action": "logout_everywhere", "staff_id": staff_client.staff_id}
+
+
+async def test_a_session_ends_at_its_absolute_lifetime_however_active(app, conn, settings):
+    staff_id = await create_staff(conn, "clerk")
+    lifetime = settings.session_max_hours * 3600
+    for logged_in_ago, status in ((lifetime - 3600, 200), (lifetime + 60, 303)):
+        payload = {
+            "s": staff_id,
+            "v": 1,
+            "c": "c" * 43,
+            "f": [],
+            "i": f"session-{logged_in_ago}",
+            "t": time.time() - logged_in_ago,
+        }
+        async with new_client(app) as http:
+            http.cookies.set("admin_session", signed_session(payload))
+            response = await http.get("/")
+            assert response.status_code == status
+            if status == 303:
+                page = await http.get(response.headers["location"])
+                assert "Your session has ended" in page.text
