@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import sys
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -27,19 +28,38 @@ async def _run_migrations(settings: Settings) -> list[str]:
         await conn.close()
 
 
-async def _ensure_first_admin(settings: Settings) -> str | None:
-    """On a database with no staff at all, create `admin`; returns its password once."""
+@dataclass(frozen=True)
+class FirstAdmin:
+    """The admin created on the first run, and whether its password came from ADMIN_PASSWORD."""
+
+    password: str
+    from_environment: bool
+
+
+async def _ensure_first_admin(settings: Settings) -> FirstAdmin | None:
+    """On a database with no staff at all, create `admin`; None when staff exist already."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction():
             await conn.execute("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
             if await staff_table.count(conn) > 0:
                 return None
-            password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            from_environment = os.environ.get("ADMIN_PASSWORD")
+            password = from_environment or secrets.token_urlsafe(12)
             await staff_table.create(conn, "admin", password, "admin")
-            return password
+            return FirstAdmin(password=password, from_environment=bool(from_environment))
     finally:
         await conn.close()
+
+
+def _first_run_message(first: FirstAdmin) -> str:
+    if first.from_environment:
+        # never echo a password the operator chose: logs and terminals are not secret
+        return "First run: created 'admin' with the password from ADMIN_PASSWORD."
+    return (
+        f"First run: log in as 'admin' with password {first.password}"
+        " (shown once; change it under My account)."
+    )
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -118,18 +138,14 @@ def _serve(ready: Settings, args: argparse.Namespace, host: str, port: int) -> N
     import uvicorn
 
     asyncio.run(_run_migrations(ready))
-    first_password = asyncio.run(_ensure_first_admin(ready))
+    first_admin = asyncio.run(_ensure_first_admin(ready))
     # Worker processes read their configuration from the environment.
     os.environ["DATABASE_URL"] = str(ready.database_url)
     os.environ["SECRET_KEY"] = ready.secret_key
     shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
     print(f"Admin panel: http://{shown_host}:{port}/", flush=True)
-    if first_password:
-        print(
-            f"First run: log in as 'admin' with password {first_password}"
-            " (shown once; change it under My account).",
-            flush=True,
-        )
+    if first_admin:
+        print(_first_run_message(first_admin), flush=True)
     else:
         print(
             "Log in with a staff account"

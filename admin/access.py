@@ -105,7 +105,7 @@ async def _load_staff(request: Request, session: sessions.Session) -> StaffMembe
     if session.staff_id is None:
         return None
     async with db.connection(request) as conn:
-        member = await staff_table.get(conn, session.staff_id)
+        member = await staff_table.get_for_session(conn, session.staff_id, session.session_id)
     if member is None or not member.is_active or member.session_version != session.staff_version:
         session.log_out()
         session.flash("Your session has ended. Please log in again.", "warning")

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, throttle
+from admin import audit, db, devices, throttle
 from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import text_field
@@ -53,8 +53,9 @@ async def change_password(request: Request) -> Response:
         return _form(request, errors, 422)
 
     ip = client_ip(request)
+    device = devices.known_device(request, request.app.state.settings, member.username)
     async with db.connection(request) as conn:
-        attempt = await throttle.begin_attempt(conn, member.username, ip)
+        attempt = await throttle.begin_attempt(conn, member.username, ip, device)
         if isinstance(attempt, throttle.Refusal):
             errors[CURRENT] = "Too many wrong passwords. Try again later."
             return _form(request, errors, 429, headers={"Retry-After": str(attempt.retry_after)})

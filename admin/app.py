@@ -66,6 +66,13 @@ def routes() -> list[BaseRoute]:
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         # ---- staff
         route("/logout", auth.logout, access=Access.STAFF, methods=["POST"], name="logout"),
+        route(
+            "/logout/everywhere",
+            auth.logout_everywhere,
+            access=Access.STAFF,
+            methods=["POST"],
+            name="logout_everywhere",
+        ),
         route("/", dashboard.dashboard, access=Access.STAFF, name="dashboard"),
         # ---- live events (SSE)
         route("/events", sse.events_stream, access=Access.STAFF, name="events"),

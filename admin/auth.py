@@ -2,7 +2,12 @@
 
 A login is throttled before its password is looked at (see admin/throttle.py), and an
 unknown username costs the same argon2 verification and gets the same answer as a wrong
-password, so neither the message nor the time tells which usernames exist.
+password, so neither the message nor the time tells which usernames exist. A failed login
+is audited under the username typed only when such a member exists: what people type
+there is sometimes their password.
+
+"Log out" ends this session alone (its id is revoked, so a copy of the cookie is refused
+too); "Log out everywhere" ends every session of the member.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, throttle
+from admin import audit, db, devices, revocations, throttle
 from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import has_control_characters, text_field
@@ -22,7 +27,14 @@ from admin.staff import MAX_PASSWORD_LENGTH, StaffMember
 
 MAX_USERNAME_LENGTH = 200
 LOGIN_FAILED = "Wrong username or password."
-THROTTLED = "Too many failed logins. Try again in {minutes} minute{s}."
+THROTTLED = "Too many failed logins. Try again in {wait}."
+
+
+def wait_in_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
 
 
 def safe_next(target: str | None) -> str:
@@ -72,11 +84,12 @@ async def login(request: Request) -> Response:
         return refuse(problem, 422)
 
     ip = client_ip(request)
+    settings = request.app.state.settings
+    device = devices.known_device(request, settings, username)
     async with db.connection(request) as conn:
-        attempt = await throttle.begin_attempt(conn, username, ip)
+        attempt = await throttle.begin_attempt(conn, username, ip, device)
         if isinstance(attempt, throttle.Refusal):
-            minutes = max(1, -(-attempt.retry_after // 60))
-            message = THROTTLED.format(minutes=minutes, s="" if minutes == 1 else "s")
+            message = THROTTLED.format(wait=wait_in_words(attempt.retry_after))
             return refuse(message, 429, {"Retry-After": str(attempt.retry_after)})
         row = await staff_table.get_for_login(conn, username)
         ok = await verify_password_async(row["password_hash"] if row else None, password)
@@ -85,7 +98,7 @@ async def login(request: Request) -> Response:
                 await audit.record(
                     conn,
                     staff=None,
-                    staff_username=username,
+                    staff_username=row["username"] if row else None,
                     action="login_failed",
                     resource="session",
                     ip=ip,
@@ -102,16 +115,39 @@ async def login(request: Request) -> Response:
         await throttle.prune(conn)
     # A fresh session: new cookie value and CSRF token, nothing carried over from before.
     request.state.session.log_in(member.id, member.session_version)
-    return redirect(request, next_url)
+    response = redirect(request, next_url)
+    devices.remember(response, request, settings, member.username)
+    return response
 
 
 async def logout(request: Request) -> Response:
+    """End this session only; the member's other sessions stay."""
+    member = current_staff(request)
+    session = request.state.session
+    async with db.connection(request) as conn, conn.transaction():
+        if session.session_id is not None:
+            expires_at = session.expires_at(request.app.state.settings)
+            await revocations.revoke(conn, session.session_id, expires_at)
+        await audit.record(
+            conn, staff=member, action="logout", resource="session", ip=client_ip(request)
+        )
+    session.log_out()
+    session.flash("You have been logged out.")
+    return redirect(request, "/login")
+
+
+async def logout_everywhere(request: Request) -> Response:
+    """End every session of the member, on every device, this one included."""
     member = current_staff(request)
     async with db.connection(request) as conn, conn.transaction():
         await staff_table.end_sessions(conn, member.id)
         await audit.record(
-            conn, staff=member, action="logout", resource="session", ip=client_ip(request)
+            conn,
+            staff=member,
+            action="logout_everywhere",
+            resource="session",
+            ip=client_ip(request),
         )
     request.state.session.log_out()
-    request.state.session.flash("You have been logged out.")
+    request.state.session.flash("You have been logged out on every device.")
     return redirect(request, "/login")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -41,8 +42,18 @@ def render(
     )
 
 
+# What a URL may keep as is in a header: reserved characters and existing escapes; anything
+# else (non-ASCII, spaces, controls) is percent-encoded, as RedirectResponse does for Location.
+_URL_SAFE = ":/%#?=@[]!$&'()*+,;~"
+
+
+def header_url(url: str) -> str:
+    """`url` fit for a response header: headers are Latin-1, a `next` may hold any text."""
+    return quote(url, safe=_URL_SAFE)
+
+
 def redirect(request: Request, url: str) -> Response:
     """303 after a plain form post; HX-Redirect for HTMX so the browser navigates for real."""
     if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": url})
+        return Response(status_code=200, headers={"HX-Redirect": header_url(url)})
     return RedirectResponse(url, status_code=303)

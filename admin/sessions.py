@@ -1,4 +1,10 @@
-"""The signed session cookie: who is logged in, the CSRF token, flash messages."""
+"""The signed session cookie: who is logged in, the CSRF token, flash messages.
+
+A logged-in session carries a random id (so that "Log out" can revoke this one cookie,
+see admin/revocations.py) and its login time: it ends `session_idle_hours` after its last
+use and, whatever the activity, `session_max_hours` after the login. Cookies are Secure
+whenever the request came over https, and always with SECURE_COOKIES=true.
+"""
 
 from __future__ import annotations
 
@@ -27,13 +33,22 @@ class Session:
     flashes: list[tuple[str, str]] = field(default_factory=list)
     issued_at: float = field(default_factory=time.time)
     changed: bool = True
+    session_id: str | None = None
+    logged_in_at: float | None = None
+    over_https: bool = False
 
     def log_in(self, staff_id: int, staff_version: int) -> None:
-        """A fresh session (new CSRF token) so that a pre-login cookie cannot be fixated."""
+        """A fresh session (new id and CSRF token) so that a pre-login cookie cannot be fixated."""
         self.staff_id = staff_id
         self.staff_version = staff_version
         self.csrf_token = secrets.token_urlsafe(32)
+        self.session_id = secrets.token_urlsafe(18)
+        self.logged_in_at = time.time()
         self.changed = True
+
+    def expires_at(self, settings: Settings) -> float:
+        """When this login ends whatever the activity (the absolute lifetime)."""
+        return (self.logged_in_at or time.time()) + settings.session_max_hours * 3600
 
     def follow_version(self, staff_version: int) -> None:
         """Keep this session valid after its own change bumped the member's session_version."""
@@ -44,6 +59,8 @@ class Session:
         self.staff_id = None
         self.staff_version = 0
         self.csrf_token = secrets.token_urlsafe(32)
+        self.session_id = None
+        self.logged_in_at = None
         self.changed = True
 
     def flash(self, message: str, kind: str = "info") -> None:
@@ -62,6 +79,8 @@ class Session:
             "v": self.staff_version,
             "c": self.csrf_token,
             "f": self.flashes,
+            "i": self.session_id,
+            "t": self.logged_in_at,
         }
 
     @classmethod
@@ -74,6 +93,13 @@ class Session:
             return None
         if not isinstance(version, int) or not isinstance(token, str) or len(token) < 32:
             return None
+        session_id, logged_in_at = payload.get("i"), payload.get("t")
+        if staff_id is not None and (
+            not isinstance(session_id, str)
+            or not isinstance(logged_in_at, (int, float))
+            or isinstance(logged_in_at, bool)
+        ):
+            return None
         return cls(
             staff_id=staff_id,
             staff_version=version,
@@ -81,6 +107,8 @@ class Session:
             flashes=[(str(k), str(m)) for k, m in flashes][:10],
             issued_at=issued_at,
             changed=False,
+            session_id=session_id if staff_id is not None else None,
+            logged_in_at=float(logged_in_at) if staff_id is not None else None,
         )
 
 
@@ -94,8 +122,19 @@ def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt="admin.session")
 
 
+def wants_secure_cookies(request: HTTPConnection, settings: Settings) -> bool:
+    """Secure when configured, and whenever the browser reached us over https."""
+    return settings.secure_cookies or request.url.scheme == "https"
+
+
 def load(request: HTTPConnection, settings: Settings) -> Session:
     """The request's session; a new anonymous one if the cookie is missing, tampered or idle."""
+    session = _load_cookie(request, settings)
+    session.over_https = wants_secure_cookies(request, settings)
+    return session
+
+
+def _load_cookie(request: HTTPConnection, settings: Settings) -> Session:
     raw = request.cookies.get(COOKIE_NAME)
     if raw:
         max_age = int(settings.session_idle_hours * 3600)
@@ -107,6 +146,11 @@ def load(request: HTTPConnection, settings: Settings) -> Session:
             payload, issued = None, None
         if issued is not None:
             session = Session.from_payload(payload, issued.timestamp())
+            if session is not None and session.staff_id is not None:
+                if time.time() >= session.expires_at(settings):
+                    ended = Session()
+                    ended.flash("Your session has ended. Please log in again.", "warning")
+                    return ended
             if session is not None:
                 if time.time() - session.issued_at > REFRESH_AFTER_SECONDS:
                     session.changed = True
@@ -124,6 +168,6 @@ def save(response: Response, session: Session, settings: Settings) -> None:
         max_age=int(settings.session_idle_hours * 3600),
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=settings.secure_cookies or session.over_https,
         path="/",
     )

@@ -2,9 +2,11 @@
 
 session_version is what every signed session carries; bumping it ends every session of
 that member on their next request. It is bumped on deactivation, on a password change
-or reset, and on logout (the cookie is signed, not stored, so this is what makes a copied
-cookie useless). A role change is not a bump: the guard reloads the role on every
-request, so the new role applies to the very next one without logging anyone out.
+or reset, and on "log out everywhere" (the cookie is signed, not stored, so this is what
+makes copied cookies useless). A plain logout revokes only its own session's id
+(admin/revocations.py), which the per-request lookup checks. A role change is not a bump:
+the guard reloads the role on every request, so the new role applies to the very next one
+without logging anyone out.
 """
 
 from __future__ import annotations
@@ -104,6 +106,19 @@ def public_fields(member: StaffMember) -> dict[str, Any]:
 
 async def get(conn: asyncpg.Connection, staff_id: int) -> StaffMember | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM staff WHERE id = $1", staff_id)
+    return StaffMember.from_record(row) if row else None
+
+
+async def get_for_session(
+    conn: asyncpg.Connection, staff_id: int, session_id: str | None
+) -> StaffMember | None:
+    """The member behind a session, or None when the session was revoked (one round trip)."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM staff WHERE id = $1"
+        " AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = $2)",
+        staff_id,
+        session_id,
+    )
     return StaffMember.from_record(row) if row else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from admin import throttle
 from admin.passwords import verify_password
 from tests.conftest import STAFF_PASSWORD, LoggedIn, log_in
 from tests.snapshot import snapshot
@@ -69,14 +70,22 @@ async def test_bad_password_changes_write_nothing(staff_client: LoggedIn, conn, 
     assert (await staff_client.get("/account")).status_code == 200
 
 
-async def test_guessing_the_current_password_is_throttled(staff_client: LoggedIn):
-    for _ in range(5):
+async def test_guessing_the_current_password_is_throttled(staff_client: LoggedIn, conn):
+    for _ in range(throttle.DEVICE_FREE_FAILURES):
         response = await staff_client.post(
             "/account/password", change("a wrong guess!", "a new secret pass")
         )
         assert response.status_code == 422
+    # more wrong guesses, just now, from the same browser: the backoff runs for a while
+    await conn.execute(
+        "INSERT INTO login_attempts (username, ip, device, succeeded)"
+        " SELECT username, ip, device, false FROM login_attempts, generate_series(1, 5)"
+        " WHERE id = (SELECT max(id) FROM login_attempts)"
+    )
+    before = await conn.fetchval("SELECT md5(password_hash || session_version) FROM staff")
     refused = await staff_client.post(
         "/account/password", change(STAFF_PASSWORD, "a new secret pass")
     )
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) > 0
+    assert await conn.fetchval("SELECT md5(password_hash || session_version) FROM staff") == before
