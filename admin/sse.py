@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, events, live, live_view
+from admin import db, events, live, live_view, sse_slots
 from admin.hub import Batch, Broadcast, Subscription
 from admin.settings import Settings
 from admin.sse_response import Emit, EventStreamResponse
@@ -54,14 +54,24 @@ def status_filter(request: Request) -> str | None:
 async def events_stream(request: Request) -> Response:
     after = resume_point(request)
     status = status_filter(request)
-    hub = live.hub_for(request.app)
-    if not await hub.wait_ready(READY_SECONDS):
-        raise db.DatabaseUnavailable("live events are not available yet")
-    subscription = hub.subscribe()
+    running = live.live_for(request.app)
+    # the caps come first: a refused client costs no subscription and no query
+    release = running.slots.take(sse_slots.session_key(request))
+    try:
+        hub = running.hub
+        if not await hub.wait_ready(READY_SECONDS):
+            raise db.DatabaseUnavailable("live events are not available yet")
+        subscription = hub.subscribe()
+    except BaseException:
+        release()
+        raise
+
+    def end() -> None:
+        hub.unsubscribe(subscription)
+        release()
+
     feed = _Feed(request, subscription, after, status)
-    return EventStreamResponse(
-        subscription, feed.prelude, feed.render, lambda: hub.unsubscribe(subscription)
-    )
+    return EventStreamResponse(subscription, feed.prelude, feed.render, end)
 
 
 async def _replay(
