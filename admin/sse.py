@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +17,6 @@ from admin.sse_response import Emit, EventStreamResponse
 log = logging.getLogger("admin.sse")
 
 RETRY_MS = 2000
-OPENING = ServerSentEvent(comment="live", retry=RETRY_MS).encode()
 READY_SECONDS = 5.0
 REPLAY_PAGE = 500
 MAX_ID = 2**63 - 1
@@ -90,6 +88,12 @@ async def _replay(
         last = page[-1].id
 
 
+def _opening(position: int) -> bytes:
+    # The id tells a client that has seen no event yet where it stands, so that a
+    # reconnect before the first event resumes from here instead of from "now".
+    return f": live\r\nid: {position}\r\nretry: {RETRY_MS}\r\n\r\n".encode()
+
+
 class _Feed:
     """One client's position in the sequence: replayed first, then rendered live."""
 
@@ -103,11 +107,11 @@ class _Feed:
         self._last = subscription.start
 
     async def prelude(self, emit: Emit) -> bool:
-        await emit(OPENING)
         # The subscription holds every release after `start`; ids up to `start` are final
         # in the table. Replay those, then go live, skipping anything already sent (a
         # client coming from another process may be ahead of this one).
         after, start = self._after, self._subscription.start
+        await emit(_opening(start if after is None else after))
         if after is None:
             return True
         try:
