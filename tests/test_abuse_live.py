@@ -1,9 +1,10 @@
-"""Abuse of /events against a real uvicorn: stream caps."""
+"""Abuse of /events against a real uvicorn: stream caps, clients that stop reading."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET_KEY
 from tests.live import LiveServer, live_server
-from tests.live_helpers import logged_in_client
+from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client
 from tests.sse_client import Message, messages
 
 UNFINISHED = "ASGI callable returned without completing response"
@@ -114,4 +115,76 @@ async def test_streams_per_process_are_capped_with_503(database_url: str, tmp_pa
         await status_until(clients[2], 200)
         for http in clients:
             await http.aclose()
+        assert_quiet(server)
+
+
+# ---- clients that stop reading
+
+
+def _tight_socket(port: int) -> socket.socket:
+    """A connection whose receive buffer is tiny, so a client that stops reading
+    backs the server up quickly."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+async def _raw_stream(
+    server: LiveServer, http: httpx.AsyncClient, query: str = ""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    port = int(server.url.rsplit(":", 1)[1])
+    cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+    reader, writer = await asyncio.open_connection(sock=_tight_socket(port))
+    writer.write(
+        f"GET /events{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    return reader, writer
+
+
+async def _read_to_the_end(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server still sends, until it ends the connection."""
+    tail = b""
+    with contextlib.suppress(ConnectionResetError):
+        async with asyncio.timeout(60):
+            while chunk := await reader.read(65536):
+                tail = (tail + chunk)[-64:]
+    return tail
+
+
+async def _many_events(db: asyncpg.Connection, count: int) -> None:
+    customer = await add_customer(db)
+    for _ in range(count // 500):
+        await insert_orders(db, customer, 500)
+
+
+async def test_dropping_a_client_that_stopped_reading_ends_its_response_quietly(
+    database_url: str, tmp_path: Path, db: asyncpg.Connection
+):
+    with _server(database_url, tmp_path) as server:
+        http = await logged_in_client(server.url, database_url, "watcher")
+        reader, writer = await _raw_stream(server, http)
+        await reader.readuntil(b"retry:")
+        # enough to fill every buffer between the server and a client reading nothing
+        await _many_events(db, 10_000)
+        customer = await db.fetchval("SELECT min(id) FROM users")
+        async with stream(http) as (response, frames):
+            assert response.status_code == 200
+            # more releases, one at a time, than a client's queue holds: the silent
+            # client is dropped as too slow while this one keeps reading
+            for _ in range(300):
+                await insert_orders(db, customer, 1)
+                newest = (await event_ids(db))[-1]
+                async with asyncio.timeout(20):
+                    async for message in frames:
+                        if message.event == "order" and int(message.id or 0) == newest:
+                            break
+        await _read_to_the_end(reader)
+        writer.close()
+        await http.aclose()
         assert_quiet(server)
