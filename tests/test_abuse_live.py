@@ -1,11 +1,13 @@
-"""Abuse of /events against a real uvicorn: stream caps, clients that stop reading."""
+"""Abuse of /events against a real uvicorn: stream caps, replay depth, clients that leave
+mid-replay or stop reading, and database connections failing under a stream."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -58,6 +60,17 @@ async def opened(http: httpx.AsyncClient, stack: contextlib.AsyncExitStack) -> M
     stack.push_async_callback(frames.aclose)  # type: ignore[attr-defined]
     async with asyncio.timeout(10):
         return await anext(frames)
+
+
+async def released(http: httpx.AsyncClient, event_id: int) -> None:
+    """Wait until the server has released `event_id` to live clients (a stream opened
+    without a resume point starts at the newest released id)."""
+    async with asyncio.timeout(20):
+        while True:
+            async with stream(http) as (_, frames):
+                if int((await anext(frames)).id or 0) >= event_id:
+                    return
+            await asyncio.sleep(0.05)
 
 
 async def status_until(http: httpx.AsyncClient, wanted: int, seconds: float = 10) -> int:
@@ -118,7 +131,81 @@ async def test_streams_per_process_are_capped_with_503(database_url: str, tmp_pa
         assert_quiet(server)
 
 
-# ---- clients that stop reading
+# ---- replay depth
+
+
+async def _read_until_order(frames: AsyncIterator[Message], seen: list[Message]) -> Message:
+    async with asyncio.timeout(20):
+        async for message in frames:
+            seen.append(message)
+            if message.event == "order":
+                return message
+    raise AssertionError(f"stream ended after {seen}")
+
+
+async def test_resume_beyond_the_event_cap_gets_reload_then_goes_live(
+    database_url: str, tmp_path: Path, db: asyncpg.Connection
+):
+    with _server(database_url, tmp_path, SSE_REPLAY_MAX_EVENTS="5") as server:
+        http = await logged_in_client(server.url, database_url, "watcher")
+        customer = await add_customer(db)
+        await insert_orders(db, customer, 8)
+        ids = await event_ids(db)
+        # within the cap: exactly the missed events
+        async with stream(http, last_id=ids[-4]) as (response, frames):
+            seen: list[Message] = []
+            for expected in ids[-3:]:
+                assert int((await _read_until_order(frames, seen)).id or 0) == expected
+            assert not [m for m in seen if m.event == "reload"]
+        # beyond it, with the header or the query: a reload to the newest id, then live
+        for last_id, query in ((ids[0], ""), (None, "?after=0")):
+            async with stream(http, query, last_id) as (response, frames):
+                assert response.status_code == 200
+                seen = []
+                await insert_orders(db, customer, 1)
+                fresh = (await event_ids(db))[-1]
+                order = await _read_until_order(frames, seen)
+                reloads = [m for m in seen if m.event == "reload"]
+                assert len(reloads) == 1 and int(reloads[0].id or 0) >= ids[-1]
+                assert int(order.id or 0) == fresh
+        await http.aclose()
+        assert_quiet(server)
+
+
+async def test_resume_whose_next_event_is_too_old_gets_reload(
+    database_url: str, tmp_path: Path, db: asyncpg.Connection
+):
+    with _server(database_url, tmp_path, SSE_REPLAY_MAX_HOURS="1") as server:
+        http = await logged_in_client(server.url, database_url, "watcher")
+        customer = await add_customer(db)
+        await insert_orders(db, customer, 3)
+        ids = await event_ids(db)
+        await db.execute(
+            "UPDATE order_events SET created_at = now() - interval '2 hours' WHERE id = $1", ids[1]
+        )
+        await released(http, ids[-1])
+        async with stream(http, last_id=ids[0]) as (_, frames):
+            first = await anext(frames)
+            assert first.event == "message" and first.retry
+            reload = await anext(frames)
+            assert reload.event == "reload" and int(reload.id or 0) >= ids[-1]
+        # the next event is recent: replayed as usual
+        async with stream(http, last_id=ids[1]) as (_, frames):
+            order = await _read_until_order(frames, [])
+            assert int(order.id or 0) == ids[2]
+        await http.aclose()
+        assert_quiet(server)
+
+
+def test_dashboard_reloads_on_a_reload_event():
+    root = Path(__file__).resolve().parent.parent
+    template = (root / "templates" / "dashboard.html").read_text()
+    script = (root / "static" / "dashboard.js").read_text()
+    assert 'sse-swap="reload"' in template
+    assert 'message.type === "reload"' in script and "location.reload()" in script
+
+
+# ---- clients leaving mid-replay, clients that stop reading
 
 
 def _tight_socket(port: int) -> socket.socket:
@@ -163,6 +250,72 @@ async def _many_events(db: asyncpg.Connection, count: int) -> None:
         await insert_orders(db, customer, 500)
 
 
+@pytest.fixture
+def replay_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with _server(database_url, tmp_path, SSE_MAX_PER_SESSION="1") as server:
+        yield server
+
+
+async def _waiting_on_events_lock(db: asyncpg.Connection) -> int:
+    return int(
+        await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg-admin-panel'"
+            " AND datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    )
+
+
+async def test_a_replay_stops_when_its_client_leaves(
+    replay_server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    await _many_events(db, 9000)
+    http = await logged_in_client(replay_server.url, database_url, "watcher")
+    reader, writer = await _raw_stream(replay_server, http, "?after=0")
+    await reader.readexactly(1024)  # the replay has begun; the client now stops reading
+    # any further replay query would wait behind this lock
+    blocker = await asyncpg.connect(database_url)
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE order_events IN ACCESS EXCLUSIVE MODE")
+    try:
+        assert (await http.head("/events")).status_code == 429  # its one slot is held
+        writer.close()
+        # the stream ends (its slot frees) although the replay could not go on
+        await status_until(http, 200, seconds=20)
+        assert await _waiting_on_events_lock(db) == 0
+    finally:
+        await locked.rollback()
+        await blocker.close()
+    await http.aclose()
+    assert_quiet(replay_server)
+
+
+async def test_shutdown_ends_a_running_replay(
+    replay_server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    await _many_events(db, 9000)
+    http = await logged_in_client(replay_server.url, database_url, "watcher")
+    reader, writer = await _raw_stream(replay_server, http, "?after=0")
+    await reader.readexactly(1024)
+    blocker = await asyncpg.connect(database_url)
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE order_events IN ACCESS EXCLUSIVE MODE")
+    try:
+        replay_server.process.send_signal(signal.SIGTERM)
+        # within uvicorn's graceful period (3 s here): no task left to cancel
+        exit_code = await asyncio.to_thread(replay_server.process.wait, 30)
+        assert exit_code in (0, -signal.SIGTERM)
+    finally:
+        await locked.rollback()
+        await blocker.close()
+    writer.close()
+    await http.aclose()
+    log = replay_server.log()
+    assert "Cancel" not in log and "graceful shutdown exceeded" not in log, log[-3000:]
+    assert_quiet(replay_server)
+
+
 async def test_dropping_a_client_that_stopped_reading_ends_its_response_quietly(
     database_url: str, tmp_path: Path, db: asyncpg.Connection
 ):
@@ -186,5 +339,65 @@ async def test_dropping_a_client_that_stopped_reading_ends_its_response_quietly(
                             break
         await _read_to_the_end(reader)
         writer.close()
+        await http.aclose()
+        assert_quiet(server)
+
+
+# ---- database connections failing under a stream
+
+
+async def _fail_reads_of_events_above(db: asyncpg.Connection, last_good: int) -> None:
+    """From now on a panel connection reading an event above `last_good` is terminated,
+    as a connection broken by a restart would fail (the listener is spared)."""
+    await db.execute(
+        f"""
+        CREATE FUNCTION event_readable(event_id bigint) RETURNS boolean
+        LANGUAGE plpgsql STABLE COST 10000 AS $$
+        BEGIN
+            IF event_id > {int(last_good)}
+               AND current_setting('application_name') = 'pg-admin-panel' THEN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+                PERFORM pg_sleep(5);
+            END IF;
+            RETURN true;
+        END $$;
+        ALTER TABLE order_events RENAME TO order_events_data;
+        CREATE VIEW order_events AS
+            SELECT * FROM order_events_data WHERE event_readable(id);
+        -- statistics, so that reads walk the primary key in id order as usual
+        ANALYZE order_events_data;
+        """
+    )
+
+
+async def test_connection_failures_answer_503_before_a_stream_and_end_it_after(
+    database_url: str, tmp_path: Path, db: asyncpg.Connection
+):
+    with _server(database_url, tmp_path) as server:
+        http = await logged_in_client(server.url, database_url, "watcher")
+        customer = await add_customer(db)
+        await insert_orders(db, customer, 3000)
+        ids = await event_ids(db)
+        # the first page of the replay reads fine, a later one fails (the first page
+        # of a replay holds 200 events)
+        await released(http, ids[-1])
+        await _fail_reads_of_events_above(db, ids[299])
+        got: list[int] = []
+        async with stream(http, "?after=0") as (response, frames):
+            assert response.status_code == 200
+            async with asyncio.timeout(30):
+                async for message in frames:
+                    if message.event == "order":
+                        got.append(int(message.id or 0))
+        # the stream ended properly, after whole events only, for the client to resume
+        assert got and got == ids[: len(got)] and len(got) < 300
+        # resuming past the readable rows fails before the response starts: 503
+        for _ in range(3):
+            refused = await http.get("/events", headers={"Last-Event-ID": str(ids[299])})
+            assert refused.status_code == 503
+            assert int(refused.headers["retry-after"]) > 0
+        # the panel's connections that failed were not handed out again
+        assert (await http.get("/events/nothing")).status_code == 404
+        assert (await http.head("/events")).status_code == 200
         await http.aclose()
         assert_quiet(server)
