@@ -52,10 +52,11 @@ async def events_stream(request: Request) -> Response:
     after = resume_point(request)
     status = status_filter(request)
     running = live.live_for(request.app)
+    hub, slots = running.hub, running.slots
+    key = sse_slots.session_key(request)
     # the caps come first: a refused client costs no subscription and no query
-    release = running.slots.take(sse_slots.session_key(request))
+    slots.take(key)
     try:
-        hub = running.hub
         if not await hub.wait_ready(READY_SECONDS):
             raise db.DatabaseUnavailable("live events are not available yet")
         subscription = hub.subscribe()
@@ -67,12 +68,12 @@ async def events_stream(request: Request) -> Response:
             hub.unsubscribe(subscription)
             raise
     except BaseException:
-        release()
+        slots.release(key)
         raise
 
     def end() -> None:
         hub.unsubscribe(subscription)
-        release()
+        slots.release(key)
 
     feed = _Feed(request, subscription, None if reload else after, status, reload=reload)
     return EventStreamResponse(subscription, feed.prelude, feed.render, end)
@@ -90,6 +91,9 @@ def _reload(position: int) -> bytes:
 
 class _Feed:
     """One client's position in the sequence: replayed first, then rendered live."""
+
+    # one per connected client, however idle: no instance dict
+    __slots__ = ("_after", "_last", "_reload", "_request", "_status", "_subscription")
 
     def __init__(
         self,

@@ -7,8 +7,8 @@ thousands, and a process must refuse new streams before it runs out of room for 
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,12 +17,11 @@ from starlette.requests import Request
 SESSION_RETRY_AFTER = 10
 PROCESS_RETRY_AFTER = 5
 
-Release = Callable[[], None]
-
 
 def session_key(request: Request) -> str:
-    """What identifies one login: its CSRF token is new at every login and logout."""
-    return str(request.state.session.csrf_token)
+    """What identifies one login: its CSRF token is new at every login and logout.
+    Interned, so a session's streams share one string however many it holds."""
+    return sys.intern(str(request.state.session.csrf_token))
 
 
 class StreamSlots:
@@ -34,8 +33,8 @@ class StreamSlots:
         self._by_session: Counter[str] = Counter()
         self.open = 0
 
-    def take(self, key: str) -> Release:
-        """Reserve a slot for `key`; the returned function frees it (once)."""
+    def take(self, key: str) -> None:
+        """Reserve a slot for `key`; `release(key)` frees it."""
         if self._by_session[key] >= self.per_session:
             raise HTTPException(
                 429,
@@ -51,19 +50,9 @@ class StreamSlots:
             )
         self._by_session[key] += 1
         self.open += 1
-        released = False
 
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            self.open -= 1
-            self._by_session[key] -= 1
-            if self._by_session[key] <= 0:
-                del self._by_session[key]
-
-        return release
-
-    def held_by(self, key: str) -> int:
-        return self._by_session.get(key, 0)
+    def release(self, key: str) -> None:
+        self.open -= 1
+        self._by_session[key] -= 1
+        if self._by_session[key] <= 0:
+            del self._by_session[key]
