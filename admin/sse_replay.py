@@ -50,6 +50,8 @@ async def connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def too_far_behind(request: Request, after: int, upto: int) -> bool:
+    if upto <= after:
+        return False  # nothing to replay: no query (the common quick reconnect)
     settings: Settings = request.app.state.settings
     async with connection(request) as conn:
         return await events.too_far_behind(
