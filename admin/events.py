@@ -170,3 +170,32 @@ async def recent(
 
 async def max_id(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM order_events"))
+
+
+async def too_far_behind(
+    conn: asyncpg.Connection, after: int, upto: int, *, max_events: int, max_hours: float
+) -> bool:
+    """True when more than `max_events` events lie in (after, upto], or the first of
+    them is older than `max_hours`: a resume point too old to be worth replaying."""
+    if upto <= after:
+        return False
+    # ids are dense but for rolled-back gaps: a distance within the cap needs no count
+    count_needed = upto - after > max_events
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT e.created_at < now() - make_interval(secs => $4 * 3600)
+                FROM order_events e WHERE e.id > $1 AND e.id <= $2
+                ORDER BY e.id LIMIT 1) AS stale,
+               CASE WHEN $5::boolean THEN
+                   (SELECT count(*) FROM (SELECT 1 FROM order_events e
+                    WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3 + 1) AS s)
+               END AS behind
+        """,
+        after,
+        upto,
+        max_events,
+        max_hours,
+        count_needed,
+    )
+    assert row is not None
+    return bool(row["stale"]) or (row["behind"] or 0) > max_events

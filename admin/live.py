@@ -12,6 +12,7 @@ from admin.hub import Hub
 from admin.live_stats import StatsFeed
 from admin.settings import Settings
 from admin.sse_response import server_exiting
+from admin.sse_slots import StreamSlots
 
 # how often the process checks whether the server was told to exit
 EXIT_POLL_SECONDS = 0.1
@@ -21,6 +22,7 @@ EXIT_POLL_SECONDS = 0.1
 class Live:
     hub: Hub
     stats: StatsFeed
+    slots: StreamSlots
     exit_watch: asyncio.Task[None]
 
 
@@ -34,7 +36,8 @@ def start(app: Starlette) -> Live:
     hub.start()
     stats.start()
     exit_watch = asyncio.create_task(_end_streams_on_exit(hub), name="order-events-exit")
-    app.state.live = Live(hub=hub, stats=stats, exit_watch=exit_watch)
+    slots = StreamSlots(settings.sse_max_per_session, settings.sse_max_per_process)
+    app.state.live = Live(hub=hub, stats=stats, slots=slots, exit_watch=exit_watch)
     return app.state.live
 
 
@@ -64,6 +67,8 @@ def running_hub(app: Starlette) -> Hub | None:
     return live.hub if live is not None else None
 
 
-def hub_for(app: Starlette) -> Hub:
-    """The app's hub; an app built around an injected pool (no lifespan) starts it here."""
-    return running_hub(app) or start(app).hub
+def live_for(app: Starlette) -> Live:
+    """The app's live machinery; an app built around an injected pool (no lifespan)
+    starts it here."""
+    running: Live | None = getattr(app.state, "live", None)
+    return running or start(app)

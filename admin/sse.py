@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, events, live, live_view
+from admin import db, events, live, live_view, sse_replay, sse_slots
 from admin.hub import Batch, Broadcast, Subscription
-from admin.settings import Settings
 from admin.sse_response import Emit, EventStreamResponse
 
 log = logging.getLogger("admin.sse")
 
 RETRY_MS = 2000
-OPENING = ServerSentEvent(comment="live", retry=RETRY_MS).encode()
 READY_SECONDS = 5.0
-REPLAY_PAGE = 500
 MAX_ID = 2**63 - 1
 
 
@@ -54,60 +51,94 @@ def status_filter(request: Request) -> str | None:
 async def events_stream(request: Request) -> Response:
     after = resume_point(request)
     status = status_filter(request)
-    hub = live.hub_for(request.app)
-    if not await hub.wait_ready(READY_SECONDS):
-        raise db.DatabaseUnavailable("live events are not available yet")
-    subscription = hub.subscribe()
-    feed = _Feed(request, subscription, after, status)
-    return EventStreamResponse(
-        subscription, feed.prelude, feed.render, lambda: hub.unsubscribe(subscription)
-    )
+    running = live.live_for(request.app)
+    hub, slots = running.hub, running.slots
+    key = sse_slots.session_key(request)
+    # the caps come first: a refused client costs no subscription and no query
+    slots.take(key)
+    try:
+        if not await hub.wait_ready(READY_SECONDS):
+            raise db.DatabaseUnavailable("live events are not available yet")
+        subscription = hub.subscribe()
+        try:
+            reload = after is not None and await sse_replay.too_far_behind(
+                request, after, subscription.start
+            )
+        except BaseException:
+            hub.unsubscribe(subscription)
+            raise
+    except BaseException:
+        slots.release(key)
+        raise
+
+    def end() -> None:
+        hub.unsubscribe(subscription)
+        slots.release(key)
+
+    feed = _Feed(request, subscription, None if reload else after, status, reload=reload)
+    return EventStreamResponse(subscription, feed.prelude, feed.render, end)
 
 
-async def _replay(
-    request: Request, after: int, upto: int, status: str | None
-) -> AsyncIterator[bytes]:
-    """What the client missed, from the table, one pooled connection per page."""
-    settings: Settings = request.app.state.settings
-    last = after
-    while last < upto:
-        async with db.acquire(request.app.state.pool, settings.pool_acquire_timeout) as conn:
-            page = await events.between(conn, last, upto, status=status, limit=REPLAY_PAGE)
-        if page:
-            yield live_view.order_frames(page, None)
-        if len(page) < REPLAY_PAGE:
-            return
-        last = page[-1].id
+def _opening(position: int) -> bytes:
+    # The id tells a client that has seen no event yet where it stands, so that a
+    # reconnect before the first event resumes from here instead of from "now".
+    return f": live\r\nid: {position}\r\nretry: {RETRY_MS}\r\n\r\n".encode()
+
+
+def _reload(position: int) -> bytes:
+    return ServerSentEvent(event="reload", id=str(position), data="reload").encode()
 
 
 class _Feed:
     """One client's position in the sequence: replayed first, then rendered live."""
 
+    # one per connected client, however idle: no instance dict
+    __slots__ = ("_after", "_last", "_reload", "_request", "_status", "_subscription")
+
     def __init__(
-        self, request: Request, subscription: Subscription, after: int | None, status: str | None
+        self,
+        request: Request,
+        subscription: Subscription,
+        after: int | None,
+        status: str | None,
+        *,
+        reload: bool = False,
     ) -> None:
         self._request = request
         self._subscription = subscription
         self._after = after
         self._status = status
+        self._reload = reload
         self._last = subscription.start
 
     async def prelude(self, emit: Emit) -> bool:
-        await emit(OPENING)
         # The subscription holds every release after `start`; ids up to `start` are final
         # in the table. Replay those, then go live, skipping anything already sent (a
         # client coming from another process may be ahead of this one).
         after, start = self._after, self._subscription.start
         if after is None:
+            await emit(_opening(start))
+            if self._reload:
+                # too far behind to replay: the client starts over from the page
+                await emit(_reload(start))
             return True
+        await emit(_opening(after))
+        replay = sse_replay.frames(self._request, after, start, self._status, self._gone)
         try:
-            async for chunk in _replay(self._request, after, start, self._status):
-                await emit(chunk)
+            async with contextlib.aclosing(replay):
+                async for chunk in replay:
+                    await emit(chunk)
         except db.DatabaseUnavailable as exc:
             log.warning("replay failed, the client will retry: %s", exc)
             return False
+        if self._gone():
+            return False
         self._last = max(after, start)
         return True
+
+    def _gone(self) -> bool:
+        """The client left or the server is shutting down: stop replaying."""
+        return self._subscription.closed is not None
 
     def render(self, message: Batch | Broadcast) -> bytes:
         if isinstance(message, Broadcast):

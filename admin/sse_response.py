@@ -31,6 +31,10 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 
+FINAL: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+# how long the end of a stream may take to write before the connection is cut instead
+FINISH_SECONDS = 2.0
+
 Emit = Callable[[bytes], Awaitable[None]]
 # writes what comes before the queue (`emit` sends one chunk); False ends the response
 Prelude = Callable[[Emit], Awaitable[bool]]
@@ -74,16 +78,18 @@ class EventStreamResponse(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if scope.get("method") == "HEAD":
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send(FINAL)
                 return
             if await self._stream(receive, send):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await _finish(receive, send)
+            elif abort_connection(receive):
+                await _wait_for_disconnect(send)
         finally:
             self._on_end()
 
     async def _stream(self, receive: Receive, send: Send) -> bool:
-        """False when a send was interrupted: the response cannot be completed, and
-        returning without completing it makes the server close the connection."""
+        """False when a live send was interrupted: the client stopped reading, so the
+        response cannot be completed (the next send would wait as long as the stuck one)."""
         subscription = self._subscription
         task = asyncio.current_task()
         assert task is not None
@@ -91,19 +97,25 @@ class EventStreamResponse(Response):
         watcher = asyncio.create_task(_close_on_disconnect(receive, subscription))
 
         async def emit(chunk: bytes) -> None:
-            subscription.sending = True
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            subscription.sending = False
             subscription.sends += 1
 
+        prelude_done = False
         try:
-            if not await self._prelude(emit):
-                return True
-            await self._live(send)
+            # closing interrupts the prelude wherever it waits (a replay query or a send)
+            subscription.sending = True
+            go_on = await self._prelude(emit)
+            subscription.sending = False
+            prelude_done = True
+            if go_on:
+                await self._live(send)
         except asyncio.CancelledError as exc:
             if not (exc.args == (CLOSED_WHILE_SENDING,) and task.uncancel() == 0):
                 raise
-            return False
+            # uvicorn waits for room before it writes, so an interrupted send wrote
+            # nothing: a replay stopped anywhere can still end properly; a live send
+            # stuck for that long means the client reads nothing more
+            return not prelude_done
         finally:
             subscription.writer = None
             watcher.cancel()
@@ -134,3 +146,41 @@ async def _close_on_disconnect(receive: Receive, subscription: Subscription) -> 
         if message["type"] == "http.disconnect":
             subscription.close("disconnected")
             return
+
+
+async def _finish(receive: Receive, send: Send) -> None:
+    """End the response properly; a client too slow to take even that is cut off."""
+    try:
+        async with asyncio.timeout(FINISH_SECONDS):
+            await send(FINAL)
+            return
+    except TimeoutError:
+        pass
+    if abort_connection(receive):
+        await _wait_for_disconnect(send)
+
+
+def abort_connection(receive: Receive) -> bool:
+    """Drop the client's connection now, discarding what is still buffered for it.
+
+    ASGI has no message for this. Under uvicorn `receive` is a method of the request
+    cycle, which holds the transport; aborting it makes the server see a disconnect,
+    so a response dropped on purpose is not reported as an application error. Returns
+    False under a server where that is not possible (it then closes the connection
+    itself when the response returns unfinished).
+    """
+    cycle = getattr(receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    abort = getattr(transport, "abort", None)
+    if abort is None:
+        return False
+    abort()
+    return True
+
+
+async def _wait_for_disconnect(send: Send) -> None:
+    """After an abort, a send returns (writing nothing) once the server has noticed
+    the disconnect; returning earlier would have it log an unfinished response."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FINISH_SECONDS):
+            await send(FINAL)

@@ -27,6 +27,12 @@ ORDER = re.compile(rb"Order #(\d+)<")
 TARGET_P99_MS = 100.0
 TARGET_IDLE_KB = 50.0
 PASSWORD = "bench-password-123"
+# every client shares one login, so the per-session cap on streams is lifted here
+BENCH_ENV = {
+    "POOL_MAX_SIZE": "10",
+    "SSE_MAX_PER_SESSION": "100000",
+    "SSE_MAX_PER_PROCESS": "100000",
+}
 
 
 # ---- client process ------------------------------------------------------------------
@@ -246,7 +252,7 @@ async def main(args: argparse.Namespace) -> None:
         print("raw LISTEN/NOTIFY (reference) ...", flush=True)
         raw_p50, raw_p99 = await _raw_listen_latency(dsn, args.rate, args.seconds)
         secret = "bench-secret-key-long-enough"
-        with live_server(dsn, secret, base, extra_env={"POOL_MAX_SIZE": "10"}) as app:
+        with live_server(dsn, secret, base, extra_env=BENCH_ENV) as app:
             port = int(app.url.rsplit(":", 1)[1])
             async with httpx.AsyncClient(base_url=app.url) as http:
                 login = await http.get("/login")

@@ -84,6 +84,14 @@
 
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     var message = event.detail;
+    if (message.type === "reload") {
+      // this page is too far behind for the server to replay what it missed: the
+      // server-rendered page is the current state, and resumes from there
+      event.preventDefault();
+      setState("reconnecting", "Reloading…");
+      window.location.reload();
+      return;
+    }
     if (message.type === "order") rememberId(message.lastEventId);
     if (!paused) return;
     event.preventDefault();

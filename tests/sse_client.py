@@ -43,19 +43,22 @@ async def messages(response: httpx.Response) -> AsyncIterator[Message]:
 
 @dataclass
 class Follower:
-    """Follows /events like a browser: remembers the last id and resumes from it."""
+    """Follows /events like a browser: remembers the last id the server sent (an order,
+    or the position the stream opened at) and resumes from it, so a reconnect before the
+    first order still resumes from where the client started, never from "now"."""
 
     http: httpx.AsyncClient
     query: str = ""
     after: int | None = None
     ids: list[int] = field(default_factory=list)
     connects: int = 0
+    reloads: int = 0
     _task: asyncio.Task[None] | None = None
     _open: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def last_id(self) -> int | None:
-        return self.ids[-1] if self.ids else None
+        return self.after
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._follow())
@@ -67,9 +70,8 @@ class Follower:
     async def _follow(self) -> None:
         while True:
             headers = {"Accept": "text/event-stream"}
-            last = self.last_id if self.last_id is not None else self.after
-            if last is not None:
-                headers["Last-Event-ID"] = str(last)
+            if self.after is not None:
+                headers["Last-Event-ID"] = str(self.after)
             try:
                 async with self.http.stream(
                     "GET", "/events" + self.query, headers=headers, timeout=None
@@ -78,10 +80,16 @@ class Follower:
                         await asyncio.sleep(0.2)
                         continue
                     self.connects += 1
-                    self._open.set()
                     async for message in messages(response):
-                        if message.event == "order" and message.id is not None:
+                        if message.id is None:
+                            continue
+                        # open once the stream said where it starts (its first frame)
+                        self._open.set()
+                        if message.event == "order":
                             self.ids.append(int(message.id))
+                        elif message.event == "reload":
+                            self.reloads += 1
+                        self.after = int(message.id)
             except httpx.HTTPError:
                 pass
             self._open.clear()

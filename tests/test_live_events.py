@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from pathlib import Path
 
 import asyncpg
@@ -185,13 +184,14 @@ async def test_shutdown_with_connected_clients_ends_promptly(server: LiveServer,
     for follower in followers:
         follower.start()
         await follower.wait_open()
-    started = time.monotonic()
     server.process.send_signal(signal.SIGINT)
-    exit_code = await asyncio.to_thread(server.process.wait, 15)
-    # uvicorn's own graceful timeout is 3 s here; a stream that ignored shutdown would
-    # keep the process until then
-    assert time.monotonic() - started < 3
+    exit_code = await asyncio.to_thread(server.process.wait, 30)
     assert exit_code == 0
+    # a stream that ignored shutdown would have kept the server until its graceful
+    # timeout (3 s here), when uvicorn cancels what is left and says so: checked in the
+    # log rather than by the clock, which a busy machine makes meaningless
+    log = server.log()
+    assert "graceful shutdown exceeded" not in log and "Cancel" not in log, log[-2000:]
     for follower in followers:
         await follower.disconnect()
     await http.aclose()

@@ -241,8 +241,17 @@ async def _drain(reader: asyncio.StreamReader, last_id: int, counts: list[int]) 
                 return
 
 
+@pytest.fixture
+def roomy_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A server whose per-session cap admits a thousand streams of one login."""
+    env = {"SSE_MAX_PER_SESSION": "2000"}
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path, extra_env=env) as running:
+        yield running
+
+
 @pytest.mark.slow
-async def test_thousand_clients_one_never_reading(server: LiveServer, database_url: str):
+async def test_thousand_clients_one_never_reading(roomy_server: LiveServer, database_url: str):
+    server = roomy_server
     conn = await asyncpg.connect(database_url)
     customer = await add_customer(conn)
     http = await logged_in_client(server.url, database_url, "watcher")

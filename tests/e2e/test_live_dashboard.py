@@ -1,6 +1,11 @@
-import asyncpg
-from playwright.async_api import Page, expect
+import re
+from pathlib import Path
 
+import asyncpg
+from playwright.async_api import Page, Route, expect
+
+from tests.conftest import TEST_SECRET_KEY
+from tests.live import live_server
 from tests.live_helpers import add_customer, insert_orders
 
 
@@ -27,3 +32,38 @@ async def test_new_order_appears_without_reload_and_pause_holds_it(
     await expect(page.locator("#feed li")).to_have_count(2)
     assert await page.locator("#feed li").first.get_attribute("data-event-id") == "2"
     await conn.close()
+
+
+async def test_a_page_too_far_behind_to_replay_reloads_itself(
+    page: Page, database_url: str, tmp_path: Path, e2e_admin: tuple[str, str]
+):
+    env = {"SSE_REPLAY_MAX_EVENTS": "2"}
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path, extra_env=env) as server:
+        username, password = e2e_admin
+        await page.goto(server.url + "/login")
+        await page.fill("#username", username)
+        await page.fill("#password", password)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(server.url + "/")
+        conn = await asyncpg.connect(database_url)
+        customer = await add_customer(conn)
+        await insert_orders(conn, customer, 5)
+        newest = await conn.fetchval("SELECT max(id) FROM order_events")
+        await conn.close()
+        live = page.locator("[data-live]")
+        await expect(live).to_have_attribute("sse-connect", re.compile(rf"after={newest}\b"))
+
+        async def five_events_behind(route: Route) -> None:
+            # a page rendered before those five events, as a tab left open would be
+            response = await route.fetch()
+            html = re.sub(r"after=\d+", "after=0", await response.text())
+            html = html.replace("data-live>", "data-live data-stale-page>", 1)
+            await route.fulfill(response=response, body=html)
+
+        await page.route(server.url + "/", five_events_behind, times=1)
+        await page.goto(server.url + "/")
+        # the server sends `reload` instead of replaying; the page loads afresh
+        await expect(page.locator("[data-stale-page]")).to_have_count(0)
+        await expect(live).to_have_attribute("sse-connect", re.compile(rf"after={newest}\b"))
+        await expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
+        await expect(page.locator("#feed li")).to_have_count(5)
