@@ -19,9 +19,10 @@ PROCESS_RETRY_AFTER = 5
 
 
 def session_key(request: Request) -> str:
-    """What identifies one login: its CSRF token is new at every login and logout.
+    """What identifies one login: its session id, new at every login.
     Interned, so a session's streams share one string however many it holds."""
-    return sys.intern(str(request.state.session.csrf_token))
+    session = request.state.session
+    return sys.intern(str(session.session_id or session.csrf_token))
 
 
 class StreamSlots:
