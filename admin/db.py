@@ -6,11 +6,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from starlette.requests import HTTPConnection
 
+from admin import pg_values
 from admin.settings import Settings
 
 Connection = asyncpg.Connection
@@ -38,9 +40,32 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _json_loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        # jsonb holds numbers of any size; Python refuses integers over 4,300 digits
+        return json.loads(text, parse_int=Decimal)
+
+
+# Every value PostgreSQL can store must decode: dates and times outside Python's years 1-9999
+# (infinity, BC, year 20000) become pg_values.PgDateTime instead of raising OverflowError.
+_DATETIME_CODECS = (
+    ("date", pg_values.encode_date, pg_values.decode_date),
+    ("timestamp", pg_values.encode_timestamp, pg_values.decode_timestamp),
+    ("timestamptz", pg_values.encode_timestamptz, pg_values.decode_timestamptz),
+)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            kind, encoder=json.dumps, decoder=_json_loads, schema="pg_catalog"
+        )
+    for kind, encoder, decoder in _DATETIME_CODECS:
+        await conn.set_type_codec(
+            kind, encoder=encoder, decoder=decoder, schema="pg_catalog", format="tuple"
+        )
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -18,6 +18,8 @@ import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
+from admin import pg_values
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_QUERY_LENGTH = 200
@@ -84,8 +86,8 @@ def parse_search(raw: str | None) -> str:
     text = (raw or "").strip()
     if len(text) > MAX_QUERY_LENGTH:
         raise InvalidQuery(f"The search text is longer than {MAX_QUERY_LENGTH} characters.")
-    if "\x00" in text:
-        raise InvalidQuery("The search text contains a NUL character.")
+    if not valid_text(text):
+        raise InvalidQuery("The search text contains a NUL or an invalid character.")
     return text
 
 
@@ -109,7 +111,7 @@ def _to_json(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
-    return value
+    return value  # PgDateTime (infinity, BC, past 9999) is its PostgreSQL text already
 
 
 def encode_cursor(sort: SortColumn, value: Any, row_id: int) -> str:
@@ -117,27 +119,62 @@ def encode_cursor(sort: SortColumn, value: Any, row_id: int) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
+MIN_BIGINT = -(2**63)
+MAX_ID = 2**63 - 1
+# numeric's range: up to 131072 digits before the point and 16383 after
+NUMERIC_MAX_ADJUSTED = 131_071
+NUMERIC_MIN_EXPONENT = -16_383
+
+
 def _typed(kind: Kind, value: Any) -> Any:
-    if kind is Kind.INT and type(value) is int:
+    """The cursor's sort value as the query parameter; ValueError unless PostgreSQL can take
+    it as that column's type (so a forged cursor is a 400, never a database error)."""
+    if kind is Kind.INT and type(value) is int and MIN_BIGINT <= value <= MAX_ID:
         return value
-    if kind is Kind.TEXT and isinstance(value, str):
+    if kind is Kind.TEXT and isinstance(value, str) and valid_text(value):
         return value
     if kind is Kind.BOOL and isinstance(value, bool):
         return value
     if kind is Kind.DECIMAL and isinstance(value, str):
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise ValueError(value) from None
-        if not number.is_finite():
-            raise ValueError(value)
-        return number
+        return _numeric(value)
     if kind is Kind.TIMESTAMP and isinstance(value, str):
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            raise ValueError(value)
-        return moment
+        return _timestamptz(value)
     raise ValueError(value)
+
+
+def _numeric(text: str) -> Decimal:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if number.is_snan():
+        raise ValueError(text)
+    if number.is_finite():
+        exponent = int(number.as_tuple().exponent)
+        if number.adjusted() > NUMERIC_MAX_ADJUSTED or exponent < NUMERIC_MIN_EXPONENT:
+            raise ValueError(text)
+    return number  # NaN and infinities sort in numeric columns too
+
+
+def _timestamptz(text: str) -> datetime | pg_values.PgDateTime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return pg_values.parse_text(text, "timestamptz")
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment  # any aware datetime: pg_values encodes it exactly, whatever its offset
+
+
+def valid_text(value: str) -> bool:
+    """Whether PostgreSQL can store `value` as text: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_cursor(raw: str, sort: SortColumn) -> Cursor:
@@ -148,15 +185,17 @@ def decode_cursor(raw: str, sort: SortColumn) -> Cursor:
     try:
         padded = text + "=" * (-len(text) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
+        if type(data) is not list or len(data) != 3:
+            raise ValueError(data)
         key, value, row_id = data
         if key != sort.key:
             raise InvalidQuery("The page cursor belongs to another sort order; start again.")
-        if type(row_id) is not int:
+        if type(row_id) is not int or not MIN_BIGINT <= row_id <= MAX_ID:
             raise ValueError(row_id)
         return Cursor(sort=key, value=_typed(sort.kind, value), id=row_id)
     except InvalidQuery:
         raise
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
+    except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
         raise InvalidQuery("The page cursor is not valid.") from None
 
 
@@ -389,9 +428,6 @@ async def exact_total(conn: asyncpg.Connection, table: str, query: ListQuery) ->
             return value
     except asyncpg.QueryCanceledError:
         return None
-
-
-MAX_ID = 2**63 - 1
 
 
 def parse_id(raw: str) -> int:
