@@ -381,3 +381,48 @@ async def test_numeric_cursors_postgres_accepts_are_served(
     await seed_odd_rows(conn)
     response = await staff_client.get(f"/orders?sort=total&after={forged(['total', total, 1])}")
     assert response.status_code == 200, response.text[:300]
+
+
+CONTROL_TEXT = ["a\x00b", "a\x01b", "a\x1bb", "a\x7fb", "a\u0085b", "a\tb", "a\nb"]
+
+
+async def test_control_characters_in_user_fields_are_422(staff_client: LoggedIn, conn) -> None:
+    await seed_odd_rows(conn)
+    user_id, version = await conn.fetchrow("SELECT id, version FROM users ORDER BY id LIMIT 1")
+    before = await conn.fetchval("SELECT count(*) FROM audit_log")
+    for bad in CONTROL_TEXT:
+        for name, value in (("email", f"x{bad}@x.io"), ("full_name", f"Jo{bad}")):
+            form = {"username": "newuser", "email": "new@x.io", "full_name": "New", name: value}
+            created = await staff_client.post("/users", form)
+            assert created.status_code == 422, (name, bad, created.text[:300])
+            assert "control" in created.text or "valid email" in created.text
+            updated = await staff_client.post(
+                f"/users/{user_id}", {**form, "version": str(version)}
+            )
+            assert updated.status_code == 422, (name, bad, updated.text[:300])
+            inline = await staff_client.post(
+                f"/users/{user_id}/inline", {**form, "version": str(version)}
+            )
+            assert inline.status_code == 422, (name, bad, inline.text[:300])
+            check = await staff_client.post("/users/validate", {"field": name, name: value})
+            assert check.status_code == 200, (name, bad)
+            assert "control" in check.text or "valid email" in check.text, (name, bad)
+    # the email check is strict about invisible characters, the name allows joiners
+    assert await staff_client.post("/users/validate", {"field": "email", "email": "a\u200d@x.io"})
+    joiner = await staff_client.post(
+        "/users/validate", {"field": "full_name", "full_name": "م\u200cم"}
+    )
+    assert "control" not in joiner.text
+    assert await conn.fetchval("SELECT count(*) FROM audit_log") == before
+    assert await conn.fetchval("SELECT count(*) FROM users WHERE username = 'newuser'") == 0
+
+
+@pytest.mark.parametrize("raw", ["²", "١٢", "1.0", "-1", "9" * 30, "0x10"])
+async def test_odd_digits_in_ids_are_4xx(admin_client: LoggedIn, conn, raw: str) -> None:
+    from urllib.parse import quote
+
+    for url in (f"/users/{quote(raw)}", f"/orders/{quote(raw)}", f"/audit?before={quote(raw)}"):
+        response = await admin_client.get(url)
+        assert response.status_code in (400, 404), (url, response.status_code)
+    response = await admin_client.post(f"/staff/{quote(raw)}/active", {"active": "false"})
+    assert response.status_code in (400, 404), (raw, response.status_code)
