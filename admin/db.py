@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -40,6 +41,29 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON that jsonb accepts: it refuses \\u0000 and lone surrogates, which any text typed
+    into a request may hold (an audit entry records filters and values as given), so those
+    become U+FFFD instead of failing the write."""
+    text = json.dumps(value)
+    if "\\u0000" in text or "\\ud" in text:
+        return json.dumps(_storable(value))
+    return text
+
+
 def _json_loads(text: str) -> Any:
     try:
         return json.loads(text)
@@ -60,7 +84,7 @@ _DATETIME_CODECS = (
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(
-            kind, encoder=json.dumps, decoder=_json_loads, schema="pg_catalog"
+            kind, encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
         )
     for kind, encoder, decoder in _DATETIME_CODECS:
         await conn.set_type_codec(

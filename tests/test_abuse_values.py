@@ -426,3 +426,20 @@ async def test_odd_digits_in_ids_are_4xx(admin_client: LoggedIn, conn, raw: str)
         assert response.status_code in (400, 404), (url, response.status_code)
     response = await admin_client.post(f"/staff/{quote(raw)}/active", {"active": "false"})
     assert response.status_code in (400, 404), (raw, response.status_code)
+
+
+async def test_audit_entries_store_text_jsonb_refuses(admin_client: LoggedIn, conn) -> None:
+    """jsonb refuses NUL and lone surrogates; an audit entry of such input is still written."""
+    await seed_odd_rows(conn)
+    export = await admin_client.get("/users/export.csv?note=a%00b&q=")
+    assert export.status_code == 200 and "odd0" in export.text
+    after = await conn.fetchval(
+        "SELECT after FROM audit_log WHERE action = 'csv_export' ORDER BY id DESC LIMIT 1"
+    )
+    assert after["filters"] == {"note": "a\ufffdb"} and after["outcome"] == "completed"
+    await conn.execute(
+        "INSERT INTO audit_log (action, resource, after) VALUES ('probe', 'x', $1)",
+        {"text": "\x00\ud800😀", "\x00key": ["\udfff"]},
+    )
+    stored = await conn.fetchval("SELECT after FROM audit_log WHERE action = 'probe'")
+    assert stored == {"text": "\ufffd\ufffd😀", "\ufffdkey": ["\ufffd"]}
