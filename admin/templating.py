@@ -64,6 +64,9 @@ def _static_url(context: Context, path: str) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
 templates.env.filters["datetime"] = _datetime
 templates.env.filters["amount"] = _amount
+# jsonb numbers past Python's integer limit decode as Decimal (db._json_loads); tojson shows
+# them as text rather than failing the page
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str}
 templates.env.globals["static_url"] = _static_url
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True

@@ -443,3 +443,16 @@ async def test_audit_entries_store_text_jsonb_refuses(admin_client: LoggedIn, co
     )
     stored = await conn.fetchval("SELECT after FROM audit_log WHERE action = 'probe'")
     assert stored == {"text": "\ufffd\ufffd😀", "\ufffdkey": ["\ufffd"]}
+
+
+async def test_audit_page_shows_entries_with_numbers_python_refuses(
+    admin_client: LoggedIn, conn
+) -> None:
+    huge = "1" + "0" * 5000
+    await conn.execute(
+        "INSERT INTO audit_log (action, resource, resource_id, before, after)"
+        f" VALUES ('update', 'users', '1', '{{\"n\": {huge}}}', '{{\"n\": 1.5e-300}}')"
+    )
+    page = await admin_client.get("/audit")
+    assert page.status_code == 200, page.text[:300]
+    assert huge in page.text
