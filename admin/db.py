@@ -92,6 +92,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def install_codecs(conn: asyncpg.Connection) -> None:
+    """The pool's codecs on a connection of its own (the live hub's LISTEN connection reads
+    order_events, whose created_at any writer may set to infinity or year 20000)."""
+    await _init_connection(conn)
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query on release (one round trip per request).
 

@@ -3,10 +3,12 @@ forged input (cursors, form fields, ids): every page renders, every bad input is
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,7 +17,10 @@ from admin import pg_values
 from admin.listing import decode_cursor, encode_cursor
 from admin.orders import SORT_COLUMNS as ORDER_SORTS
 from admin.users import SORT_COLUMNS as USER_SORTS
-from tests.conftest import LoggedIn
+from tests.conftest import TEST_SECRET_KEY, LoggedIn
+from tests.live import live_server
+from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client
+from tests.sse_client import messages
 
 # created_at / updated_at of the odd users and orders, as written to PostgreSQL
 ODD_MOMENTS = [
@@ -456,3 +461,39 @@ async def test_audit_page_shows_entries_with_numbers_python_refuses(
     page = await admin_client.get("/audit")
     assert page.status_code == 200, page.text[:300]
     assert huge in page.text
+
+
+async def test_live_feed_delivers_events_with_odd_dates_and_totals(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The hub's own connection decodes what any writer put in order_events (it used to
+    fail every poll from then on, and the feed stopped for everyone)."""
+    writer = await asyncpg.connect(database_url)
+    try:
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+            http = await logged_in_client(server.url, database_url, "watcher")
+            customer = await add_customer(writer)
+            async with http.stream("GET", "/events", timeout=None) as response:
+                assert response.status_code == 200
+                stream = messages(response)
+                await anext(stream)
+                await writer.execute(
+                    "INSERT INTO order_events (order_id, kind, payload, created_at) VALUES"
+                    ' (1, \'created\', \'{"total": "NaN", "status": "paid"}\','
+                    " '20000-01-01'), (2, 'created', '{\"total\": 5}', 'infinity')"
+                )
+                await insert_orders(writer, customer, 2)
+                expected = await event_ids(writer)
+                got = []
+                async with asyncio.timeout(20):
+                    async for message in stream:
+                        if message.event == "order":
+                            got.append(message)
+                        if len(got) == len(expected):
+                            break
+            await http.aclose()
+    finally:
+        await writer.close()
+    assert [int(m.id or 0) for m in got] == expected
+    assert "20000-01-01 00:00:00+00" in got[0].data and ">NaN<" in got[0].data
+    assert "infinity" in got[1].data
