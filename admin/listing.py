@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -18,7 +18,7 @@ import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-from admin import pg_values
+from admin import pg_input
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -86,7 +86,7 @@ def parse_search(raw: str | None) -> str:
     text = (raw or "").strip()
     if len(text) > MAX_QUERY_LENGTH:
         raise InvalidQuery(f"The search text is longer than {MAX_QUERY_LENGTH} characters.")
-    if not valid_text(text):
+    if not pg_input.valid_text(text):
         raise InvalidQuery("The search text contains a NUL or an invalid character.")
     return text
 
@@ -119,62 +119,20 @@ def encode_cursor(sort: SortColumn, value: Any, row_id: int) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-MIN_BIGINT = -(2**63)
-MAX_ID = 2**63 - 1
-# numeric's range: up to 131072 digits before the point and 16383 after
-NUMERIC_MAX_ADJUSTED = 131_071
-NUMERIC_MIN_EXPONENT = -16_383
-
-
 def _typed(kind: Kind, value: Any) -> Any:
     """The cursor's sort value as the query parameter; ValueError unless PostgreSQL can take
     it as that column's type (so a forged cursor is a 400, never a database error)."""
-    if kind is Kind.INT and type(value) is int and MIN_BIGINT <= value <= MAX_ID:
+    if kind is Kind.INT and pg_input.is_bigint(value):
         return value
-    if kind is Kind.TEXT and isinstance(value, str) and valid_text(value):
+    if kind is Kind.TEXT and isinstance(value, str) and pg_input.valid_text(value):
         return value
     if kind is Kind.BOOL and isinstance(value, bool):
         return value
     if kind is Kind.DECIMAL and isinstance(value, str):
-        return _numeric(value)
+        return pg_input.numeric(value)
     if kind is Kind.TIMESTAMP and isinstance(value, str):
-        return _timestamptz(value)
+        return pg_input.timestamptz(value)
     raise ValueError(value)
-
-
-def _numeric(text: str) -> Decimal:
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(text) from None
-    if number.is_snan():
-        raise ValueError(text)
-    if number.is_finite():
-        exponent = int(number.as_tuple().exponent)
-        if number.adjusted() > NUMERIC_MAX_ADJUSTED or exponent < NUMERIC_MIN_EXPONENT:
-            raise ValueError(text)
-    return number  # NaN and infinities sort in numeric columns too
-
-
-def _timestamptz(text: str) -> datetime | pg_values.PgDateTime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return pg_values.parse_text(text, "timestamptz")
-    if moment.tzinfo is None:
-        raise ValueError(text)
-    return moment  # any aware datetime: pg_values encodes it exactly, whatever its offset
-
-
-def valid_text(value: str) -> bool:
-    """Whether PostgreSQL can store `value` as text: no NUL, no lone surrogate."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def decode_cursor(raw: str, sort: SortColumn) -> Cursor:
@@ -190,7 +148,7 @@ def decode_cursor(raw: str, sort: SortColumn) -> Cursor:
         key, value, row_id = data
         if key != sort.key:
             raise InvalidQuery("The page cursor belongs to another sort order; start again.")
-        if type(row_id) is not int or not MIN_BIGINT <= row_id <= MAX_ID:
+        if not pg_input.is_bigint(row_id):
             raise ValueError(row_id)
         return Cursor(sort=key, value=_typed(sort.kind, value), id=row_id)
     except InvalidQuery:
@@ -433,7 +391,7 @@ async def exact_total(conn: asyncpg.Connection, table: str, query: ListQuery) ->
 def parse_id(raw: str) -> int:
     """A row id from the URL: a positive whole number that fits in bigint."""
     text = raw.strip()
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= pg_input.MAX_BIGINT:
         raise InvalidQuery(f"{raw[:40]!r} is not a valid id; ids are positive whole numbers.")
     return int(text)
 

@@ -12,7 +12,7 @@ import asyncpg
 
 from admin import users
 from admin.forms import has_control_characters
-from admin.listing import valid_text
+from admin.pg_input import valid_text
 
 USERNAME = re.compile(r"[a-z0-9._-]{3,50}")
 # deliberately loose: one @, something on both sides, a dot in the domain, no spaces
