@@ -11,6 +11,7 @@ from starlette.responses import Response
 from admin import audit, db
 from admin.forms import has_control_characters
 from admin.htmx import render
+from admin.listing import InvalidQuery, parse_id
 
 PAGE_SIZE = 50
 MAX_FILTER_LENGTH = 200
@@ -31,9 +32,10 @@ def _before(request: Request) -> int | None:
     raw = request.query_params.get("before", "")
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise HTTPException(400, "before must be an entry id (a whole number).")
-    return int(raw)
+    try:
+        return parse_id(raw)
+    except InvalidQuery:
+        raise HTTPException(400, "before must be an entry id (a whole number).") from None
 
 
 async def audit_log(request: Request) -> Response:

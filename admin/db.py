@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from starlette.requests import HTTPConnection
 
+from admin import pg_values
 from admin.settings import Settings
 
 Connection = asyncpg.Connection
@@ -38,9 +41,61 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON that jsonb accepts: it refuses \\u0000 and lone surrogates, which any text typed
+    into a request may hold (an audit entry records filters and values as given), so those
+    become U+FFFD instead of failing the write."""
+    text = json.dumps(value)
+    if "\\u0000" in text or "\\ud" in text:
+        return json.dumps(_storable(value))
+    return text
+
+
+def _json_loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        # jsonb holds numbers of any size; Python refuses integers over 4,300 digits
+        return json.loads(text, parse_int=Decimal)
+
+
+# Every value PostgreSQL can store must decode: dates and times outside Python's years 1-9999
+# (infinity, BC, year 20000) become pg_values.PgDateTime instead of raising OverflowError.
+_DATETIME_CODECS = (
+    ("date", pg_values.encode_date, pg_values.decode_date),
+    ("timestamp", pg_values.encode_timestamp, pg_values.decode_timestamp),
+    ("timestamptz", pg_values.encode_timestamptz, pg_values.decode_timestamptz),
+)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            kind, encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
+        )
+    for kind, encoder, decoder in _DATETIME_CODECS:
+        await conn.set_type_codec(
+            kind, encoder=encoder, decoder=decoder, schema="pg_catalog", format="tuple"
+        )
+
+
+async def install_codecs(conn: asyncpg.Connection) -> None:
+    """The pool's codecs on a connection of its own (the live hub's LISTEN connection reads
+    order_events, whose created_at any writer may set to infinity or year 20000)."""
+    await _init_connection(conn)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

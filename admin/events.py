@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import asyncpg
@@ -41,7 +41,12 @@ class OrderEvent:
     @property
     def total(self) -> Decimal | None:
         value = self.payload.get("total")
-        return Decimal(str(value)) if value is not None else None
+        if value is None or isinstance(value, bool | dict | list):
+            return None
+        try:  # any writer may put anything here; "NaN" is what jsonb makes of a NaN total
+            return Decimal(str(value))
+        except InvalidOperation:
+            return None
 
 
 def _event(row: asyncpg.Record) -> OrderEvent:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from admin import events
+from admin import db, events
 from admin.events import OrderEvent
 
 log = logging.getLogger("admin.hub")
@@ -291,6 +291,7 @@ class Hub:
                 continue
             backoff = 0.1
             try:
+                await db.install_codecs(conn)
                 await self._listen(conn)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("listener connection lost: %s", exc)

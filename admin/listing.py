@@ -10,13 +10,15 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
+
+from admin import pg_input
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -84,8 +86,8 @@ def parse_search(raw: str | None) -> str:
     text = (raw or "").strip()
     if len(text) > MAX_QUERY_LENGTH:
         raise InvalidQuery(f"The search text is longer than {MAX_QUERY_LENGTH} characters.")
-    if "\x00" in text:
-        raise InvalidQuery("The search text contains a NUL character.")
+    if not pg_input.valid_text(text):
+        raise InvalidQuery("The search text contains a NUL or an invalid character.")
     return text
 
 
@@ -109,7 +111,7 @@ def _to_json(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
-    return value
+    return value  # PgDateTime (infinity, BC, past 9999) is its PostgreSQL text already
 
 
 def encode_cursor(sort: SortColumn, value: Any, row_id: int) -> str:
@@ -118,25 +120,18 @@ def encode_cursor(sort: SortColumn, value: Any, row_id: int) -> str:
 
 
 def _typed(kind: Kind, value: Any) -> Any:
-    if kind is Kind.INT and type(value) is int:
+    """The cursor's sort value as the query parameter; ValueError unless PostgreSQL can take
+    it as that column's type (so a forged cursor is a 400, never a database error)."""
+    if kind is Kind.INT and pg_input.is_bigint(value):
         return value
-    if kind is Kind.TEXT and isinstance(value, str):
+    if kind is Kind.TEXT and isinstance(value, str) and pg_input.valid_text(value):
         return value
     if kind is Kind.BOOL and isinstance(value, bool):
         return value
     if kind is Kind.DECIMAL and isinstance(value, str):
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise ValueError(value) from None
-        if not number.is_finite():
-            raise ValueError(value)
-        return number
+        return pg_input.numeric(value)
     if kind is Kind.TIMESTAMP and isinstance(value, str):
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            raise ValueError(value)
-        return moment
+        return pg_input.timestamptz(value)
     raise ValueError(value)
 
 
@@ -148,15 +143,17 @@ def decode_cursor(raw: str, sort: SortColumn) -> Cursor:
     try:
         padded = text + "=" * (-len(text) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
+        if type(data) is not list or len(data) != 3:
+            raise ValueError(data)
         key, value, row_id = data
         if key != sort.key:
             raise InvalidQuery("The page cursor belongs to another sort order; start again.")
-        if type(row_id) is not int:
+        if not pg_input.is_bigint(row_id):
             raise ValueError(row_id)
         return Cursor(sort=key, value=_typed(sort.kind, value), id=row_id)
     except InvalidQuery:
         raise
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
+    except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
         raise InvalidQuery("The page cursor is not valid.") from None
 
 
@@ -391,13 +388,10 @@ async def exact_total(conn: asyncpg.Connection, table: str, query: ListQuery) ->
         return None
 
 
-MAX_ID = 2**63 - 1
-
-
 def parse_id(raw: str) -> int:
     """A row id from the URL: a positive whole number that fits in bigint."""
     text = raw.strip()
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= pg_input.MAX_BIGINT:
         raise InvalidQuery(f"{raw[:40]!r} is not a valid id; ids are positive whole numbers.")
     return int(text)
 

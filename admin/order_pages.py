@@ -76,11 +76,14 @@ async def _save(request: Request, *, status_only: bool) -> Response:
     async with db.connection(request) as conn:
         current = await load(conn, order_id)
         status = str(form.get("status", current["status"]))
-        raw_total = str(form.get("total", current["total"]))
         errors: dict[str, str] = {}
         if status not in STATUSES:
             errors["status"] = f"Choose one of: {', '.join(STATUSES)}."
-        total, total_error = parse_total(raw_total)
+        if status_only:  # the stored total stays as it is, even one the form would refuse (NaN)
+            raw_total, total, total_error = str(current["total"]), current["total"], None
+        else:
+            raw_total = str(form.get("total", current["total"]))
+            total, total_error = parse_total(raw_total)
         if total_error:
             errors["total"] = total_error
         values = {"status": status, "total": raw_total}

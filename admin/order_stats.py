@@ -30,13 +30,17 @@ class MinuteCount:
 
 
 async def today(conn: asyncpg.Connection) -> Counters:
-    """Orders created today (server time zone) by current status; revenue excludes cancelled."""
+    """Orders created today (server time zone) by current status; revenue excludes cancelled.
+
+    Bounded above too: a created_at in the future (any writer may store one, up to
+    infinity) is not today's."""
     rows = await conn.fetch(
         """
         SELECT status, count(*) AS orders,
                coalesce(sum(total) FILTER (WHERE status <> 'cancelled'), 0) AS revenue
         FROM orders
         WHERE created_at >= date_trunc('day', now())
+          AND created_at < date_trunc('day', now()) + interval '1 day'
         GROUP BY status
         """
     )
@@ -58,6 +62,7 @@ async def per_minute(conn: asyncpg.Connection) -> list[MinuteCount]:
             SELECT date_trunc('minute', created_at) AS minute, count(*) AS orders
             FROM orders
             WHERE created_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
+              AND created_at < date_trunc('minute', now()) + interval '1 minute'
             GROUP BY 1
         ) AS m ON true
         """,

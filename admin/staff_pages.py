@@ -18,6 +18,7 @@ from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import text_field
 from admin.htmx import redirect, render
+from admin.listing import InvalidQuery, parse_id
 from admin.passwords import hash_password_async
 from admin.staff import LastActiveAdmin, StaffMember, StaffNotFound
 
@@ -25,10 +26,10 @@ LAST_ADMIN = "{username} is the last active admin: make someone else an admin fi
 
 
 def _staff_id(request: Request) -> int:
-    raw = request.path_params["staff_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise HTTPException(404, "There is no such staff member.")
-    return int(raw)
+    try:
+        return parse_id(request.path_params["staff_id"])
+    except InvalidQuery:
+        raise HTTPException(404, "There is no such staff member.") from None
 
 
 async def _page(

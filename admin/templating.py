@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -27,13 +28,27 @@ def _page_context(request: Request) -> dict[str, Any]:
 MINUTES = "%Y-%m-%d %H:%M"
 
 
-def _datetime(value: datetime | None, fmt: str = MINUTES) -> str:
+def _datetime(value: datetime | str | None, fmt: str = MINUTES) -> str:
     if not value:
         return ""
     if fmt == MINUTES and type(value) is datetime:
         # the same text as strftime at half the cost: list pages format two per row
         return value.isoformat(" ", "minutes")[:16]
+    if isinstance(value, str):  # pg_values.PgDateTime: infinity, BC, past year 9999
+        return value
     return value.strftime(fmt)
+
+
+def _amount(value: Decimal | float | int | None, grouping: bool = True) -> str:
+    """Two decimals, with thousands separators unless `grouping` is off; NaN and infinities
+    (numeric columns hold them) as PostgreSQL writes them."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal) and not value.is_finite():
+        if value.is_nan():
+            return "NaN"
+        return "-Infinity" if value.is_signed() else "Infinity"
+    return f"{value:,.2f}" if grouping else f"{value:.2f}"
 
 
 @pass_context
@@ -48,6 +63,10 @@ def _static_url(context: Context, path: str) -> str:
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
 templates.env.filters["datetime"] = _datetime
+templates.env.filters["amount"] = _amount
+# jsonb numbers past Python's integer limit decode as Decimal (db._json_loads); tojson shows
+# them as text rather than failing the page
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str}
 templates.env.globals["static_url"] = _static_url
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import asyncpg
 
 from admin import users
+from admin.forms import has_control_characters
+from admin.pg_input import valid_text
 
 USERNAME = re.compile(r"[a-z0-9._-]{3,50}")
 # deliberately loose: one @, something on both sides, a dot in the domain, no spaces
@@ -61,11 +64,14 @@ def field_syntax_error(name: str, value: str) -> str | None:
             return "Enter an email address."
         if len(value) > EMAIL_MAX or not EMAIL.fullmatch(value):
             return "Enter a valid email address, like name@example.com."
+        if has_control_characters(value) or not valid_text(value):
+            return "The email address contains control or invisible characters."
     elif name == "full_name":
         if len(value) > FULL_NAME_MAX:
             return f"At most {FULL_NAME_MAX} characters."
-        if "\x00" in value:
-            return "The name contains a NUL character."
+        # format characters (zero-width joiners) belong in some scripts' names; controls do not
+        if any(unicodedata.category(ch) == "Cc" for ch in value) or not valid_text(value):
+            return "The name contains control characters (such as NUL or a tab)."
     return None
 
 

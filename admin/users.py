@@ -136,6 +136,8 @@ class UserQuery:
 # ---- reads and writes
 
 COLUMNS = "id, username, email, full_name, is_active, created_at, updated_at, version"
+# what a list row shows (users/_user_row.html): every column decoded costs on each page
+LIST_COLUMNS = "id, username, email, full_name, is_active, created_at, version"
 EDITABLE = ("username", "email", "full_name", "is_active")
 
 
@@ -148,7 +150,7 @@ def snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def list_page(conn: asyncpg.Connection, query: UserQuery) -> Page:
-    return await fetch_page(conn, "users", COLUMNS, query)
+    return await fetch_page(conn, "users", LIST_COLUMNS, query)
 
 
 async def total(
