@@ -91,7 +91,7 @@ def describe_size(size: int) -> str:
 def check_declared_length(request: Request, limits: BodyLimits) -> None:
     """Refuse before reading anything when Content-Length already says the body is too big."""
     declared = request.headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > limits.max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > limits.max_bytes:
         raise BodyTooLarge(limits.too_large_message())
 
 

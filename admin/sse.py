@@ -25,7 +25,7 @@ def _event_id(raw: str | None, name: str) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     value = raw.strip()
-    if not value.isdigit() or int(value) > MAX_ID:
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
         raise HTTPException(400, f"{name} must be a non-negative event id, got {value[:40]!r}")
     return int(value)
 
