@@ -210,6 +210,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
         exception_handlers={
             HTTPException: errors.http_exception,
             db.DatabaseUnavailable: errors.database_unavailable,
+            **dict.fromkeys(db.CONNECTION_FAILURES, errors.connection_failure),
             500: errors.server_error,
         },
         lifespan=lifespan,
