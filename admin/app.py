@@ -187,6 +187,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
                 app.state.settings = current
             await _prepare_database(current)
             app.state.pool = await db.create_pool(current)
+            health.start(app)
             live.start(app)
             # What startup built lives as long as the process: leave it out of every garbage
             # collection (page rendering allocates enough to trigger one nearly every request).
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
             yield
         finally:
             await live.stop(app)
+            await health.stop(app)
             if own_pool:
                 await app.state.pool.close()
             if server is not None:
