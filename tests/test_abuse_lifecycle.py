@@ -22,7 +22,7 @@ from admin import db
 from admin.app import create_app
 from admin.health import DatabaseProbe
 from admin.settings import Settings
-from tests.cli import ROOT, cli_env, run_cli
+from tests.cli import ROOT, cli_env, run_cli, start_serve
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, create_staff, log_in
 from tests.csv_helpers import USERS_HEADER, upload, user_lines
 from tests.live import free_port, live_server
@@ -56,41 +56,85 @@ async def killer(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 # ---- item 8: SIGTERM while a client has stopped reading an export
 
 
-@pytest.mark.slow
-async def test_sigterm_during_a_stalled_export_exits_and_records_the_abort(
-    database_url: str, tmp_path: Path, killer: asyncpg.Connection
-):
-    await killer.execute(
+async def _load_big_users_table(conn: asyncpg.Connection) -> None:
+    await conn.execute(
         "INSERT INTO users (username, email, full_name) "
         "SELECT 'user' || g, 'user' || g || '@example.com', repeat('x', 150) "
         "FROM generate_series(1, 300000) g"
     )
-    await create_staff(killer, "boss", "admin")
-    with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            await log_in(http, "boss")
-            async with http.stream("GET", "/users/export.csv", headers=SAME_ORIGIN) as response:
-                assert response.status_code == 200
-                received = 0
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > 100_000:
-                        break
-                # the client keeps the connection open and reads no more
-                await _until(lambda: _count(killer, COPY_BACKENDS, 1))
-                server.process.send_signal(signal.SIGTERM)
-                # uvicorn's grace is 3 s (tests/live.py); the bound leaves room for a loaded
-                # machine but not for a pool that never closes
-                code = await asyncio.to_thread(server.process.wait, 30)
-        # uvicorn re-raises SIGTERM once it has shut down cleanly
-        assert code in (0, -signal.SIGTERM), server.log()
-    assert "Pool.close() is taking" not in server.log()
+    await create_staff(conn, "boss", "admin")
+
+
+async def _sigterm_with_a_stalled_export(
+    base_url: str,
+    process: subprocess.Popen,
+    killer: asyncpg.Connection,  # type: ignore[type-arg]
+) -> int:
+    """Start an export, stop reading it, SIGTERM the server; its exit code."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        await log_in(http, "boss")
+        async with http.stream("GET", "/users/export.csv", headers=SAME_ORIGIN) as response:
+            assert response.status_code == 200
+            # held, not dropped: a dropped iterator would close the connection
+            body = response.aiter_bytes()
+            received = 0
+            while received < 100_000:
+                received += len(await anext(body))
+            # the client keeps the connection open and reads no more
+            await _until(lambda: _count(killer, COPY_BACKENDS, 1))
+            process.send_signal(signal.SIGTERM)
+            # the grace is a few seconds; the bound leaves room for a loaded machine but
+            # not for a pool that never closes
+            return await asyncio.to_thread(process.wait, 30)
+
+
+async def _assert_export_aborted_and_released(killer: asyncpg.Connection) -> None:
     await _until(lambda: _count(killer, COPY_BACKENDS, 0))
     entry = await killer.fetchrow(
         "SELECT after FROM audit_log WHERE action = 'csv_export' ORDER BY id DESC LIMIT 1"
     )
     assert entry is not None
     assert json.loads(entry["after"])["outcome"] == "aborted"
+
+
+@pytest.mark.slow
+async def test_sigterm_during_a_stalled_export_exits_and_records_the_abort(
+    database_url: str, tmp_path: Path, killer: asyncpg.Connection
+):
+    await _load_big_users_table(killer)
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+        code = await _sigterm_with_a_stalled_export(server.url, server.process, killer)
+        # uvicorn re-raises SIGTERM once it has shut down cleanly
+        assert code in (0, -signal.SIGTERM), server.log()
+    assert "Pool.close() is taking" not in server.log()
+    await _assert_export_aborted_and_released(killer)
+
+
+@pytest.mark.slow
+async def test_serve_uses_the_shutdown_grace_setting(
+    database_url: str, tmp_path: Path, killer: asyncpg.Connection
+):
+    await _load_big_users_table(killer)
+    env = cli_env(
+        DATABASE_URL=database_url,
+        SECRET_KEY=TEST_SECRET_KEY,
+        ADMIN_DATA_DIR=str(tmp_path),
+        SHUTDOWN_GRACE_S="1",
+    )
+    serving = start_serve(env, tmp_path)
+    try:
+        code = await _sigterm_with_a_stalled_export(serving.url, serving.process, killer)
+    finally:
+        serving.stop(signal.SIGKILL)
+    assert code == 0, serving.stderr()
+    await _assert_export_aborted_and_released(killer)
+
+
+def test_procfile_passes_the_shutdown_grace_to_uvicorn():
+    web = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    assert "--timeout-graceful-shutdown ${SHUTDOWN_GRACE_S:-10}" in web
 
 
 async def _count(conn: asyncpg.Connection, sql: str, wanted: int) -> bool:
