@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -128,6 +129,44 @@ async def test_serve_uses_the_shutdown_grace_setting(
         serving.stop(signal.SIGKILL)
     assert code == 0, serving.stderr()
     await _assert_export_aborted_and_released(killer)
+
+
+@pytest.mark.slow
+async def test_sigterm_during_a_stalled_import_exits_and_writes_nothing(
+    database_url: str, tmp_path: Path, killer: asyncpg.Connection
+):
+    await create_staff(killer, "boss", "admin")
+    copying_in = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND query ILIKE 'COPY %FROM STDIN%' AND state <> 'idle'"
+    )
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            token = await log_in(http, "boss")
+            cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+        part = (USERS_HEADER + "".join(user_lines(20_000))).encode()
+        address = urlsplit(server.url)
+        _reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        try:
+            writer.write(
+                (
+                    "POST /users/import HTTP/1.1\r\n"
+                    f"Host: {address.netloc}\r\nContent-Type: text/csv\r\n"
+                    f"Content-Length: {len(part) * 10}\r\n"
+                    f"Cookie: {cookie}\r\nX-CSRF-Token: {token}\r\n\r\n"
+                ).encode()
+                + part
+            )
+            await writer.drain()
+            # the rest of the body never comes
+            await _until(lambda: _count(killer, copying_in, 1))
+            server.process.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(server.process.wait, 30)
+        finally:
+            writer.close()
+        assert code in (0, -signal.SIGTERM), server.log()
+    await _until(lambda: _count(killer, copying_in, 0))
+    assert await killer.fetchval("SELECT count(*) FROM users") == 0
 
 
 def test_procfile_passes_the_shutdown_grace_to_uvicorn():
