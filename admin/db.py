@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,8 @@ import asyncpg
 from starlette.requests import HTTPConnection
 
 from admin.settings import Settings
+
+log = logging.getLogger("admin.db")
 
 Connection = asyncpg.Connection
 Pool = asyncpg.Pool
@@ -39,17 +42,16 @@ CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
-    asyncpg.exceptions._base.InternalClientError,  # "cannot switch to state ..."
+    asyncpg.InternalClientError,  # "cannot switch to state ..."
 )
 # InterfaceErrors about the call itself (bad arguments, options): bugs, answered as such.
+# (The interface DataError, not asyncpg.DataError, which is SQLSTATE class 22.)
 _CALLER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions._base.DataError,
-    asyncpg.exceptions._base.ClientConfigurationError,
-    asyncpg.exceptions._base.UnsupportedClientFeatureError,
+    asyncpg.ClientConfigurationError,
+    asyncpg.UnsupportedClientFeatureError,
     TimeoutError,  # an OSError, but a deadline of ours, not a lost connection
 )
-# kept for callers that catch errors around acquire
-UNAVAILABLE_ERRORS = CONNECTION_FAILURES
 
 
 def is_connection_failure(exc: BaseException) -> bool:
@@ -85,9 +87,9 @@ async def checkin(
     try:
         await pool.release(conn, timeout=wait_seconds)
     except Exception as exc:
-        # release() terminates a connection it could not reset; the pool replaces it
-        if not is_connection_failure(exc):
-            raise
+        # release() has terminated a connection it could not reset and the pool replaces
+        # it: the request it served is not the worse for that
+        log.warning("connection dropped on release: %s: %s", type(exc).__name__, exc)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
