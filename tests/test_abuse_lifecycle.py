@@ -1,11 +1,10 @@
-"""Faults around the panel's lifecycle: SIGTERM during a stalled export, database
-connections killed before and during requests, /healthz under a busy pool, and
-simulate-orders losing its connection."""
+"""Faults around the panel's lifecycle: SIGTERM during a stalled export or upload, database
+connections killed before and during requests, and simulate-orders losing its connection.
+(/healthz under a busy pool: tests/test_health.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import re
 import signal
@@ -19,14 +18,10 @@ import asyncpg
 import httpx
 import pytest
 
-from admin import db
-from admin.app import create_app
-from admin.health import DatabaseProbe
-from admin.settings import Settings
 from tests.cli import ROOT, cli_env, run_cli, start_serve
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, create_staff, log_in
 from tests.csv_helpers import USERS_HEADER, upload, user_lines
-from tests.live import free_port, live_server
+from tests.live import live_server
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 KILL_PANEL_BACKENDS = (
@@ -296,67 +291,6 @@ async def test_import_whose_connection_dies_answers_503_and_writes_nothing(
     again = await upload(admin_client, "users", content)
     assert again.status_code == 200, again.text
     assert await killer.fetchval("SELECT count(*) FROM users") == 2000
-
-
-# ---- item 10: /healthz tells a busy pool from a database that does not answer
-
-
-def _client(app) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
-
-
-async def test_healthz_with_every_pooled_connection_held_is_ok_and_busy(settings: Settings):
-    tiny = dataclasses.replace(settings, pool_min_size=2, pool_max_size=2, pool_acquire_timeout=5)
-    pool = await db.create_pool(tiny)
-    try:
-        held = [await pool.acquire() for _ in range(2)]
-        try:
-            async with _client(create_app(tiny, pool=pool)) as http:
-                answers = [await http.get("/healthz") for _ in range(5)]
-        finally:
-            for conn in held:
-                await pool.release(conn)
-    finally:
-        await pool.close()
-    for answer in answers:
-        assert answer.status_code == 200
-        assert answer.json() == {
-            "status": "ok",
-            "database": "ok",
-            "pool": "busy",
-            "pool_in_use": 2,
-            "pool_max": 2,
-        }
-
-
-async def test_healthz_with_an_unreachable_database_is_503(settings: Settings, pool: asyncpg.Pool):
-    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
-    app = create_app(dataclasses.replace(settings, database_url=nowhere), pool=pool)
-    async with _client(app) as http:
-        response = await http.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["database"] == "unavailable"
-    assert response.headers["retry-after"].isdigit()
-
-
-async def test_health_probe_keeps_one_connection_and_replaces_a_killed_one(
-    database_url: str, killer: asyncpg.Connection
-):
-    probe = DatabaseProbe(database_url)
-    count_probes = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND application_name = 'pg-admin-panel health'"
-    )
-    try:
-        for _ in range(3):
-            await probe.check()
-        assert await killer.fetchval(count_probes) == 1
-        await killer.fetchval(KILL_PANEL_BACKENDS)
-        await probe.check()  # a fresh connection, not an outage
-        assert await killer.fetchval(count_probes) == 1
-    finally:
-        await probe.close()
-    await _until(lambda: _count(killer, count_probes, 0))
 
 
 # ---- simulate-orders rides out a lost connection
