@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import math
 import os
 import secrets
 import signal
@@ -160,7 +161,8 @@ def _serve(ready: Settings, args: argparse.Namespace, host: str, port: int) -> N
         workers=args.workers,
         log_level=args.log_level,
         proxy_headers=False,
-        timeout_graceful_shutdown=5,
+        # then running requests (a stalled export, say) are cancelled and the app stops
+        timeout_graceful_shutdown=math.ceil(ready.shutdown_grace_s),
     )
 
 

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from admin import (
     auth,
+    csv_export,
     csv_routes,
     dashboard,
     db,
@@ -48,6 +49,10 @@ from admin.staff_pages import (
 log = logging.getLogger("admin.app")
 
 GC_GEN0_THRESHOLD = 20_000
+# at shutdown, after uvicorn's grace period: how long running exports get to record their
+# abort, and the pool to close, before its connections are dropped
+EXPORT_ABORT_SECONDS = 5.0
+POOL_CLOSE_SECONDS = 3.0
 
 
 def routes() -> list[BaseRoute]:
@@ -108,6 +113,11 @@ def routes() -> list[BaseRoute]:
             csv_routes.orders_export,
             access=Access.ADMIN,
             name="orders_export",
+        ),
+        # the same exports as a form POST with the CSRF token: scripts, and links from elsewhere
+        route("/users/export.csv", csv_routes.users_export, access=Access.ADMIN, methods=["POST"]),
+        route(
+            "/orders/export.csv", csv_routes.orders_export, access=Access.ADMIN, methods=["POST"]
         ),
         # ---- users
         route("/users", user_views.users_list, access=Access.STAFF, name="users"),
@@ -178,6 +188,15 @@ async def _prepare_database(settings: Settings) -> None:
         await conn.close()
 
 
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    """Close gracefully if every connection comes back in time, else drop them."""
+    try:
+        await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
+    except TimeoutError:
+        log.warning("pool not closed within %.0f s: terminating it", POOL_CLOSE_SECONDS)
+        pool.terminate()
+
+
 def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = None) -> Starlette:
     """The application. Pass `pool` to reuse one (tests); otherwise the lifespan opens it."""
     settings = settings or load_settings()
@@ -194,6 +213,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
                 app.state.settings = current
             await _prepare_database(current)
             app.state.pool = await db.create_pool(current)
+            health.start(app)
             live.start(app)
             # What startup built lives as long as the process: leave it out of every garbage
             # collection (page rendering allocates enough to trigger one nearly every request).
@@ -206,8 +226,10 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
             yield
         finally:
             await live.stop(app)
+            await csv_export.abort_all(app.state.exports, EXPORT_ABORT_SECONDS)
+            await health.stop(app)
             if own_pool:
-                await app.state.pool.close()
+                await _close_pool(app.state.pool)
             if server is not None:
                 await asyncio.to_thread(embedded.stop, server)
 
@@ -217,10 +239,12 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
         exception_handlers={
             HTTPException: errors.http_exception,
             db.DatabaseUnavailable: errors.database_unavailable,
+            **dict.fromkeys(db.CONNECTION_FAILURES, errors.connection_failure),
             500: errors.server_error,
         },
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.exports = set()
     return app

@@ -1,31 +1,36 @@
 """CSV export: COPY (SELECT ...) TO STDOUT streamed through a bounded queue.
 
 The COPY runs in its own task and blocks on the queue when the client reads slowly, so
-memory stays at a few chunks whatever the table size. When the response ends early (the
-client went away), the task is cancelled, which cancels the COPY on the server, and the
-connection goes back to the pool.
+memory stays at a few chunks whatever the table size. However the response ends (finished,
+client gone, task cancelled by a shutdown), the COPY task is cancelled, the connection goes
+back to the pool (terminated if it cannot be brought back to idle in time) and the outcome
+is written to the audit log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
 import asyncpg
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from admin import db
+from admin.csv_formulas import neutralised
 from admin.csv_tables import CsvTable
 from admin.listing import quote_ident
+
+log = logging.getLogger("admin.csv_export")
 
 QUEUE_CHUNKS = 16
 # how long COPY may wait for a stalled client before the export is abandoned
 PUT_TIMEOUT_SECONDS = 60.0
 CANCEL_WAIT_SECONDS = 5.0
-# =, +, -, @, tab, CR: a spreadsheet runs a cell starting with one of these as a formula
-FORMULA_STARTS = ", ".join(str(ord(c)) for c in "=+-@\t\r")
 
 
 def _select_list(spec: CsvTable, raw: bool) -> str:
@@ -33,14 +38,7 @@ def _select_list(spec: CsvTable, raw: bool) -> str:
     parts = []
     for column in spec.columns:
         name = quote_ident(column.name)
-        if column.neutralise and not raw:
-            # OWASP CSV injection; ascii() of the first character is cheaper than a regex
-            parts.append(
-                f"CASE WHEN ascii({name}) IN ({FORMULA_STARTS}) THEN '''' || {name} "
-                f"ELSE {name} END AS {name}"
-            )
-        else:
-            parts.append(name)
+        parts.append(f"{neutralised(name)} AS {name}" if column.neutralise and not raw else name)
     return ", ".join(parts)
 
 
@@ -49,24 +47,21 @@ def export_query(spec: CsvTable, where: str, order_by: str, *, raw: bool) -> str
     return f"SELECT {_select_list(spec, raw)} FROM {quote_ident(spec.table)} {where} {order_by}"
 
 
-async def acquire_for_stream(pool: asyncpg.Pool, wait_seconds: float) -> asyncpg.Connection:
-    """A connection that the export releases itself; 503 errors like db.connection()."""
-    try:
-        return await pool.acquire(timeout=wait_seconds)
-    except TimeoutError:
-        raise db.PoolExhausted("all database connections are busy") from None
-    except db.UNAVAILABLE_ERRORS as exc:
-        raise db.DatabaseUnavailable(f"database unreachable: {exc}") from exc
-
-
 @dataclass
 class ExportOutcome:
     rows: int | None = None
     completed: bool = False
 
 
+OnFinish = Callable[[asyncpg.Connection, ExportOutcome], Awaitable[None]]
+
+
 class Export:
-    """A running COPY TO on a pooled connection, read chunk by chunk."""
+    """A running COPY TO on a pooled connection, read chunk by chunk.
+
+    `active` is the set of the process's running exports: the lifespan aborts what is left
+    in it before closing the pool, so a shutdown never waits on a client that stopped reading.
+    """
 
     def __init__(
         self,
@@ -74,14 +69,18 @@ class Export:
         conn: asyncpg.Connection,
         query: str,
         args: list[object],
-        on_finish: Callable[[asyncpg.Connection, ExportOutcome], Awaitable[None]],
+        on_finish: OnFinish,
+        active: set[Export],
     ) -> None:
         self._pool = pool
-        self._conn: asyncpg.Connection | None = conn
+        self._conn = conn
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
         self._on_finish = on_finish
+        self._active = active
+        self._closing: asyncio.Task[None] | None = None
         self.outcome = ExportOutcome()
-        self._task = asyncio.create_task(self._copy(conn, query, args))
+        active.add(self)
+        self._task = asyncio.create_task(self._copy(query, args))
 
     async def _put(self, chunk: bytes | bytearray | memoryview) -> None:
         # asyncpg reuses its buffer: the chunk must be copied before the next one arrives
@@ -91,11 +90,11 @@ class Export:
         else:
             await asyncio.wait_for(self._queue.put(data), PUT_TIMEOUT_SECONDS)
 
-    async def _copy(self, conn: asyncpg.Connection, query: str, args: list[object]) -> None:
+    async def _copy(self, query: str, args: list[object]) -> None:
         try:
-            async with conn.transaction():
-                await conn.execute("SET LOCAL statement_timeout = 0")
-                status = await conn.copy_from_query(
+            async with self._conn.transaction():
+                await self._conn.execute("SET LOCAL statement_timeout = 0")
+                status = await self._conn.copy_from_query(
                     query, *args, output=self._put, format="csv", header=True
                 )
             self.outcome.rows = int(status.split()[-1])
@@ -104,7 +103,7 @@ class Export:
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(None)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The CSV bytes; closing this iterator early stops the COPY and frees the connection."""
         try:
             while True:
@@ -126,27 +125,113 @@ class Export:
                     break
             await self._task  # re-raises a COPY failure
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.close()
+            await self.close()
 
     async def close(self) -> None:
-        """Stop the COPY if it still runs, give the connection back, record the outcome."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
+        """Stop the COPY if it still runs, give the connection back, record the outcome.
+
+        Idempotent, and finishes even when the caller is cancelled (the work runs in a task
+        of its own that later callers wait for).
+        """
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close())
+        with anyio.CancelScope(shield=True):
+            await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        try:
+            await self._release()
+            await self._record()
+        finally:
+            self._active.discard(self)
+
+    async def _release(self) -> None:
         if not self._task.done():
             self._task.cancel()
+        failure: BaseException | None = None
         try:
             async with asyncio.timeout(CANCEL_WAIT_SECONDS):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
+                await asyncio.gather(self._task, return_exceptions=True)
         except TimeoutError:
             # a connection that could not be brought back to idle must not be reused
-            conn.terminate()
+            self._conn.terminate()
+        if self._task.done() and not self._task.cancelled():
+            failure = self._task.exception()
+        await db.checkin(self._pool, self._conn, failure, CANCEL_WAIT_SECONDS)
+
+    async def _record(self) -> None:
+        # Recorded on a connection of its own: the export's may have been terminated, and
+        # the entry for an aborted export must not be lost with it.
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_SECONDS * 2):
+                async with db.acquire(self._pool, CANCEL_WAIT_SECONDS) as fresh:
+                    await self._on_finish(fresh, self.outcome)
+        except (TimeoutError, db.DatabaseUnavailable, asyncpg.PostgresError) as exc:
+            log.warning("export audit entry not written: %s", exc)
+
+
+class ExportResponse(StreamingResponse):
+    """Streams an Export; whatever ends the response (even a cancelled task), the export
+    is closed before the response returns, instead of when its iterator is collected."""
+
+    def __init__(
+        self,
+        export: Export,
+        chunks: AsyncGenerator[bytes, None],
+        first: bytes,
+        headers: Mapping[str, str],
+    ) -> None:
+        self._export = export
+        self._chunks = chunks
+        super().__init__(self._body(first), media_type="text/csv; charset=utf-8", headers=headers)
+
+    async def _body(self, first: bytes) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in self._chunks:
+            yield chunk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
         finally:
-            await self._pool.release(conn)
-        # Recorded on a connection of its own: right after a cancelled COPY, the export's
-        # connection may still be finishing the cancellation (or be gone), and the entry
-        # for an aborted export must not be lost with it.
-        async with self._pool.acquire(timeout=CANCEL_WAIT_SECONDS) as fresh:
-            await self._on_finish(fresh, self.outcome)
+            with anyio.CancelScope(shield=True):
+                await self._chunks.aclose()
+                await self._export.close()
+
+
+async def start_export(
+    pool: asyncpg.Pool,
+    wait_seconds: float,
+    query: str,
+    args: list[object],
+    on_finish: OnFinish,
+    active: set[Export],
+    headers: Mapping[str, str],
+) -> ExportResponse:
+    """Acquire a connection and start the COPY before the response starts, so an exhausted
+    pool or an unreachable database still answers 503 and a failing query its error."""
+    conn = await db.checkout(pool, wait_seconds)
+    export = Export(pool, conn, query, args, on_finish, active)
+    chunks = export.chunks()
+    try:
+        first = await anext(chunks, b"")
+    except Exception as exc:
+        await chunks.aclose()
+        if db.is_connection_failure(exc):
+            raise db.unavailable(exc) from exc
+        raise
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return ExportResponse(export, chunks, first, headers)
+
+
+async def abort_all(active: set[Export], wait_seconds: float) -> None:
+    """Stop every export still running (at shutdown), each recorded as aborted."""
+    if not active:
+        return
+    closing = [asyncio.ensure_future(export.close()) for export in list(active)]
+    _done, pending = await asyncio.wait(closing, timeout=wait_seconds)
+    if pending:
+        log.warning("%d export(s) did not stop within %.0f s", len(pending), wait_seconds)

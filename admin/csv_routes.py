@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +10,11 @@ from typing import Any
 import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
-from admin import audit, db
+from admin import audit, csv_export_gate, db
 from admin.access import client_ip, csrf_matches, current_staff
-from admin.csv_export import Export, ExportOutcome, acquire_for_stream, export_query
+from admin.csv_export import ExportOutcome, export_query, start_export
 from admin.csv_import import ImportRejected, ImportResult, Mode, Problem, header_names, import_csv
 from admin.csv_tables import ORDERS, USERS, CsvTable
 from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
@@ -172,6 +171,15 @@ def _filename(table: str) -> str:
 
 
 async def _export(request: Request, spec: CsvTable, sql: tuple[str, str, list[object]]) -> Response:
+    headers = {
+        "Content-Disposition": f'attachment; filename="{_filename(spec.table)}"',
+        "Cache-Control": "no-store",
+    }
+    if request.method == "HEAD":
+        # what a download would be, without running it (nor auditing it)
+        return Response(media_type="text/csv; charset=utf-8", headers=headers)
+    if request.method == "GET" and not csv_export_gate.proves_same_origin(request):
+        return csv_export_gate.confirm_page(request, spec)
     where, order_by, args = sql
     raw = request.query_params.get("raw", "") in {"1", "true", "yes"}
     query = export_query(spec, where, order_by, raw=raw)
@@ -195,33 +203,14 @@ async def _export(request: Request, spec: CsvTable, sql: tuple[str, str, list[ob
         )
 
     settings = request.app.state.settings
-    pool: asyncpg.Pool = request.app.state.pool
-    # acquired before the response starts, so an exhausted pool still answers 503
-    conn = await acquire_for_stream(pool, settings.pool_acquire_timeout)
-    export = Export(pool, conn, query, args, on_finish)
-    chunks = export.chunks()
-    try:
-        first = await anext(chunks, b"")
-    except BaseException:
-        await chunks.aclose()
-        raise
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            if first:
-                yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
-
-    return StreamingResponse(
-        body(),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{_filename(spec.table)}"',
-            "Cache-Control": "no-store",
-        },
+    return await start_export(
+        request.app.state.pool,
+        settings.pool_acquire_timeout,
+        query,
+        args,
+        on_finish,
+        request.app.state.exports,
+        headers,
     )
 
 

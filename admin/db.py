@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,8 @@ from starlette.requests import HTTPConnection
 
 from admin import pg_values
 from admin.settings import Settings
+
+log = logging.getLogger("admin.db")
 
 Connection = asyncpg.Connection
 Pool = asyncpg.Pool
@@ -32,13 +35,64 @@ class PoolExhausted(DatabaseUnavailable):
     retry_after = 2
 
 
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.AdminShutdownError,
-    asyncpg.InterfaceError,
+# Errors that mean the connection or the server is gone, not that the query was wrong: a
+# request meeting one answers 503 and the connection is thrown away, never reused.
+CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable; ConnectionError is one
+    asyncpg.PostgresConnectionError,  # 08xxx: ConnectionDoesNotExistError, ConnectionFailureError
+    asyncpg.AdminShutdownError,  # 57P01: terminated, or the server is shutting down
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    asyncpg.InternalClientError,  # "cannot switch to state ..."
 )
+# InterfaceErrors about the call itself (bad arguments, options): bugs, answered as such.
+# (The interface DataError, not asyncpg.DataError, which is SQLSTATE class 22.)
+_CALLER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions._base.DataError,
+    asyncpg.ClientConfigurationError,
+    asyncpg.UnsupportedClientFeatureError,
+    TimeoutError,  # an OSError, but a deadline of ours, not a lost connection
+)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when `exc` says the database connection (or server) failed, not the statement."""
+    return isinstance(exc, CONNECTION_FAILURES) and not isinstance(exc, _CALLER_ERRORS)
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """The 503 error for a connection-level failure."""
+    return DatabaseUnavailable(f"database unreachable: {type(exc).__name__}: {exc}")
+
+
+async def checkout(pool: asyncpg.Pool, wait_seconds: float) -> asyncpg.Connection:
+    """A pooled connection, or PoolExhausted/DatabaseUnavailable instead of waiting forever."""
+    try:
+        return await pool.acquire(timeout=wait_seconds)
+    except TimeoutError:
+        raise PoolExhausted("all database connections are busy") from None
+    except Exception as exc:
+        if is_connection_failure(exc):
+            raise unavailable(exc) from exc
+        raise
+
+
+async def checkin(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, failure: BaseException | None, wait_seconds: float
+) -> None:
+    """Give `conn` back; one that failed at the connection level is terminated, not reused."""
+    if failure is not None and is_connection_failure(failure):
+        # a connection the server closed has already been detached from its proxy
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
+    try:
+        await pool.release(conn, timeout=wait_seconds)
+    except Exception as exc:
+        # release() has terminated a connection it could not reset and the pool replaces
+        # it: the request it served is not the worse for that
+        log.warning("connection dropped on release: %s: %s", type(exc).__name__, exc)
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -127,17 +181,19 @@ async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
 
 @asynccontextmanager
 async def acquire(pool: asyncpg.Pool, wait_seconds: float) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection, or PoolExhausted/DatabaseUnavailable instead of waiting forever."""
-    try:
-        conn = await pool.acquire(timeout=wait_seconds)
-    except TimeoutError:
-        raise PoolExhausted("all database connections are busy") from None
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
+    """A pooled connection for a block; a connection-level failure inside it becomes
+    DatabaseUnavailable (503) and that connection is discarded."""
+    conn = await checkout(pool, wait_seconds)
+    failure: BaseException | None = None
     try:
         yield conn
+    except Exception as exc:
+        failure = exc
+        if is_connection_failure(exc):
+            raise unavailable(exc) from exc
+        raise
     finally:
-        await pool.release(conn)
+        await checkin(pool, conn, failure, wait_seconds)
 
 
 @asynccontextmanager
@@ -165,27 +221,16 @@ async def request_connection(request: HTTPConnection) -> AsyncIterator[None]:
     """
     settings: Settings = request.app.state.settings
     pool: asyncpg.Pool = request.app.state.pool
-    try:
-        conn = await pool.acquire(timeout=settings.pool_acquire_timeout)
-    except TimeoutError:
-        raise PoolExhausted("all database connections are busy") from None
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
+    conn = await checkout(pool, settings.pool_acquire_timeout)
     request.state.db_connection = conn
+    failure: BaseException | None = None
     try:
         yield
+    except Exception as exc:
+        failure = exc
+        if is_connection_failure(exc):
+            raise unavailable(exc) from exc
+        raise
     finally:
         request.state.db_connection = None
-        await pool.release(conn)
-
-
-async def ping(pool: asyncpg.Pool, wait_seconds: float) -> None:
-    """Raise DatabaseUnavailable unless a trivial query answers within `wait_seconds`."""
-    try:
-        async with asyncio.timeout(wait_seconds):
-            async with acquire(pool, wait_seconds) as conn:
-                await conn.fetchval("SELECT 1")
-    except TimeoutError:
-        raise DatabaseUnavailable("database did not answer in time") from None
-    except UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
+        await checkin(pool, conn, failure, settings.pool_acquire_timeout)

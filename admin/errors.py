@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from admin.db import DatabaseUnavailable
+from admin.db import DatabaseUnavailable, is_connection_failure, unavailable
 from admin.headers import SECURITY_HEADERS
 from admin.templating import templates
 
@@ -65,6 +65,13 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
         f"The database is not answering right now ({exc}). Retry in a few seconds.",
         {"Retry-After": str(exc.retry_after)},
     )
+
+
+async def connection_failure(request: Request, exc: Exception) -> Response:
+    """A driver or socket error that no code path turned into DatabaseUnavailable: 503 too."""
+    if not is_connection_failure(exc):
+        raise exc
+    return await database_unavailable(request, unavailable(exc))
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

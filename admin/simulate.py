@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import signal
 import time
@@ -14,6 +15,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from admin import db
 from admin.cli_support import CommandError, database
 from admin.migrations import migrate
 from admin.settings import Settings
@@ -21,6 +23,10 @@ from admin.settings import Settings
 TICK_SECONDS = 0.1
 NEW_ORDER_SHARE = 0.4
 IN_FLIGHT_LIMIT = 5_000
+APPLICATION_NAME = "pg-admin simulate"
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
+CLOSE_SECONDS = 5.0
 # status -> (next statuses, their weights)
 NEXT_STATUS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "pending": (("paid", "cancelled"), (88, 12)),
@@ -92,30 +98,83 @@ async def simulate_orders(
     dsn: str, rate: float, stop: asyncio.Event, *, seed: int | None = None
 ) -> Counter[str]:
     """Create orders and move them through their statuses at about `rate` per second
-    until `stop` is set; prints one line per second. Returns the totals."""
-    conn = await asyncpg.connect(dsn, server_settings={"application_name": "pg-admin simulate"})
+    until `stop` is set; prints one line per second. Returns the totals.
+
+    A connection lost on the way (a PostgreSQL restart, a terminated backend) is reopened
+    with backoff, printing a line each time; only the first connection must succeed.
+    """
     try:
-        await migrate(conn)
-        low, high = await conn.fetchrow("SELECT min(id), max(id) FROM users")
-        if low is None:
-            raise CommandError(
-                "there are no users to place orders for: load some first with "
-                "python -m admin demo-data"
-            )
-        sim = _Simulation(random.Random(seed), low, high)
-        for row in await conn.fetch(
-            "SELECT id, status FROM orders WHERE status = any($1::text[]) ORDER BY id DESC"
-            " LIMIT 500",
-            list(NEXT_STATUS),
-        ):
-            sim.remember(row["id"], row["status"])
-        await _run(conn, sim, rate, stop)
+        conn = await _connect(dsn)
+    except Exception as exc:
+        if db.is_connection_failure(exc):
+            raise CommandError(f"cannot reach the database: {exc}") from None
+        raise
+    try:
+        sim = await _prepare(conn, seed)
+        while True:
+            try:
+                await _run(conn, sim, rate, stop)
+                break
+            except Exception as exc:
+                if not db.is_connection_failure(exc):
+                    raise
+                conn.terminate()
+                reconnected = await _reconnect(dsn, stop, exc)
+                if reconnected is None:
+                    break
+                conn = reconnected
         sim.totals.update(sim.this_second)
         return sim.totals
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-        raise CommandError(f"lost the database connection: {exc}") from None
+    except Exception as exc:
+        if db.is_connection_failure(exc):
+            raise CommandError(f"lost the database connection: {exc}") from None
+        raise
     finally:
-        await conn.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.close(), CLOSE_SECONDS)
+        conn.terminate()
+
+
+async def _connect(dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn, server_settings={"application_name": APPLICATION_NAME})
+
+
+async def _prepare(conn: asyncpg.Connection, seed: int | None) -> _Simulation:
+    await migrate(conn)
+    low, high = await conn.fetchrow("SELECT min(id), max(id) FROM users")
+    if low is None:
+        raise CommandError(
+            "there are no users to place orders for: load some first with python -m admin demo-data"
+        )
+    sim = _Simulation(random.Random(seed), low, high)
+    for row in await conn.fetch(
+        "SELECT id, status FROM orders WHERE status = any($1::text[]) ORDER BY id DESC LIMIT 500",
+        list(NEXT_STATUS),
+    ):
+        sim.remember(row["id"], row["status"])
+    return sim
+
+
+async def _reconnect(
+    dsn: str, stop: asyncio.Event, lost: BaseException
+) -> asyncpg.Connection | None:
+    """A new connection once the database answers again; None when stopped meanwhile."""
+    delay = RECONNECT_FIRST_SECONDS
+    print(f"lost the database connection ({lost}); reconnecting", flush=True)
+    while not stop.is_set():
+        try:
+            conn = await _connect(dsn)
+        except Exception as exc:
+            if not db.is_connection_failure(exc):
+                raise
+            print(f"database unreachable ({exc}); retrying in {delay:.0f} s", flush=True)
+        else:
+            print("reconnected", flush=True)
+            return conn
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+    return None
 
 
 async def _run(
@@ -145,21 +204,27 @@ async def _run(
 
 
 async def _step(conn: asyncpg.Connection, sim: _Simulation, creates: int, changes: int) -> None:
+    # counted once committed: a step whose connection dies mid-way wrote nothing
+    counts: Counter[str] = Counter()
+    still_moving: list[tuple[int, str]] = []
     async with conn.transaction():
         if creates:
             draws, totals = sim.new_orders(creates)
-            for row in await conn.fetch(_INSERT_ORDERS, draws, totals):
-                sim.remember(row["id"], "pending")
-            sim.this_second["created"] += creates
+            rows = await conn.fetch(_INSERT_ORDERS, draws, totals)
+            still_moving += [(row["id"], "pending") for row in rows]
+            counts["created"] += creates
         if changes:
             ids, new, old = sim.status_changes(changes)
             for order_id in ids:
                 del sim.in_flight[order_id]
             for row in await conn.fetch(_ADVANCE_ORDERS, ids, new, old):
                 if row["status"] in NEXT_STATUS:
-                    sim.remember(row["id"], row["status"])
-                sim.this_second[row["status"]] += 1
-                sim.this_second["changed"] += 1
+                    still_moving.append((row["id"], row["status"]))
+                counts[row["status"]] += 1
+                counts["changed"] += 1
+    for order_id, status in still_moving:
+        sim.remember(order_id, status)
+    sim.this_second.update(counts)
 
 
 def _report(sim: _Simulation) -> None:

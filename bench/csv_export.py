@@ -44,7 +44,9 @@ def curl_download(http: httpx.Client, url: str, target: Path) -> tuple[float, fl
     cookies = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
     started = time.perf_counter()
     out = subprocess.run(
+        # Sec-Fetch-Site as a browser sends it for the panel's own export link
         ["curl", "-sSf", "-o", str(target), "-H", f"Cookie: {cookies}",
+         "-H", "Sec-Fetch-Site: same-origin",
          "-w", "%{time_starttransfer}", url],
         check=True, capture_output=True, text=True,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""CSV export: filters, spreadsheet safety, raw round trip, audit; streaming on a live server."""
+"""CSV export: filters, spreadsheet safety, raw round trip, audit, who may start one;
+streaming on a live server."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import re
 import asyncpg
 import httpx
 
+from admin.csv_formulas import LEADING_SPACE, TRIGGERS, needs_quote, neutralised
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, create_staff, log_in
 from tests.csv_helpers import USERS_HEADER, table_rows, upload
 from tests.live import live_server
+
+# what a browser sends for a link clicked on one of the panel's own pages
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 AWKWARD = (
     "username,email,full_name,is_active\n"
@@ -32,7 +37,7 @@ def parse(text: str) -> list[dict[str, str]]:
 
 async def test_export_neutralises_formulas_by_default(admin_client: LoggedIn):
     assert (await upload(admin_client, "users", AWKWARD)).status_code == 200
-    response = await admin_client.get("/users/export.csv")
+    response = await admin_client.get("/users/export.csv", headers=SAME_ORIGIN)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     disposition = response.headers["content-disposition"]
@@ -53,7 +58,7 @@ async def test_raw_export_then_upsert_changes_nothing(
     assert (await upload(admin_client, "users", AWKWARD)).status_code == 200
     await conn.execute("UPDATE users SET full_name = 'changed once' WHERE username = 'zoe'")
     before = await table_rows(conn, "users")
-    exported = await admin_client.get("/users/export.csv?raw=1")
+    exported = await admin_client.get("/users/export.csv?raw=1", headers=SAME_ORIGIN)
     assert "=HYPERLINK" in exported.text and "'=" not in exported.text
     response = await upload(admin_client, "users", exported.content, mode="upsert")
     assert response.status_code == 200, response.text
@@ -68,7 +73,7 @@ async def test_raw_export_imports_into_an_empty_table_identically(
     assert (await upload(admin_client, "users", AWKWARD)).status_code == 200
     columns = "id, username, email, full_name, is_active, created_at"
     before = [dict(r) for r in await conn.fetch(f"SELECT {columns} FROM users ORDER BY id")]
-    exported = await admin_client.get("/users/export.csv?raw=1")
+    exported = await admin_client.get("/users/export.csv?raw=1", headers=SAME_ORIGIN)
     await conn.execute("DELETE FROM users")
     response = await upload(admin_client, "users", exported.content, mode="insert")
     assert response.status_code == 200, response.text
@@ -83,11 +88,13 @@ async def test_export_honours_the_list_filters_and_sort(admin_client: LoggedIn):
         "charlie,charlie@example.com,Charlie,true\n"
     )
     await upload(admin_client, "users", content)
-    response = await admin_client.get("/users/export.csv?active=true&sort=username&dir=desc")
+    response = await admin_client.get(
+        "/users/export.csv?active=true&sort=username&dir=desc", headers=SAME_ORIGIN
+    )
     assert [r["username"] for r in parse(response.text)] == ["charlie", "alpha"]
-    searched = await admin_client.get("/users/export.csv?q=brav")
+    searched = await admin_client.get("/users/export.csv?q=brav", headers=SAME_ORIGIN)
     assert [r["username"] for r in parse(searched.text)] == ["bravo"]
-    bad = await admin_client.get("/users/export.csv?sort=password")
+    bad = await admin_client.get("/users/export.csv?sort=password", headers=SAME_ORIGIN)
     assert bad.status_code == 400
 
 
@@ -95,7 +102,7 @@ async def test_export_writes_an_audit_entry_with_filters_and_rows(
     admin_client: LoggedIn, conn: asyncpg.Connection
 ):
     await upload(admin_client, "users", AWKWARD)
-    await admin_client.get("/users/export.csv?active=false")
+    await admin_client.get("/users/export.csv?active=false", headers=SAME_ORIGIN)
     entry = await conn.fetchrow("SELECT * FROM audit_log WHERE action = 'csv_export'")
     assert entry["resource"] == "users"
     assert entry["after"]["filters"] == {"active": "false"}
@@ -109,10 +116,10 @@ async def test_orders_export_and_round_trip(admin_client: LoggedIn, conn: asyncp
     orders = "user_id,status,total\n" + f"{user_id},paid,12.50\n{user_id},pending,0\n"
     assert (await upload(admin_client, "orders", orders)).status_code == 200
     before = await table_rows(conn, "orders")
-    exported = await admin_client.get("/orders/export.csv?raw=1&status=paid")
+    exported = await admin_client.get("/orders/export.csv?raw=1&status=paid", headers=SAME_ORIGIN)
     rows = parse(exported.text)
     assert [(r["status"], r["total"]) for r in rows] == [("paid", "12.50")]
-    full = await admin_client.get("/orders/export.csv?raw=1")
+    full = await admin_client.get("/orders/export.csv?raw=1", headers=SAME_ORIGIN)
     response = await upload(admin_client, "orders", full.content, mode="upsert")
     assert response.json()["unchanged"] == 2
     assert await table_rows(conn, "orders") == before
@@ -132,7 +139,7 @@ async def test_live_export_streams_and_a_client_that_leaves_ends_the_copy(
         with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
                 await log_in(http, "boss")
-                async with http.stream("GET", "/users/export.csv") as response:
+                async with http.stream("GET", "/users/export.csv", headers=SAME_ORIGIN) as response:
                     assert response.status_code == 200
                     received = 0
                     async for chunk in response.aiter_bytes():
@@ -149,7 +156,7 @@ async def test_live_export_streams_and_a_client_that_leaves_ends_the_copy(
                         break
                     await asyncio.sleep(0.1)
                 assert busy == 0
-                whole = await http.get("/users/export.csv")
+                whole = await http.get("/users/export.csv", headers=SAME_ORIGIN)
                 assert whole.status_code == 200
                 assert len(parse(whole.text)) == 200000
         outcomes = await conn.fetch(
@@ -160,3 +167,174 @@ async def test_live_export_streams_and_a_client_that_leaves_ends_the_copy(
         assert outcomes[1]["rows"] == "200000"
     finally:
         await conn.close()
+
+
+# ---- spreadsheet formulas: every way a cell can start one (OWASP CSV injection)
+
+FORMULA_VARIANTS = {
+    "equals": "=1+1",
+    "plus": "+1+1",
+    "minus": "-1+1",
+    "at": "@SUM(A1)",
+    "tab": "\tTabbed",
+    "cr": "\r=1+1",
+    "lf": "\n=1+1",
+    "space equals": " =1+1",
+    "spaces plus": "   +1",
+    "nbsp at": "\xa0@SUM(A1)",
+    "ideographic space minus": "\u3000-1",
+    "zero-width space equals": "\u200b=1",
+    "space then tab": " \tx",
+    "fullwidth equals": "\uff1d1+1",
+    "fullwidth plus": "\uff0b1",
+    "fullwidth minus": "\uff0d1",
+    "fullwidth at": "\uff20SUM(A1)",
+    "space fullwidth equals": " \uff1d1",
+    "small equals": "\ufe661",
+}
+HARMLESS = ["plain", "", " plain", "a=b", "1-2", "x@example.com", "  ", "'=already"]
+
+
+async def _users_with_names(conn: asyncpg.Connection, names: list[str]) -> dict[str, str]:
+    """One user per full name; returns username -> full name."""
+    users = {f"u{i:03d}": name for i, name in enumerate(names)}
+    await conn.executemany(
+        "INSERT INTO users (username, email, full_name) VALUES ($1, $1 || '@example.com', $2)",
+        list(users.items()),
+    )
+    return users
+
+
+async def test_export_neutralises_every_formula_variant(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    names = list(FORMULA_VARIANTS.values()) + HARMLESS
+    users = await _users_with_names(conn, names)
+    exported = {r["username"]: r["full_name"] for r in parse(
+        (await admin_client.get("/users/export.csv", headers=SAME_ORIGIN)).text
+    )}  # fmt: skip
+    for label, value in FORMULA_VARIANTS.items():
+        username = next(u for u, n in users.items() if n == value)
+        assert exported[username] == "'" + value, label
+    for value in HARMLESS:
+        username = next(u for u, n in users.items() if n == value)
+        assert exported[username] == value, repr(value)
+
+    raw = {r["username"]: r["full_name"] for r in parse(
+        (await admin_client.get("/users/export.csv?raw=1", headers=SAME_ORIGIN)).text
+    )}  # fmt: skip
+    assert raw == users
+
+
+async def test_formula_rule_in_sql_matches_the_python_rule(conn: asyncpg.Connection):
+    starts = [*TRIGGERS, "a", "1", "'", "é", "\u2212"]
+    spaces = ["", *LEADING_SPACE, "  ", " \xa0"]
+    values = [space + start + "x" for space in spaces for start in starts]
+    values += ["", " ", *LEADING_SPACE]
+    rows = await conn.fetch(
+        f"SELECT v, {neutralised('v')} AS safe FROM unnest($1::text[]) AS t(v)", values
+    )
+    assert len(rows) == len(values)
+    for row in rows:
+        expected = "'" + row["v"] if needs_quote(row["v"]) else row["v"]
+        assert row["safe"] == expected, repr(row["v"])
+    assert needs_quote(" \uff1d1") and needs_quote("\n1") and not needs_quote(" 1")
+
+
+# ---- who may start an export: same-origin GET, or POST with the CSRF token
+
+
+async def _export_entries(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'csv_export'"))
+
+
+async def test_head_answers_the_headers_without_exporting(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    await _users_with_names(conn, ["Ann"])
+    for headers in ({}, SAME_ORIGIN, {"Sec-Fetch-Site": "cross-site"}):
+        response = await admin_client.http.head("/users/export.csv?active=true", headers=headers)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        assert response.headers["content-disposition"].startswith("attachment;")
+        assert response.content == b""
+    assert await _export_entries(conn) == 0
+
+
+CROSS_SITE_GETS = {
+    "no proof at all": {},
+    "cross-site": {"Sec-Fetch-Site": "cross-site"},
+    "same-site": {"Sec-Fetch-Site": "same-site"},
+    "foreign origin": {"Origin": "http://evil.example"},
+    "foreign referer": {"Referer": "http://evil.example/page"},
+    "null origin": {"Origin": "null"},
+    "fetch metadata beats a forged referer": {
+        "Sec-Fetch-Site": "cross-site",
+        "Referer": "http://testserver/users",
+    },
+}
+
+
+async def test_get_from_elsewhere_gets_a_download_button_and_exports_nothing(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    await _users_with_names(conn, ["Ann"])
+    for label, headers in CROSS_SITE_GETS.items():
+        page = await admin_client.get("/users/export.csv?active=true&q=an", headers=headers)
+        assert page.status_code == 200, label
+        assert page.headers["content-type"].startswith("text/html"), label
+        assert "content-disposition" not in page.headers, label
+        assert "Download users.csv" in page.text, label
+        form = re.search(r'<form method="post" action="(/users/export[^"]*)"', page.text)
+        assert form and form.group(1) == "/users/export.csv?active=true&amp;q=an", label
+        assert f'name="csrf_token" value="{admin_client.csrf}"' in page.text, label
+    assert await _export_entries(conn) == 0
+
+    # the button on that page downloads the same query
+    response = await admin_client.post("/users/export.csv?active=true&q=an")
+    assert response.status_code == 200
+    assert [r["full_name"] for r in parse(response.text)] == ["Ann"]
+    entry = await conn.fetchrow("SELECT after FROM audit_log WHERE action = 'csv_export'")
+    assert entry["after"]["filters"] == {"active": "true", "q": "an"}
+
+
+SAME_ORIGIN_GETS = {
+    "same-origin": SAME_ORIGIN,
+    "typed address": {"Sec-Fetch-Site": "none"},
+    "own referer, no fetch metadata": {"Referer": "http://testserver/users?q=a"},
+    "own origin, no fetch metadata": {"Origin": "http://testserver"},
+}
+
+
+async def test_get_from_the_panel_itself_downloads_directly(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    await _users_with_names(conn, ["Ann"])
+    for label, headers in SAME_ORIGIN_GETS.items():
+        response = await admin_client.get("/users/export.csv", headers=headers)
+        assert response.status_code == 200, label
+        assert response.headers["content-type"].startswith("text/csv"), label
+        assert [r["full_name"] for r in parse(response.text)] == ["Ann"], label
+    assert await _export_entries(conn) == len(SAME_ORIGIN_GETS)
+
+
+async def test_post_export_needs_the_csrf_token_and_this_origin(
+    admin_client: LoggedIn, staff_client: LoggedIn, conn: asyncpg.Connection
+):
+    await _users_with_names(conn, ["Ann"])
+    http = admin_client.http
+    with_header = await http.post("/orders/export.csv", headers={"X-CSRF-Token": admin_client.csrf})
+    assert with_header.status_code == 200
+    assert with_header.text.startswith("id,user_id,status,total,created_at")
+    refused = [
+        await http.post("/users/export.csv"),
+        await http.post("/users/export.csv", data={"csrf_token": "forged"}),
+        await http.post(
+            "/users/export.csv",
+            data={"csrf_token": admin_client.csrf},
+            headers={"Origin": "http://evil.example"},
+        ),
+        await staff_client.post("/users/export.csv"),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403, 403]
+    assert await _export_entries(conn) == 1

@@ -1,4 +1,5 @@
-"""/healthz with the database up, really down, and back; an exhausted pool answers 503."""
+"""/healthz with the database up, really down, unreachable, and back; an exhausted pool is
+busy, not down; the probe's own connection."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import pytest
 
 from admin import db, embedded
 from admin.app import create_app
+from admin.health import DatabaseProbe
 from admin.settings import Settings
 from tests.conftest import create_staff, log_in
+from tests.live import free_port
 
 
 def postgres_processes_under(directory: Path) -> list[psutil.Process]:
@@ -106,11 +109,17 @@ async def test_exhausted_pool_answers_503_with_retry_after_then_recovers(tiny_po
             assert "Temporarily unavailable" in page.text
             assert "all database connections are busy" in page.text
 
+            # a busy pool is load, not an outage: the database still answers
             async with _client(app) as anonymous:
                 health = await anonymous.get("/healthz")
-            assert health.status_code == 503
-            assert health.json()["database"] == "unavailable"
-            assert health.headers["retry-after"].isdigit()
+            assert health.status_code == 200
+            assert health.json() == {
+                "status": "ok",
+                "database": "ok",
+                "pool": "busy",
+                "pool_in_use": 2,
+                "pool_max": 2,
+            }
         finally:
             for conn in held:
                 await pool.release(conn)
@@ -134,3 +143,65 @@ async def test_exhausted_pool_answers_plain_text_to_non_browsers(tiny_pool_app):
     assert response.status_code == 503
     assert response.headers["retry-after"] == str(db.PoolExhausted.retry_after)
     assert response.text.startswith("503 ")
+
+
+# ---- a busy pool is not a down database
+
+
+async def test_healthz_with_every_pooled_connection_held_is_ok_and_busy(settings: Settings):
+    tiny = dataclasses.replace(settings, pool_min_size=2, pool_max_size=2, pool_acquire_timeout=5)
+    pool = await db.create_pool(tiny)
+    try:
+        held = [await pool.acquire() for _ in range(2)]
+        try:
+            async with _client(create_app(tiny, pool=pool)) as http:
+                answers = [await http.get("/healthz") for _ in range(5)]
+        finally:
+            for conn in held:
+                await pool.release(conn)
+    finally:
+        await pool.close()
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.json() == {
+            "status": "ok",
+            "database": "ok",
+            "pool": "busy",
+            "pool_in_use": 2,
+            "pool_max": 2,
+        }
+
+
+async def test_healthz_with_an_unreachable_database_is_503(settings: Settings, pool: asyncpg.Pool):
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    app = create_app(dataclasses.replace(settings, database_url=nowhere), pool=pool)
+    async with _client(app) as http:
+        response = await http.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+    assert response.headers["retry-after"].isdigit()
+
+
+async def test_health_probe_keeps_one_connection_and_replaces_a_killed_one(
+    database_url: str, conn: asyncpg.Connection
+):
+    probe = DatabaseProbe(database_url)
+    count_probes = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND application_name = 'pg-admin-panel health'"
+    )
+    try:
+        for _ in range(3):
+            await probe.check()
+        assert await conn.fetchval(count_probes) == 1
+        await conn.fetchval(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'pg-admin-panel health' AND datname = current_database()"
+        )
+        await probe.check()  # a fresh connection, not an outage
+        assert await conn.fetchval(count_probes) == 1
+    finally:
+        await probe.close()
+    async with asyncio.timeout(30):
+        while await conn.fetchval(count_probes) != 0:
+            await asyncio.sleep(0.05)
