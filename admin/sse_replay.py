@@ -22,31 +22,11 @@ from admin.settings import Settings
 # events per batch: small enough that rendering one batch never holds the loop long
 BATCH = 200
 
-# Failures of the connection itself (a restarted server, a connection broken in the
-# pool): the client should retry, so they end a stream or answer 503, never a 500.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    *db.UNAVAILABLE_ERRORS,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InternalClientError,
-)
 
-
-@contextlib.asynccontextmanager
-async def connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection for one short step; connection failures become
-    DatabaseUnavailable, and a connection that failed is not handed out again."""
+def connection(request: Request) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+    """A pooled connection for one short step (a failed one becomes a 503 and is discarded)."""
     settings: Settings = request.app.state.settings
-    try:
-        async with db.acquire(request.app.state.pool, settings.pool_acquire_timeout) as conn:
-            try:
-                yield conn
-            except CONNECTION_ERRORS:
-                # asyncpg may already have detached a connection the server closed
-                with contextlib.suppress(asyncpg.InterfaceError):
-                    conn.terminate()
-                raise
-    except CONNECTION_ERRORS as exc:
-        raise db.DatabaseUnavailable(f"database connection failed: {exc}") from exc
+    return db.acquire(request.app.state.pool, settings.pool_acquire_timeout)
 
 
 async def too_far_behind(request: Request, after: int, upto: int) -> bool:
