@@ -108,6 +108,8 @@ async def test_inline_conflict_shows_both_values(
     await page.goto(server.url + "/users?q=jsmith")
     row = page.locator(f"#user-{user_id}")
     await row.get_by_role("link", name="Edit").click()
+    # the editor must have been read (and wired) before the row changes underneath it
+    await expect(row.locator("input[name=username]")).to_be_focused()
     await _sql(database_url, "UPDATE users SET email = 'new@smith.example' WHERE id = $1", user_id)
     await row.locator("input[name=email]").fill("mine@smith.example")
     await row.locator("input[name=email]").press("Enter")
