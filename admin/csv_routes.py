@@ -170,7 +170,7 @@ def _filename(table: str) -> str:
     return f"{table}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.csv"
 
 
-async def _export(request: Request, spec: CsvTable, sql: tuple[str, str, list[object]]) -> Response:
+async def _export(request: Request, spec: CsvTable, query: UserQuery | OrderQuery) -> Response:
     headers = {
         "Content-Disposition": f'attachment; filename="{_filename(spec.table)}"',
         "Cache-Control": "no-store",
@@ -180,10 +180,11 @@ async def _export(request: Request, spec: CsvTable, sql: tuple[str, str, list[ob
         return Response(media_type="text/csv; charset=utf-8", headers=headers)
     if request.method == "GET" and not csv_export_gate.proves_same_origin(request):
         return csv_export_gate.confirm_page(request, spec)
-    where, order_by, args = sql
+    where, order_by, args = query.filter_sql()
     raw = request.query_params.get("raw", "") in {"1", "true", "yes"}
-    query = export_query(spec, where, order_by, raw=raw)
-    filters = {k: v for k, v in request.query_params.items() if v}
+    sql = export_query(spec, where, order_by, raw=raw)
+    # the filters as the export applied them, not whatever else the URL carried
+    filters = query.params()
     staff = current_staff(request)
     ip = client_ip(request)
 
@@ -206,7 +207,7 @@ async def _export(request: Request, spec: CsvTable, sql: tuple[str, str, list[ob
     return await start_export(
         request.app.state.pool,
         settings.pool_acquire_timeout,
-        query,
+        sql,
         args,
         on_finish,
         request.app.state.exports,
@@ -219,7 +220,7 @@ async def users_export(request: Request) -> Response:
         query = UserQuery.from_params(request.query_params)
     except InvalidQuery as exc:
         raise HTTPException(400, str(exc)) from None
-    return await _export(request, USERS, query.filter_sql())
+    return await _export(request, USERS, query)
 
 
 async def orders_export(request: Request) -> Response:
@@ -227,4 +228,4 @@ async def orders_export(request: Request) -> Response:
         query = OrderQuery.from_params(request.query_params)
     except InvalidQuery as exc:
         raise HTTPException(400, str(exc)) from None
-    return await _export(request, ORDERS, query.filter_sql())
+    return await _export(request, ORDERS, query)
