@@ -370,7 +370,7 @@ class Importer:
         everything = " UNION ALL ".join(f"({part})" for part in checks)
         text = ", ".join(f"s.{quote_ident(c.name)}" for c in self.present)
         # COPY numbers rows, not lines: a row's line is the header's lines plus every earlier
-        # row's one line and the newlines inside its quoted fields.
+        # row's one line and the line breaks (LF, CRLF or CR) inside its quoted fields.
         rows = await self.conn.fetch(
             f"""
             WITH problems AS (
@@ -378,8 +378,9 @@ class Importer:
                 ORDER BY ord, col LIMIT {MAX_ERRORS + 1}
             ),
             breaks AS (
-                SELECT ord, length(t) - length(replace(t, E'\\n', '')) AS inner_breaks
-                FROM (SELECT ord, concat({text}) AS t FROM {STAGE} s) x
+                SELECT ord, length(t) - length(translate(t, E'\\r\\n', '')) AS inner_breaks
+                FROM (SELECT ord, replace(concat({text}), E'\\r\\n', E'\\n') AS t
+                      FROM {STAGE} s) x
             ),
             lines AS (
                 SELECT ord, $1::bigint + ord + COALESCE(sum(inner_breaks) OVER (

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from admin import audit, db
 from admin.access import client_ip, csrf_matches, current_staff
+from admin.bodies import BodyLimits
 from admin.csv_export import Export, ExportOutcome, acquire_for_stream, export_query
 from admin.csv_import import ImportRejected, ImportResult, Mode, Problem, header_names, import_csv
 from admin.csv_tables import ORDERS, USERS, CsvTable
@@ -22,6 +23,7 @@ from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, sp
 from admin.htmx import render
 from admin.listing import InvalidQuery
 from admin.orders import OrderQuery
+from admin.settings import Settings
 from admin.users import UserQuery
 
 PAGE = "csv/import.html"
@@ -98,6 +100,15 @@ async def _drain(upload: Upload) -> None:
             pass
 
 
+def _body_limits(settings: Settings) -> BodyLimits:
+    return BodyLimits(
+        max_bytes=settings.max_upload_bytes,
+        total_s=settings.import_timeout_s,
+        idle_s=settings.body_timeout_s,
+        min_bytes_per_s=settings.body_min_bytes_per_s,
+    )
+
+
 async def _import(request: Request, spec: CsvTable) -> Response:
     settings = request.app.state.settings
     content_type = request.headers.get("content-type", "")
@@ -105,7 +116,7 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         # only a form can carry the token in its body; anything else needs the header
         raise HTTPException(403, "Send the X-CSRF-Token header with a raw CSV body.")
     try:
-        upload = await open_upload(request, settings.max_upload_bytes)
+        upload = await open_upload(request, _body_limits(settings))
     except UploadRefused as exc:
         raise HTTPException(exc.status, str(exc)) from None
     # a streamed form is not parsed by the guard: the token must precede the file
