@@ -1,4 +1,4 @@
-"""CSV import: COPY the stream into a staging table, check it in SQL, then insert or upsert.
+"""CSV import: COPY the received file into a staging table, check it in SQL, then write.
 
 All of it runs in one transaction: the staging table is TEMP ... ON COMMIT DROP, so a
 failed or abandoned import leaves nothing behind, and a rejected file writes zero rows.
@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import enum
 import io
+import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import asyncpg
 
@@ -176,22 +178,17 @@ class Importer:
     def _has(self, name: str) -> bool:
         return any(c.name == name for c in self.present)
 
-    async def stage(self, source: AsyncIterator[bytes]) -> None:
+    async def stage(self, file: BinaryIO) -> None:
+        """COPY the spooled file (its header record first) into the staging table."""
         columns = ", ".join(f"{quote_ident(c.name)} text" for c in self.present)
         await self.conn.execute(
             f"CREATE TEMP TABLE {STAGE} (ord bigint GENERATED ALWAYS AS IDENTITY, {columns})"
             " ON COMMIT DROP"
         )
-
-        async def with_header() -> AsyncIterator[bytes]:
-            yield self.header.raw
-            async for chunk in source:
-                yield chunk
-
         try:
             status = await self.conn.copy_to_table(
                 STAGE,
-                source=with_header(),
+                source=file,
                 columns=[c.name for c in self.present],
                 format="csv",
                 header=True,
@@ -411,20 +408,26 @@ async def import_csv(
     spec: CsvTable,
     header: CsvHeader,
     mode: Mode,
-    source: AsyncIterator[bytes],
+    file: BinaryIO,
     on_success: Callable[[ImportResult], Awaitable[None]],
+    *,
+    seconds_left: float,
 ) -> ImportResult:
     """Stage, check and write the file in one transaction; ImportRejected writes nothing.
 
-    `on_success` runs inside the transaction (the audit entry commits with the rows).
+    `on_success` runs inside the transaction (the audit entry commits with the rows). No
+    statement runs longer than `seconds_left` (the rest of the import's time limit).
     """
     check_header(spec, header, mode)
     started = time.perf_counter()
     importer = Importer(conn, spec, header, mode)
     async with conn.transaction():
         # a million-row file takes longer than the pool's default statement timeout
-        await conn.execute("SET LOCAL statement_timeout = 0")
-        await importer.stage(source)
+        await conn.execute(
+            "SELECT set_config('statement_timeout', $1, true)",
+            str(max(1, math.ceil(seconds_left * 1000))),
+        )
+        await importer.stage(file)
         rows, inserted, updated = await importer.write()
         result = ImportResult(rows, inserted, updated, time.perf_counter() - started)
         await on_success(result)

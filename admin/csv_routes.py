@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -17,7 +18,16 @@ from admin import audit, db
 from admin.access import client_ip, csrf_matches, current_staff
 from admin.bodies import BodyLimits
 from admin.csv_export import Export, ExportOutcome, acquire_for_stream, export_query
-from admin.csv_import import ImportRejected, ImportResult, Mode, Problem, header_names, import_csv
+from admin.csv_import import (
+    ImportRejected,
+    ImportResult,
+    Mode,
+    Problem,
+    check_header,
+    header_names,
+    import_csv,
+)
+from admin.csv_spool import spool
 from admin.csv_tables import ORDERS, USERS, CsvTable
 from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
 from admin.htmx import render
@@ -109,16 +119,27 @@ def _body_limits(settings: Settings) -> BodyLimits:
     )
 
 
+def _timed_out_message(settings: Settings) -> str:
+    return (
+        f"The import did not finish within {settings.import_timeout_s:g} s and was cancelled; "
+        "nothing was imported."
+    )
+
+
 async def _import(request: Request, spec: CsvTable) -> Response:
-    settings = request.app.state.settings
+    settings: Settings = request.app.state.settings
     content_type = request.headers.get("content-type", "")
     if request.state.csrf_pending and not content_type.startswith("multipart/form-data"):
         # only a form can carry the token in its body; anything else needs the header
         raise HTTPException(403, "Send the X-CSRF-Token header with a raw CSV body.")
+    deadline = asyncio.get_running_loop().time() + settings.import_timeout_s
     try:
-        upload = await open_upload(request, _body_limits(settings))
+        async with asyncio.timeout_at(deadline):
+            upload = await open_upload(request, _body_limits(settings))
     except UploadRefused as exc:
         raise HTTPException(exc.status, str(exc)) from None
+    except TimeoutError:
+        raise HTTPException(408, _timed_out_message(settings)) from None
     # a streamed form is not parsed by the guard: the token must precede the file
     if request.state.csrf_pending and not csrf_matches(request, upload.fields.get("csrf_token")):
         raise HTTPException(
@@ -128,19 +149,9 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         mode = Mode.parse(upload.fields.get("mode") or request.query_params.get("mode"))
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-
-    chunks = upload.chunks()
     try:
-        header, rest = await split_header(chunks, header_names)
-
-        async def on_success(result: ImportResult) -> None:
-            await _audit_import(
-                conn, request, spec, upload, mode, "imported",
-                rows=result.rows, inserted=result.inserted, updated=result.updated,
-            )  # fmt: skip
-
-        async with db.connection(request) as conn:
-            result = await import_csv(conn, spec, header, mode, rest, on_success)
+        async with asyncio.timeout_at(deadline):
+            result = await _receive_and_import(request, spec, upload, mode, deadline)
     except (HeaderError, ImportRejected) as exc:
         await _drain(upload)
         if isinstance(exc, HeaderError):
@@ -152,10 +163,39 @@ async def _import(request: Request, spec: CsvTable) -> Response:
     except UploadRefused as exc:
         await _audit_failure(request, spec, upload, mode, "refused", reason=str(exc))
         raise HTTPException(exc.status, str(exc)) from None
+    except (TimeoutError, asyncpg.QueryCanceledError):
+        message = _timed_out_message(settings)
+        await _audit_failure(request, spec, upload, mode, "refused", reason=message)
+        raise HTTPException(408, message) from None
     except ClientDisconnect:
-        await _audit_failure(request, spec, upload, mode, "aborted", reason="client disconnected")
+        reason = "client disconnected"
+        await _audit_failure(request, spec, upload, mode, "aborted", reason=reason)
         return Response(status_code=400)
     return _answer(request, spec, 200, result=result, mode=mode.value)
+
+
+async def _receive_and_import(
+    request: Request, spec: CsvTable, upload: Upload, mode: Mode, deadline: float
+) -> ImportResult:
+    """Receive the whole file to disk first, then take a connection and run the transaction.
+
+    Nothing in the database is held while the client sends (see csv_spool).
+    """
+    header, rest = await split_header(upload.chunks(), header_names)
+    check_header(spec, header, mode)
+    with await spool(header.raw, rest) as file:
+
+        async def on_success(result: ImportResult) -> None:
+            await _audit_import(
+                conn, request, spec, upload, mode, "imported",
+                rows=result.rows, inserted=result.inserted, updated=result.updated,
+            )  # fmt: skip
+
+        seconds_left = deadline - asyncio.get_running_loop().time()
+        async with db.connection(request) as conn:
+            return await import_csv(
+                conn, spec, header, mode, file, on_success, seconds_left=seconds_left
+            )
 
 
 async def _import_page(request: Request, spec: CsvTable) -> Response:
