@@ -9,15 +9,126 @@ from collections.abc import Iterator
 
 import asyncpg
 import httpx
+import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from admin.app import create_app
+from admin.csv_spool import EndMarkerGuard
 from admin.settings import Settings
 from tests.conftest import LoggedIn, log_in
-from tests.csv_helpers import USERS_HEADER, upload, user_lines
+from tests.csv_helpers import USERS_HEADER, table_rows, upload, user_lines
 
 
 def _errors(response: httpx.Response) -> list[tuple[int | None, str | None, str | None]]:
     return [(e["line"], e["column"], e["value"]) for e in response.json()["errors"]]
+
+
+# ---- item 7: a line holding only \. must never end the file early
+
+
+def _end_marker_files() -> Iterator[tuple[str, bytes, int]]:
+    """(name, file, physical line of the lone \\. record)."""
+    head = b"username,email\n"
+    one, two = b"bd1,bd1@example.com", b"bd2,bd2@example.com"
+    yield "middle", head + one + b"\n\\.\n" + two + b"\n", 3
+    yield "first data line", head + b"\\.\n" + one + b"\n", 2
+    yield "last line", head + one + b"\n\\.\n", 3
+    yield "last line without newline", head + one + b"\n\\.", 3
+    yield "crlf", b"username,email\r\n" + one + b"\r\n\\.\r\n" + two + b"\r\n", 3
+    yield "cr only", b"username,email\r" + one + b"\r\\.\r" + two + b"\r", 3
+    yield (
+        "after a multi-line field",
+        (b"username,email,full_name\n" + one + b',"a\nb"\n\\.\n' + two + b",x\n"),
+        4,
+    )
+
+
+@pytest.mark.parametrize(("content", "line"), [(c, n) for _, c, n in _end_marker_files()],
+                         ids=[name for name, _, _ in _end_marker_files()])  # fmt: skip
+async def test_a_lone_end_marker_line_is_a_row_not_the_end_of_the_file(
+    admin_client: LoggedIn, conn: asyncpg.Connection, content: bytes, line: int
+):
+    response = await upload(admin_client, "users", content)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["line"] == line
+    assert "fewer fields" in error["message"]
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_quoted_end_marker_and_one_inside_a_quoted_field_are_kept_as_data(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    content = (
+        "username,email,full_name\n"
+        'bd1,bd1@example.com,"\\."\n'
+        'bd2,bd2@example.com,"first\n\\.\nlast"\n'
+        "bd3,bd3@example.com,\\.\n"
+        'bd4,bd4@example.com,"x\r\n\\.\r\n"\n'
+    )
+    response = await upload(admin_client, "users", content)
+    assert response.status_code == 200, response.text
+    names = {r["username"]: r["full_name"] for r in await table_rows(conn, "users")}
+    assert names == {
+        "bd1": "\\.",
+        "bd2": "first\n\\.\nlast",
+        "bd3": "\\.",
+        "bd4": "x\r\n\\.\r\n",
+    }
+
+
+def _reference_rewrite(data: bytes) -> bytes:
+    """Byte by byte: quote every \\. that fills a record started outside quotes."""
+    out = bytearray()
+    in_quotes = False
+    index = 0
+    while index < len(data):
+        at_start = index == 0 or data[index - 1] in b"\r\n"
+        after = data[index + 2 : index + 3]
+        if (
+            not in_quotes
+            and at_start
+            and data[index : index + 2] == b"\\."
+            and after
+            in (
+                b"",
+                b"\r",
+                b"\n",
+            )
+        ):
+            out += b'"\\."'
+            index += 2
+            continue
+        if data[index] == 0x22:
+            in_quotes = not in_quotes
+        out.append(data[index])
+        index += 1
+    return bytes(out)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from([b"\\.", b"\\", b".", b'"', b"\n", b"\r", b"\r\n", b"a", b",", b"\\.\n"]),
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+)
+def test_end_marker_guard_is_the_same_whatever_the_chunk_boundaries(
+    parts: list[bytes], cuts: list[int]
+):
+    data = b"".join(parts)
+    guard = EndMarkerGuard()
+    output = bytearray()
+    previous = 0
+    for cut in sorted({min(c, len(data)) for c in cuts}):
+        output += guard.feed(data[previous:cut])
+        previous = cut
+    output += guard.feed(data[previous:])
+    output += guard.finish()
+    assert bytes(output) == _reference_rewrite(data)
 
 
 # ---- item 4: CR-only line ends
