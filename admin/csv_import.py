@@ -20,12 +20,17 @@ from typing import BinaryIO
 
 import asyncpg
 
+from admin.csv_problems import MAX_ERRORS, ImportRejected, Problem, ProblemList, shown
 from admin.csv_tables import CsvColumn, CsvTable
 from admin.csv_upload import CsvHeader
 from admin.listing import quote_ident
 
+__all__ = ["ImportRejected", "ImportResult", "Mode", "Problem", "header_names", "import_csv"]
+
 STAGE = "csv_import_stage"
-MAX_ERRORS = 50
+# values travel back from the database cut to this many characters (a 50 MB cell stays there)
+VALUE_CHARS = 201
+_NAME_SHOWN = 60
 
 _COPY_CONTEXT = re.compile(r'COPY \S+, line (\d+)(?:, column (\w+))?(?:: "(.*)")?\Z', re.DOTALL)
 
@@ -41,25 +46,6 @@ class Mode(enum.Enum):
             if mode.value == text:
                 return mode
         raise ValueError("The mode must be 'insert' or 'upsert'.")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason the file was rejected; line/column/value when it concerns one cell."""
-
-    message: str
-    line: int | None = None
-    column: str | None = None
-    value: str | None = None
-
-
-class ImportRejected(Exception):
-    """The file was not imported; nothing was written."""
-
-    def __init__(self, problems: list[Problem], *, more: bool = False) -> None:
-        super().__init__(problems[0].message if problems else "rejected")
-        self.problems = problems
-        self.more = more
 
 
 @dataclass(frozen=True)
@@ -85,30 +71,30 @@ def header_names(text: str) -> list[str]:
 
 def check_header(spec: CsvTable, header: CsvHeader, mode: Mode) -> None:
     """Every column known, none twice, the required ones present; else ImportRejected."""
-    problems: list[Problem] = []
+    found = ProblemList()
     seen: set[str] = set()
     for position, name in enumerate(header.names, start=1):
+        label = shown(name, _NAME_SHOWN)
         if not name:
-            problems.append(Problem(f"header column {position} has no name", line=1))
+            found.add(Problem(f"header column {position} has no name", line=1))
         elif name not in spec.names:
-            problems.append(
+            found.add(
                 Problem(
-                    f"unknown column {name!r}; {spec.table} accepts: {', '.join(spec.names)}",
+                    f"unknown column {label!r}; {spec.table} accepts: {', '.join(spec.names)}",
                     line=1,
-                    column=name,
+                    column=label,
                 )
             )
         elif name in seen:
-            problems.append(Problem(f"column {name!r} appears twice", line=1, column=name))
+            found.add(Problem(f"column {label!r} appears twice", line=1, column=label))
         seen.add(name)
     required = list(spec.required)
     if mode is Mode.UPSERT and spec.key not in required:
         required.append(spec.key)
     for name in required:
         if name not in seen:
-            problems.append(Problem(f"missing required column {name!r}", line=1, column=name))
-    if problems:
-        raise ImportRejected(problems)
+            found.add(Problem(f"missing required column {name!r}", line=1, column=name))
+    found.raise_if_any()
 
 
 def copy_problem(exc: asyncpg.PostgresError) -> Problem:
@@ -116,7 +102,7 @@ def copy_problem(exc: asyncpg.PostgresError) -> Problem:
     message = str(exc)
     match = _COPY_CONTEXT.search(getattr(exc, "context", "") or "")
     if match is None:
-        return Problem(message)
+        return Problem(shown(message) or "")
     line, column, value = int(match.group(1)), match.group(2), match.group(3)
     if message.startswith("extra data after last expected column"):
         message = "has more fields than the header"
@@ -127,7 +113,7 @@ def copy_problem(exc: asyncpg.PostgresError) -> Problem:
         message = f"is not valid UTF-8 ({message})"
     elif message.startswith("unterminated CSV quoted field"):
         message = "the file ends inside a quoted field: a quote opened earlier is never closed"
-    return Problem(message, line=line, column=column, value=value)
+    return Problem(shown(message) or "", line=line, column=column, value=shown(value))
 
 
 def message_column(message: str) -> str | None:
@@ -263,7 +249,7 @@ class Importer:
             problems, more = await self.find_problems()
             if not problems:
                 detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
-                problems = [Problem(f"the database refused the rows: {exc}{detail}")]
+                problems = [Problem(shown(f"the database refused the rows: {exc}{detail}") or "")]
             raise ImportRejected(problems, more=more) from None
         if self._has("id"):
             await self.conn.execute(
@@ -384,7 +370,8 @@ class Importer:
                     ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS line
                 FROM breaks
             )
-            SELECT l.line, p.col, p.value, p.message, o.line AS other_line
+            SELECT l.line, p.col, left(p.value, {VALUE_CHARS}) AS value, p.message,
+                o.line AS other_line
             FROM problems p JOIN lines l ON l.ord = p.ord
             LEFT JOIN lines o ON o.ord = p.other
             ORDER BY p.ord, p.col
@@ -396,7 +383,7 @@ class Importer:
                 r["message"] + (f" (first on line {r['other_line']})" if r["other_line"] else ""),
                 line=int(r["line"]),
                 column=r["col"],
-                value=r["value"],
+                value=shown(r["value"]),
             )
             for r in rows[:MAX_ERRORS]
         ]

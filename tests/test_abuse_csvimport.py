@@ -158,6 +158,45 @@ async def test_cr_only_file_reports_physical_lines(
     assert await conn.fetchval("SELECT count(*) FROM users") == 0
 
 
+# ---- item 7 (errors): bounded answers
+
+
+async def test_ten_thousand_unknown_columns_give_a_capped_answer(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    header = "username,email," + ",".join(f"c{i}" for i in range(10_000))
+    response = await upload(admin_client, "users", header + "\nann,a@x.org\n")
+    assert response.status_code == 422
+    body = response.json()
+    assert len(body["errors"]) == 50
+    assert body["more_errors"] is True
+    assert len(response.content) < 20_000
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_many_bad_rows_give_fifty_problems_and_a_more_flag(admin_client: LoggedIn):
+    content = USERS_HEADER + "".join(f"u{i:04d},u{i}@x.org,U,maybe\n" for i in range(500))
+    response = await upload(admin_client, "users", content)
+    body = response.json()
+    assert len(body["errors"]) == 50 and body["more_errors"] is True
+    html = await upload(admin_client, "users", content, json=False)
+    assert "and there are more" in html.text
+
+
+async def test_a_huge_bad_value_is_shown_cut_short(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    huge = "x" * (5 * 1024 * 1024)
+    content = f"username,email,full_name\nann,ann@example.com,{huge}\nbob,bob@x.org,{huge}\n"
+    response = await upload(admin_client, "users", content)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["line"], e["column"]) for e in errors] == [(2, "full_name"), (3, "full_name")]
+    assert all(e["value"] == "x" * 200 + "…" for e in errors)
+    assert len(response.content) < 5_000
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+
+
 # ---- header limits
 
 

@@ -6,12 +6,14 @@ import asyncio
 import os
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import psutil
 
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, create_staff, log_in
 from tests.csv_helpers import USERS_HEADER, upload, user_lines
@@ -267,6 +269,50 @@ async def test_a_stalled_upload_is_dropped_with_408_and_writes_nothing(
             assert await conn.fetchval("SELECT count(*) FROM users") == 0
             await _no_import_left(conn)
             assert spool_files(server) == 0
+            await http.aclose()
+    finally:
+        await conn.close()
+
+
+async def test_a_fifty_megabyte_field_keeps_server_memory_flat(database_url: str, tmp_path: Path):
+    conn = await asyncpg.connect(database_url)
+    try:
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+            http = await _admin(server, conn)
+            process = psutil.Process(server.process.pid)
+            before = process.memory_info().rss
+            peak = before
+            stop = threading.Event()
+
+            def watch() -> None:
+                nonlocal peak
+                while not stop.wait(0.01):
+                    peak = max(peak, process.memory_info().rss)
+
+            async def body() -> AsyncIterator[bytes]:
+                yield b"username,email,full_name\nann,ann@example.com,"
+                for _ in range(50):
+                    yield b"x" * (1024 * 1024)
+                yield b"\nbob,bob@example.com,Bob\n"
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            try:
+                response = await http.post(
+                    "/users/import",
+                    content=body(),
+                    headers={"Content-Type": "text/csv", "Accept": "application/json"},
+                )
+            finally:
+                stop.set()
+                watcher.join()
+            assert response.status_code == 422
+            (error,) = response.json()["errors"]
+            assert (error["line"], error["column"]) == (2, "full_name")
+            assert error["value"] == "x" * 200 + "…"
+            assert len(response.content) < 5_000
+            assert (peak - before) / 2**20 < 60
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
             await http.aclose()
     finally:
         await conn.close()
