@@ -16,13 +16,98 @@ from hypothesis import strategies as st
 
 from admin.app import create_app
 from admin.csv_spool import EndMarkerGuard
+from admin.csv_tables import MAX_IMPORTED_ID
 from admin.settings import Settings
 from tests.conftest import LoggedIn, log_in
 from tests.csv_helpers import USERS_HEADER, table_rows, upload, user_lines
 
+BIGINT_MAX = 2**63 - 1
+
+
+async def _customer(conn: asyncpg.Connection) -> int:
+    return int(
+        await conn.fetchval(
+            "INSERT INTO users (username, email) VALUES ('buyer', 'buyer@example.com') RETURNING id"
+        )
+    )
+
 
 def _errors(response: httpx.Response) -> list[tuple[int | None, str | None, str | None]]:
     return [(e["line"], e["column"], e["value"]) for e in response.json()["errors"]]
+
+
+# ---- item 3: ids that would exhaust the identity sequence
+
+
+@pytest.mark.parametrize("bad_id", [str(BIGINT_MAX), str(MAX_IMPORTED_ID + 1), "0", "-1"])
+async def test_ids_outside_the_safe_range_are_refused(
+    admin_client: LoggedIn, conn: asyncpg.Connection, bad_id: str
+):
+    customer = await _customer(conn)
+    before = await conn.fetchval("SELECT last_value FROM users_id_seq")
+    users = await upload(
+        admin_client, "users", f"id,username,email\n5,ann,ann@example.com\n{bad_id},bob,b@x.org\n"
+    )
+    assert users.status_code == 422, users.text
+    assert (3, "id", bad_id) in _errors(users)
+    assert "from 1 to 9,007,199,254,740,991" in users.text
+    orders = await upload(admin_client, "orders", f"id,user_id,total\n{bad_id},{customer},1\n")
+    assert orders.status_code == 422
+    assert _errors(orders) == [(2, "id", bad_id)]
+    assert await conn.fetchval("SELECT count(*) FROM users") == 1
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+    assert await conn.fetchval("SELECT last_value FROM users_id_seq") == before
+
+
+async def test_ids_beyond_bigint_are_refused_as_not_whole_numbers(admin_client: LoggedIn):
+    response = await upload(admin_client, "users", "id,username,email\n1e30,ann,a@x.org\n")
+    assert response.status_code == 422
+    assert _errors(response) == [(2, "id", "1e30")]
+
+
+@pytest.mark.parametrize("mode", ["insert", "upsert"])
+async def test_shop_and_panel_inserts_still_work_after_an_import_of_the_largest_id(
+    admin_client: LoggedIn, conn: asyncpg.Connection, mode: str
+):
+    customer = await _customer(conn)
+    users = await upload(
+        admin_client,
+        "users",
+        f"id,username,email\n{MAX_IMPORTED_ID},ann,ann@example.com\n",
+        mode=mode,
+    )
+    assert users.status_code == 200, users.text
+    orders = await upload(
+        admin_client, "orders", f"id,user_id,total\n{MAX_IMPORTED_ID},{customer},1.00\n", mode=mode
+    )
+    assert orders.status_code == 200, orders.text
+    # the shop's own inserts, without ids
+    shop_user = await conn.fetchval(
+        "INSERT INTO users (username, email) VALUES ('shop', 'shop@example.com') RETURNING id"
+    )
+    assert shop_user == MAX_IMPORTED_ID + 1
+    shop_order = await conn.fetchval(
+        "INSERT INTO orders (user_id, total) VALUES ($1, 2) RETURNING id", customer
+    )
+    assert shop_order == MAX_IMPORTED_ID + 1
+    # the panel's create
+    created = await admin_client.post("/users", {"username": "panel", "email": "p@example.com"})
+    assert created.status_code == 303, created.text
+    assert await conn.fetchval("SELECT id FROM users WHERE username = 'panel'") == shop_user + 1
+
+
+async def test_the_sequence_never_moves_back_or_past_the_largest_id(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    await upload(admin_client, "users", "id,username,email\n1000,ann,ann@example.com\n")
+    assert await conn.fetchval("SELECT last_value FROM users_id_seq") == 1000
+    response = await upload(admin_client, "users", "id,username,email\n10,bob,bob@example.com\n")
+    assert response.status_code == 200
+    assert await conn.fetchval("SELECT last_value FROM users_id_seq") == 1000
+    new_id = await conn.fetchval(
+        "INSERT INTO users (username, email) VALUES ('cyd', 'cyd@example.com') RETURNING id"
+    )
+    assert new_id == 1001
 
 
 # ---- item 7: a line holding only \. must never end the file early
@@ -156,6 +241,138 @@ async def test_cr_only_file_reports_physical_lines(
     assert response.status_code == 422
     assert _errors(response) == [(5, "username", "bad user")]
     assert await conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+# ---- items 5 and 6: values that would change, are ambiguous, or that the forms refuse
+
+
+async def test_amounts_with_too_many_decimals_are_refused_unless_rounding_is_chosen(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    customer = await _customer(conn)
+    content = f"user_id,total\n{customer},12.345\n{customer},12.340\n"
+    refused = await upload(admin_client, "orders", content)
+    assert refused.status_code == 422
+    assert _errors(refused) == [(2, "total", "12.345")]
+    (error,) = refused.json()["errors"]
+    assert "round_decimals=1" in error["message"]
+    assert "round_decimals=1" in refused.json()["options"]
+    page = await upload(admin_client, "orders", content, json=False)
+    assert "round_decimals=1" in page.text
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+    rounded = await admin_client.http.post(
+        "/orders/import?round_decimals=1",
+        data={"csrf_token": admin_client.csrf, "mode": "insert"},
+        files={"file": ("o.csv", content.encode(), "text/csv")},
+        headers={"Accept": "application/json"},
+    )
+    assert rounded.status_code == 200, rounded.text
+    totals = [str(r["total"]) for r in await table_rows(conn, "orders")]
+    assert totals == ["12.35", "12.34"]
+
+
+async def _upload_with(client: LoggedIn, table: str, content: str, **fields: str) -> httpx.Response:
+    return await client.http.post(
+        f"/{table}/import",
+        data={"csrf_token": client.csrf, "mode": "insert", **fields},
+        files={"file": ("data.csv", content.encode(), "text/csv")},
+        headers={"Accept": "application/json"},
+    )
+
+
+async def test_day_month_dates_are_refused_unless_an_order_is_chosen(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    content = (
+        "username,email,created_at\n"
+        "ann,ann@example.com,01/02/2024\n"
+        "bob,bob@example.com,2024-03-04 05:06:07+00\n"
+        "cyd,cy@example.com,05.06.2024 10:00\n"
+    )
+    refused = await upload(admin_client, "users", content)
+    assert refused.status_code == 422
+    assert _errors(refused) == [
+        (2, "created_at", "01/02/2024"),
+        (4, "created_at", "05.06.2024 10:00"),
+    ]
+    assert "date_order=dmy" in refused.json()["errors"][0]["message"]
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+    for order, expected in (("dmy", (2, 1)), ("mdy", (1, 2))):
+        await conn.execute("DELETE FROM users")
+        response = await _upload_with(admin_client, "users", content, date_order=order)
+        assert response.status_code == 200, response.text
+        row = await conn.fetchrow(
+            "SELECT extract(month FROM created_at AT TIME ZONE 'UTC')::int AS m,"
+            " extract(day FROM created_at AT TIME ZONE 'UTC')::int AS d"
+            " FROM users WHERE username = 'ann'"
+        )
+        assert (row["m"], row["d"]) == expected
+        iso = await conn.fetchval("SELECT created_at FROM users WHERE username = 'bob'")
+        assert (iso.year, iso.month, iso.day) == (2024, 3, 4)
+    bad = await _upload_with(admin_client, "users", content, date_order="ymd")
+    assert bad.status_code == 400
+
+
+async def test_import_form_offers_the_value_options(admin_client: LoggedIn):
+    page = await admin_client.get("/orders/import")
+    assert 'name="round_decimals"' in page.text
+    assert 'name="date_order"' in page.text
+    assert 'value="dmy"' in page.text and 'value="mdy"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("total", "NaN"), ("total", "nan"), ("total", "Infinity"), ("total", "-Infinity"),
+     ("total", "-1"), ("total", "10000000000"), ("id", "-1"), ("id", "0"),
+     ("created_at", "20000-01-01"), ("created_at", "0044-03-15 BC"),
+     ("created_at", "infinity"), ("created_at", "-infinity"), ("created_at", "1899-12-31"),
+     ("created_at", "2201-01-01")],
+)  # fmt: skip
+async def test_order_values_the_panel_refuses_are_refused_on_import(
+    admin_client: LoggedIn, conn: asyncpg.Connection, column: str, value: str
+):
+    customer = await _customer(conn)
+    good = {"id": "", "user_id": str(customer), "total": "1.00", "created_at": ""}
+    good[column] = value
+    content = "id,user_id,total,created_at\n" + ",".join(good.values()) + "\n"
+    for mode in ("insert", "upsert"):
+        if mode == "upsert" and column != "id":
+            content = content.replace("\n,", "\n77,", 1)
+        response = await upload(admin_client, "orders", content, mode=mode)
+        assert response.status_code == 422, response.text
+        assert (2, column, value) in _errors(response)
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("email", "ann@localhost"), ("email", "a nn@example.com"), ("email", "ann@@example.com"),
+     ("id", "-5"), ("created_at", "infinity"), ("created_at", "12000-01-01")],
+)  # fmt: skip
+async def test_user_values_the_panel_refuses_are_refused_on_import(
+    admin_client: LoggedIn, conn: asyncpg.Connection, column: str, value: str
+):
+    good = {"id": "", "username": "ann", "email": "ann@example.com", "created_at": ""}
+    good[column] = value
+    content = "id,username,email,created_at\n" + ",".join(good.values()) + "\n"
+    response = await upload(admin_client, "users", content)
+    assert response.status_code == 422, response.text
+    assert _errors(response) == [(2, column, value)]
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_the_years_1900_to_2200_are_accepted(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
+    content = (
+        "username,email,created_at\n"
+        "ann,ann@example.com,1900-01-01 00:00:00+00\n"
+        "bob,bob@example.com,2200-12-31 23:59:59+00\n"
+    )
+    response = await upload(admin_client, "users", content)
+    assert response.status_code == 200, response.text
+    years = sorted(r["created_at"].year for r in await table_rows(conn, "users"))
+    assert years == [1900, 2200]
 
 
 # ---- item 7 (errors): bounded answers
