@@ -1,7 +1,8 @@
-"""An uploaded CSV file as a stream of bytes: multipart or raw body, size-limited and hashed.
+"""An uploaded CSV file as a stream of bytes: multipart or raw body, within limits, hashed.
 
 Nothing is buffered beyond one network chunk: the multipart parser is fed chunk by chunk
-and hands the file part's bytes on as they arrive, so the caller can pipe them into COPY.
+and hands the file part's bytes on as they arrive, so the caller can spool them to disk.
+The body is read within the size, time and rate limits of admin.bodies.
 """
 
 from __future__ import annotations
