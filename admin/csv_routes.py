@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -14,25 +15,37 @@ from starlette.responses import JSONResponse, Response
 
 from admin import audit, csv_export_gate, db
 from admin.access import client_ip, csrf_matches, current_staff
+from admin.bodies import BodyLimits
 from admin.csv_export import ExportOutcome, export_query, start_export
-from admin.csv_import import ImportRejected, ImportResult, Mode, Problem, header_names, import_csv
+from admin.csv_import import ImportResult, check_header, header_names, import_csv
+from admin.csv_options import ImportOptions
+from admin.csv_problems import ImportRejected, Problem
+from admin.csv_spool import spool
 from admin.csv_tables import ORDERS, USERS, CsvTable
 from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
 from admin.htmx import render
 from admin.listing import InvalidQuery
 from admin.orders import OrderQuery
+from admin.settings import Settings
 from admin.users import UserQuery
 
 PAGE = "csv/import.html"
 RESULT = "csv/_import_result.html"
+OPTIONS_HELP = (
+    "Nothing is rounded or guessed: send round_decimals=1 to round amounts to the column's "
+    "decimals, and date_order=dmy or date_order=mdy to read dates like 01/02/2024 "
+    "(ISO dates such as 2024-02-01 are always accepted)."
+)
 
 
 def _context(request: Request, spec: CsvTable, **extra: Any) -> dict[str, Any]:
     settings = request.app.state.settings
+    options: ImportOptions = extra.pop("options", None) or ImportOptions()
     return {
         "spec": spec,
         "max_upload_mb": settings.max_upload_mb,
-        "mode": extra.pop("mode", "insert"),
+        "mode": options.mode.value,
+        "options": options,
         **extra,
     }
 
@@ -54,6 +67,7 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
         else:
             body["errors"] = [asdict(p) for p in problems]
             body["more_errors"] = ctx.get("more", False)
+            body["options"] = OPTIONS_HELP
         return JSONResponse(body, status_code=status)
     return render(request, PAGE, RESULT, _context(request, spec, **ctx), status_code=status)
 
@@ -63,7 +77,7 @@ async def _audit_import(
     request: Request,
     spec: CsvTable,
     upload: Upload | None,
-    mode: Mode | None,
+    options: ImportOptions | None,
     outcome: str,
     **details: Any,
 ) -> None:
@@ -76,7 +90,8 @@ async def _audit_import(
             "file": upload.filename if upload else None,
             "size": upload.size if upload else None,
             "sha256": upload.sha256 if upload else None,
-            "mode": mode.value if mode else None,
+            "mode": options.mode.value if options else None,
+            **({"options": options.describe()} if options else {}),
             "outcome": outcome,
             **details,
         },
@@ -97,53 +112,94 @@ async def _drain(upload: Upload) -> None:
             pass
 
 
+def _body_limits(settings: Settings) -> BodyLimits:
+    return BodyLimits(
+        max_bytes=settings.max_upload_bytes,
+        total_s=settings.import_timeout_s,
+        idle_s=settings.body_timeout_s,
+        min_bytes_per_s=settings.body_min_bytes_per_s,
+    )
+
+
+def _timed_out_message(settings: Settings) -> str:
+    return (
+        f"The import did not finish within {settings.import_timeout_s:g} s and was cancelled; "
+        "nothing was imported."
+    )
+
+
 async def _import(request: Request, spec: CsvTable) -> Response:
-    settings = request.app.state.settings
+    settings: Settings = request.app.state.settings
     content_type = request.headers.get("content-type", "")
     if request.state.csrf_pending and not content_type.startswith("multipart/form-data"):
         # only a form can carry the token in its body; anything else needs the header
         raise HTTPException(403, "Send the X-CSRF-Token header with a raw CSV body.")
+    deadline = asyncio.get_running_loop().time() + settings.import_timeout_s
     try:
-        upload = await open_upload(request, settings.max_upload_bytes)
+        async with asyncio.timeout_at(deadline):
+            upload = await open_upload(request, _body_limits(settings))
     except UploadRefused as exc:
         raise HTTPException(exc.status, str(exc)) from None
+    except TimeoutError:
+        raise HTTPException(408, _timed_out_message(settings)) from None
     # a streamed form is not parsed by the guard: the token must precede the file
     if request.state.csrf_pending and not csrf_matches(request, upload.fields.get("csrf_token")):
         raise HTTPException(
             403, "The form has expired or its security token is missing. Reload and retry."
         )
     try:
-        mode = Mode.parse(upload.fields.get("mode") or request.query_params.get("mode"))
+        options = ImportOptions.parse(
+            lambda name: upload.fields.get(name) or request.query_params.get(name)
+        )
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-
-    chunks = upload.chunks()
     try:
-        header, rest = await split_header(chunks, header_names)
-
-        async def on_success(result: ImportResult) -> None:
-            await _audit_import(
-                conn, request, spec, upload, mode, "imported",
-                rows=result.rows, inserted=result.inserted, updated=result.updated,
-            )  # fmt: skip
-
-        async with db.connection(request) as conn:
-            result = await import_csv(conn, spec, header, mode, rest, on_success)
+        async with asyncio.timeout_at(deadline):
+            result = await _receive_and_import(request, spec, upload, options, deadline)
     except (HeaderError, ImportRejected) as exc:
         await _drain(upload)
         if isinstance(exc, HeaderError):
             problems, more = [Problem(str(exc), line=1)], False
         else:
             problems, more = exc.problems, exc.more
-        await _audit_failure(request, spec, upload, mode, "rejected", errors=len(problems))
-        return _answer(request, spec, 422, problems=problems, more=more, mode=mode.value)
+        await _audit_failure(request, spec, upload, options, "rejected", errors=len(problems))
+        return _answer(request, spec, 422, problems=problems, more=more, options=options)
     except UploadRefused as exc:
-        await _audit_failure(request, spec, upload, mode, "refused", reason=str(exc))
+        await _audit_failure(request, spec, upload, options, "refused", reason=str(exc))
         raise HTTPException(exc.status, str(exc)) from None
+    except (TimeoutError, asyncpg.QueryCanceledError):
+        message = _timed_out_message(settings)
+        await _audit_failure(request, spec, upload, options, "refused", reason=message)
+        raise HTTPException(408, message) from None
     except ClientDisconnect:
-        await _audit_failure(request, spec, upload, mode, "aborted", reason="client disconnected")
+        reason = "client disconnected"
+        await _audit_failure(request, spec, upload, options, "aborted", reason=reason)
         return Response(status_code=400)
-    return _answer(request, spec, 200, result=result, mode=mode.value)
+    return _answer(request, spec, 200, result=result, options=options)
+
+
+async def _receive_and_import(
+    request: Request, spec: CsvTable, upload: Upload, options: ImportOptions, deadline: float
+) -> ImportResult:
+    """Receive the whole file to disk first, then take a connection and run the transaction.
+
+    Nothing in the database is held while the client sends (see csv_spool).
+    """
+    header, rest = await split_header(upload.chunks(), header_names)
+    check_header(spec, header, options.mode)
+    with await spool(header.raw, rest) as file:
+
+        async def on_success(result: ImportResult) -> None:
+            await _audit_import(
+                conn, request, spec, upload, options, "imported",
+                rows=result.rows, inserted=result.inserted, updated=result.updated,
+            )  # fmt: skip
+
+        seconds_left = deadline - asyncio.get_running_loop().time()
+        async with db.connection(request) as conn:
+            return await import_csv(
+                conn, spec, header, options, file, on_success, seconds_left=seconds_left
+            )
 
 
 async def _import_page(request: Request, spec: CsvTable) -> Response:

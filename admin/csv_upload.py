@@ -1,7 +1,8 @@
-"""An uploaded CSV file as a stream of bytes: multipart or raw body, size-limited and hashed.
+"""An uploaded CSV file as a stream of bytes: multipart or raw body, within limits, hashed.
 
 Nothing is buffered beyond one network chunk: the multipart parser is fed chunk by chunk
-and hands the file part's bytes on as they arrive, so the caller can pipe them into COPY.
+and hands the file part's bytes on as they arrive, so the caller can spool them to disk.
+The body is read within the size, time and rate limits of admin.bodies.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from admin.bodies import BodyLimits, BodyRefused, BodyTooSlow, check_declared_length, limited_stream
+
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 64 * 1024
@@ -23,34 +26,30 @@ RAW_CSV_TYPES = (b"text/csv", b"application/csv", b"text/plain", b"application/o
 class UploadRefused(Exception):
     """The request body cannot be imported; `status` is the HTTP answer."""
 
-    status = 400
-
-
-class UploadTooLarge(UploadRefused):
-    status = 413
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _Body:
-    """The raw request body, chunk by chunk, refusing to go past `max_bytes`."""
+    """The raw request body, chunk by chunk, within `limits` (size, time and rate)."""
 
-    def __init__(self, request: Request, max_bytes: int) -> None:
-        self._chunks = request.stream()
-        self._max_bytes = max_bytes
-        self.received = 0
+    def __init__(self, request: Request, limits: BodyLimits) -> None:
+        self._chunks = limited_stream(request, limits)
 
     async def next(self) -> bytes | None:
-        while True:
-            try:
-                chunk = await anext(self._chunks)
-            except StopAsyncIteration:
-                return None
-            self.received += len(chunk)
-            if self.received > self._max_bytes:
-                raise UploadTooLarge(
-                    f"The upload is larger than {self._max_bytes // (1024 * 1024)} MB."
-                )
-            if chunk:
-                return chunk
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+        except BodyRefused as exc:
+            raise UploadRefused(_upload_message(exc), exc.status) from None
+
+
+def _upload_message(exc: BodyRefused) -> str:
+    if isinstance(exc, BodyTooSlow):
+        return str(exc).replace("request body", "upload", 1)
+    return str(exc).replace("The request body", "The upload", 1)
 
 
 @dataclass
@@ -186,21 +185,17 @@ class Upload:
             yield chunk
 
 
-def check_declared_length(request: Request, max_bytes: int) -> None:
-    """Refuse before reading anything when Content-Length already says the body is too big."""
-    declared = request.headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise UploadTooLarge(f"The upload is larger than {max_bytes // (1024 * 1024)} MB.")
-
-
-async def open_upload(request: Request, max_bytes: int) -> Upload:
+async def open_upload(request: Request, limits: BodyLimits) -> Upload:
     """Start receiving the request's CSV: multipart field `file`, or a raw text/csv body.
 
     Returns once the form fields before the file are known (the caller checks the CSRF
     token among them before reading any of the file).
     """
-    check_declared_length(request, max_bytes)
-    body = _Body(request, max_bytes)
+    try:
+        check_declared_length(request, limits)
+    except BodyRefused as exc:
+        raise UploadRefused(_upload_message(exc), exc.status) from None
+    body = _Body(request, limits)
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"multipart/form-data":
         boundary = options.get(b"boundary")
@@ -241,37 +236,68 @@ class HeaderError(Exception):
     """The file's first record is missing or unreadable."""
 
 
-def _header_end(buffer: bytes) -> int:
-    """Index just past the first newline outside quotes, or -1 when the record is not complete."""
-    in_quotes = False
-    for index, byte in enumerate(buffer):
-        if byte == 0x22:
-            in_quotes = not in_quotes
-        elif byte == 0x0A and not in_quotes:
-            return index + 1
-    return -1
+class _LineEndScanner:
+    """Finds the first line end (LF, CRLF or CR) outside quotes, resuming where it stopped.
+
+    Resuming keeps a header that arrives a byte at a time linear to scan.
+    """
+
+    def __init__(self) -> None:
+        self._position = 0
+        self._in_quotes = False
+
+    def end(self, buffer: bytearray, *, complete: bool) -> int:
+        """Index just past the line end, or -1 when it has not arrived within MAX_HEADER_BYTES.
+
+        A CR as the last byte may be the start of a CRLF: it counts only when `complete`.
+        """
+        while self._position < min(len(buffer), MAX_HEADER_BYTES):
+            index = self._position
+            byte = buffer[index]
+            if byte == 0x22:
+                self._in_quotes = not self._in_quotes
+            elif not self._in_quotes and byte == 0x0A:
+                return index + 1
+            elif not self._in_quotes and byte == 0x0D:
+                if index + 1 < len(buffer):
+                    return index + 2 if buffer[index + 1] == 0x0A else index + 1
+                return index + 1 if complete else -1
+            self._position += 1
+        return -1
+
+
+def count_line_breaks(text: str) -> int:
+    """Physical line breaks in `text`, whichever of LF, CRLF or CR ends its lines."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
 async def split_header(
     chunks: AsyncIterator[bytes], parse_names: Callable[[str], list[str]]
 ) -> tuple[CsvHeader, AsyncIterator[bytes]]:
     """Read the header record (BOM dropped) and return it with an iterator over the rest."""
-    buffer = b""
-    end = -1
+    buffer = bytearray()
+    scanner = _LineEndScanner()
+    bom_checked = False
     exhausted = False
-    while end < 0:
+    while True:
         chunk = await anext(chunks, None)
-        if chunk is None:
-            exhausted = True
+        exhausted = chunk is None
+        buffer += chunk or b""
+        if not bom_checked:
+            if not exhausted and len(buffer) < len(UTF8_BOM) and UTF8_BOM.startswith(buffer):
+                continue
+            if buffer.startswith(UTF8_BOM):
+                del buffer[: len(UTF8_BOM)]
+            bom_checked = True
+        end = scanner.end(buffer, complete=exhausted)
+        if end >= 0:
+            break
+        if len(buffer) > MAX_HEADER_BYTES:
+            raise HeaderError(f"line 1: the header row is longer than {MAX_HEADER_BYTES} bytes")
+        if exhausted:
             end = len(buffer)
             break
-        buffer += chunk
-        if buffer.startswith(UTF8_BOM):
-            buffer = buffer[len(UTF8_BOM) :]
-        end = _header_end(buffer[:MAX_HEADER_BYTES])
-        if end < 0 and len(buffer) > MAX_HEADER_BYTES:
-            raise HeaderError(f"line 1: the header row is longer than {MAX_HEADER_BYTES} bytes")
-    raw, rest = buffer[:end], buffer[end:]
+    raw, rest = bytes(buffer[:end]), bytes(buffer[end:])
     if not raw.strip():
         raise HeaderError("the file is empty: the first line must name the columns")
     try:
@@ -279,7 +305,7 @@ async def split_header(
     except UnicodeDecodeError as exc:
         raise HeaderError(f"line 1: the header row is not valid UTF-8 ({exc.reason})") from None
     names = parse_names(text)
-    header = CsvHeader(names=names, lines=text.rstrip("\r\n").count("\n") + 1, raw=raw)
+    header = CsvHeader(names=names, lines=count_line_breaks(text.rstrip("\r\n")) + 1, raw=raw)
 
     async def remaining() -> AsyncIterator[bytes]:
         if rest:

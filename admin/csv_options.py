@@ -1,0 +1,77 @@
+"""How an import treats its file: insert or upsert, and which values it may adjust.
+
+By default nothing that would change a value or is ambiguous gets through: an amount with
+more decimals than the column keeps is refused unless `round_decimals` is chosen, and a
+day/month date (01/02/2024) is refused unless a `date_order` is chosen. ISO dates
+(2024-02-01) are always accepted.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from admin.csv_tables import Option
+
+
+class Mode(enum.Enum):
+    INSERT = "insert"
+    UPSERT = "upsert"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Mode:
+        text = (raw or "insert").strip().lower()
+        for mode in cls:
+            if mode.value == text:
+                return mode
+        raise ValueError("The mode must be 'insert' or 'upsert'.")
+
+
+class DateOrder(enum.Enum):
+    DMY = "dmy"
+    MDY = "mdy"
+
+    @property
+    def datestyle(self) -> str:
+        return f"ISO, {self.value.upper()}"
+
+
+_TRUE = {"1", "true", "on", "yes"}
+_FALSE = {"", "0", "false", "off", "no"}
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    mode: Mode = Mode.INSERT
+    round_decimals: bool = False
+    date_order: DateOrder | None = None
+
+    def chosen(self, option: Option) -> bool:
+        if option is Option.ROUND_DECIMALS:
+            return self.round_decimals
+        return self.date_order is not None
+
+    def describe(self) -> dict[str, object]:
+        """For the audit entry and the answer."""
+        return {
+            "mode": self.mode.value,
+            "round_decimals": self.round_decimals,
+            "date_order": self.date_order.value if self.date_order else None,
+        }
+
+    @classmethod
+    def parse(cls, value_of: Callable[[str], str | None]) -> ImportOptions:
+        """Read `mode`, `round_decimals` and `date_order`; ValueError with a message if bad."""
+        mode = Mode.parse(value_of("mode"))
+        rounding = (value_of("round_decimals") or "").strip().lower()
+        if rounding not in _TRUE | _FALSE:
+            raise ValueError("round_decimals must be 1 (round amounts) or 0.")
+        order = (value_of("date_order") or "").strip().lower()
+        if order and order not in {o.value for o in DateOrder}:
+            raise ValueError("date_order must be 'dmy' (day/month/year) or 'mdy' (month/day/year).")
+        return cls(
+            mode=mode,
+            round_decimals=rounding in _TRUE,
+            date_order=DateOrder(order) if order else None,
+        )
