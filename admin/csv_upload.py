@@ -12,9 +12,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from admin.bodies import BodyLimits, BodyRefused, BodyTooSlow, check_declared_length, limited_stream
+from admin.bodies import (
+    BodyCutShort,
+    BodyLimits,
+    BodyRefused,
+    BodyTooSlow,
+    check_declared_length,
+    limited_stream,
+)
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024
@@ -42,6 +49,8 @@ class _Body:
             return await anext(self._chunks)
         except StopAsyncIteration:
             return None
+        except BodyCutShort:
+            raise ClientDisconnect() from None  # the client left: an aborted import
         except BodyRefused as exc:
             raise UploadRefused(_upload_message(exc), exc.status) from None
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
 import asyncpg
 import httpx
 
 from tests.conftest import create_staff, log_in
+from tests.live import LiveServer
 
 
 async def add_customer(conn: asyncpg.Connection) -> int:
@@ -39,3 +45,22 @@ async def logged_in_client(base_url: str, database_url: str, username: str) -> h
     http = httpx.AsyncClient(base_url=base_url, timeout=10.0)
     await log_in(http, username)
     return http
+
+
+def spool_files(server: LiveServer) -> int:
+    """How many anonymous temporary files (import spools) the server process holds open."""
+    count = 0
+    for fd in Path(f"/proc/{server.process.pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(tempfile.gettempdir()) and target.endswith("(deleted)"):
+            count += 1
+    return count
+
+
+async def wait_until_spooling(server: LiveServer) -> None:
+    async with asyncio.timeout(30):
+        while spool_files(server) == 0:
+            await asyncio.sleep(0.02)

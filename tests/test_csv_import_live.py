@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import tempfile
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +16,14 @@ import psutil
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, create_staff, log_in
 from tests.csv_helpers import USERS_HEADER, upload, user_lines
 from tests.live import LiveServer, live_server
-from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client
+from tests.live_helpers import (
+    add_customer,
+    event_ids,
+    insert_orders,
+    logged_in_client,
+    spool_files,
+    wait_until_spooling,
+)
 from tests.sse_client import Follower
 
 
@@ -27,25 +32,6 @@ async def _admin(server: LiveServer, conn: asyncpg.Connection) -> httpx.AsyncCli
     http = httpx.AsyncClient(base_url=server.url, timeout=60)
     http.headers["X-CSRF-Token"] = await log_in(http, "boss")
     return http
-
-
-def spool_files(server: LiveServer) -> int:
-    """How many anonymous temporary files (import spools) the server process holds open."""
-    count = 0
-    for fd in Path(f"/proc/{server.process.pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith(tempfile.gettempdir()) and target.endswith("(deleted)"):
-            count += 1
-    return count
-
-
-async def wait_until_spooling(server: LiveServer) -> None:
-    async with asyncio.timeout(30):
-        while spool_files(server) == 0:
-            await asyncio.sleep(0.02)
 
 
 async def audit_outcome(conn: asyncpg.Connection) -> str:

@@ -72,13 +72,17 @@ def e2e_admin(database_url: str) -> tuple[str, str]:
     return "e2e-admin", STAFF_PASSWORD
 
 
-@pytest.fixture
-async def logged_in_page(page: Page, server: LiveServer, e2e_admin: tuple[str, str]) -> Page:
-    """A Playwright page logged in as an admin on the live server."""
-    username, password = e2e_admin
-    await page.goto(server.url + "/login")
+async def log_in_page(page: Page, base_url: str, username: str, password: str) -> None:
+    """Log `page` in through the login form; returns once the dashboard is shown."""
+    await page.goto(base_url + "/login")
     await page.fill("#username", username)
     await page.fill("#password", password)
     await page.click("button[type=submit]")
-    await page.wait_for_url(server.url + "/")
+    await page.wait_for_url(base_url + "/")
+
+
+@pytest.fixture
+async def logged_in_page(page: Page, server: LiveServer, e2e_admin: tuple[str, str]) -> Page:
+    """A Playwright page logged in as an admin on the live server."""
+    await log_in_page(page, server.url, *e2e_admin)
     return page

@@ -5,6 +5,7 @@ import asyncpg
 from playwright.async_api import Page, Route, expect
 
 from tests.conftest import TEST_SECRET_KEY
+from tests.e2e.conftest import log_in_page
 from tests.live import live_server
 from tests.live_helpers import add_customer, insert_orders
 
@@ -39,12 +40,7 @@ async def test_a_page_too_far_behind_to_replay_reloads_itself(
 ):
     env = {"SSE_REPLAY_MAX_EVENTS": "2"}
     with live_server(database_url, TEST_SECRET_KEY, tmp_path, extra_env=env) as server:
-        username, password = e2e_admin
-        await page.goto(server.url + "/login")
-        await page.fill("#username", username)
-        await page.fill("#password", password)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(server.url + "/")
+        await log_in_page(page, server.url, *e2e_admin)
         conn = await asyncpg.connect(database_url)
         customer = await add_customer(conn)
         await insert_orders(conn, customer, 5)
