@@ -1,0 +1,1 @@
+"""Abuse probes: no request, session, file or row may hurt other users or lose data."""
