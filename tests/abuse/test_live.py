@@ -197,14 +197,6 @@ async def test_resume_whose_next_event_is_too_old_gets_reload(
         assert_quiet(server)
 
 
-def test_dashboard_reloads_on_a_reload_event():
-    root = Path(__file__).resolve().parent.parent
-    template = (root / "templates" / "dashboard.html").read_text()
-    script = (root / "static" / "dashboard.js").read_text()
-    assert 'sse-swap="reload"' in template
-    assert 'message.type === "reload"' in script and "location.reload()" in script
-
-
 # ---- clients leaving mid-replay, clients that stop reading
 
 
