@@ -16,6 +16,9 @@ from admin.sse_slots import StreamSlots
 
 # how often the process checks whether the server was told to exit
 EXIT_POLL_SECONDS = 0.1
+# replay batches read and rendered at once, whatever the number of replaying clients: they
+# take turns, so a crowd of deep replays slows itself, not the pages of everyone else
+REPLAY_BATCHES_AT_ONCE = 1
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Live:
     stats: StatsFeed
     slots: StreamSlots
     exit_watch: asyncio.Task[None]
+    replay_turns: asyncio.Semaphore
 
 
 def start(app: Starlette) -> Live:
@@ -37,7 +41,13 @@ def start(app: Starlette) -> Live:
     stats.start()
     exit_watch = asyncio.create_task(_end_streams_on_exit(hub), name="order-events-exit")
     slots = StreamSlots(settings.sse_max_per_session, settings.sse_max_per_process)
-    app.state.live = Live(hub=hub, stats=stats, slots=slots, exit_watch=exit_watch)
+    app.state.live = Live(
+        hub=hub,
+        stats=stats,
+        slots=slots,
+        exit_watch=exit_watch,
+        replay_turns=asyncio.Semaphore(REPLAY_BATCHES_AT_ONCE),
+    )
     return app.state.live
 
 

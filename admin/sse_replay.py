@@ -2,7 +2,9 @@
 
 A replay competes with every other request of the process for the event loop and the
 pool, so it is cooperative: one short query per batch on a connection taken for that
-batch alone, a yield to the loop after each batch, and a stop as soon as its client is
+batch alone; replays take turns, one batch at a time in the whole process, and each turn
+is followed by a pause as long as the turn took, so replays never take more than half of
+the process however many clients replay; and a replay stops as soon as its client is
 gone. A resume point too far back gets no replay at all (`too_far_behind`): the client
 is told to reload instead.
 """
@@ -11,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from starlette.requests import Request
 
-from admin import db, events, live_view
+from admin import db, events, live, live_view
 from admin.settings import Settings
 
 # events per batch: small enough that rendering one batch never holds the loop long
-BATCH = 200
+BATCH = 100
 
 
 def connection(request: Request) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
@@ -52,13 +55,20 @@ async def frames(
 ) -> AsyncIterator[bytes]:
     """Encoded events with after < id <= upto, batch by batch, until `stopped()`."""
     last = after
+    turns = live.live_for(request.app).replay_turns
     while last < upto and not stopped():
-        async with connection(request) as conn:
-            batch = await events.between(conn, last, upto, status=status, limit=BATCH)
+        async with turns:
+            if stopped():
+                return
+            began = time.perf_counter()
+            async with connection(request) as conn:
+                batch = await events.between(conn, last, upto, status=status, limit=BATCH)
+            encoded = live_view.order_frames(batch, None)
+            # replays get at most half of the process: leave the loop to every other
+            # request for as long as this batch took
+            await asyncio.sleep(time.perf_counter() - began)
         if batch:
-            yield live_view.order_frames(batch, None)
+            yield encoded
         if len(batch) < BATCH:
             return
         last = batch[-1].id
-        # let other requests (and the disconnect watcher) run between batches
-        await asyncio.sleep(0)

@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from admin import sse_replay
 from tests.conftest import TEST_SECRET_KEY
 from tests.live import LiveServer, live_server
 from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client
@@ -370,10 +371,10 @@ async def test_connection_failures_answer_503_before_a_stream_and_end_it_after(
         customer = await add_customer(db)
         await insert_orders(db, customer, 3000)
         ids = await event_ids(db)
-        # the first page of the replay reads fine, a later one fails (the first page
-        # of a replay holds 200 events)
+        # the first batch of the replay reads fine, the second one fails halfway
+        readable = sse_replay.BATCH + sse_replay.BATCH // 2
         await released(http, ids[-1])
-        await _fail_reads_of_events_above(db, ids[299])
+        await _fail_reads_of_events_above(db, ids[readable - 1])
         got: list[int] = []
         async with stream(http, "?after=0") as (response, frames):
             assert response.status_code == 200
@@ -382,10 +383,10 @@ async def test_connection_failures_answer_503_before_a_stream_and_end_it_after(
                     if message.event == "order":
                         got.append(int(message.id or 0))
         # the stream ended properly, after whole events only, for the client to resume
-        assert got and got == ids[: len(got)] and len(got) < 300
+        assert got and got == ids[: len(got)] and len(got) < readable
         # resuming past the readable rows fails before the response starts: 503
         for _ in range(3):
-            refused = await http.get("/events", headers={"Last-Event-ID": str(ids[299])})
+            refused = await http.get("/events", headers={"Last-Event-ID": str(ids[readable - 1])})
             assert refused.status_code == 503
             assert int(refused.headers["retry-after"]) > 0
         # the panel's connections that failed were not handed out again
