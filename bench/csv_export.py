@@ -1,8 +1,8 @@
-"""CSV export through HTTP vs psql \\copy (SELECT ...) TO, on the same server in the same run.
+"""CSV export through HTTP vs psql's COPY (SELECT ...) TO STDOUT into a file, same server and run.
 
     flock /tmp/bench.lock python bench/csv_export.py --rows 1000000
 
-Loads `rows` users, then times psql's \\copy of the export's SELECT to a file, and the HTTP
+Loads `rows` users, then times psql copying the export's SELECT to a file, and the HTTP
 export (raw, and with spreadsheet protection) read to the end; prints MB/s, ratios to psql
 and the server process's RSS growth.
 """
@@ -31,10 +31,13 @@ from admin.csv_tables import USERS
 
 
 def psql_export(database_url: str, select: str, target: Path) -> float:
-    command = f"\\copy ({select}) to '{target}' csv header"
+    # what `\copy (...) to file` does (the client writes the file), but as COPY TO STDOUT:
+    # psql's \copy re-tokenises its query and splits literals such as U&'...'
+    command = f"COPY ({select}) TO STDOUT (FORMAT csv, HEADER)"
     started = time.perf_counter()
-    subprocess.run([psql_binary(), database_url, "-v", "ON_ERROR_STOP=1", "-qc", command],
-                   check=True)  # fmt: skip
+    with open(target, "wb") as out:
+        subprocess.run([psql_binary(), database_url, "-v", "ON_ERROR_STOP=1", "-qc", command],
+                       stdout=out, check=True)  # fmt: skip
     return time.perf_counter() - started
 
 
