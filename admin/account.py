@@ -53,9 +53,11 @@ async def change_password(request: Request) -> Response:
         return _form(request, errors, 422)
 
     ip = client_ip(request)
-    device = devices.known_device(request, request.app.state.settings, member.username)
+    settings = request.app.state.settings
+    device = devices.known_device(request, settings, member.username)
+    subject = throttle.subject(settings.secret_key, member.username)
     async with db.connection(request) as conn:
-        attempt = await throttle.begin_attempt(conn, member.username, ip, device)
+        attempt = await throttle.begin_attempt(conn, subject, ip, device)
         if isinstance(attempt, throttle.Refusal):
             errors[CURRENT] = "Too many wrong passwords. Try again later."
             return _form(request, errors, 429, headers={"Retry-After": str(attempt.retry_after)})

@@ -87,7 +87,8 @@ async def login(request: Request) -> Response:
     settings = request.app.state.settings
     device = devices.known_device(request, settings, username)
     async with db.connection(request) as conn:
-        attempt = await throttle.begin_attempt(conn, username, ip, device)
+        subject = throttle.subject(settings.secret_key, username)
+        attempt = await throttle.begin_attempt(conn, subject, ip, device)
         if isinstance(attempt, throttle.Refusal):
             message = THROTTLED.format(wait=wait_in_words(attempt.retry_after))
             return refuse(message, 429, {"Retry-After": str(attempt.retry_after)})

@@ -25,10 +25,15 @@ An attempt is written (as failed) before its password is verified, under advisor
 its username and IP, so concurrent attempts cannot all slip under a limit; a verified
 attempt is then flipped to succeeded. A refused attempt is not written: it was never
 verified, and it must not extend the wait it was refused by.
+
+What was typed as the username is never stored: people type passwords into that field.
+The `username` column holds `subject()`, a keyed hash of it, which counts the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,6 +56,12 @@ KEEP = timedelta(days=1)
 # Advisory lock namespaces (first key of the two-int form); usernames before IPs, always.
 _LOCK_USERNAME = 0x6C6F6731  # "log1"
 _LOCK_IP = 0x6C6F6732  # "log2"
+
+
+def subject(secret_key: str, username: str) -> str:
+    """What login_attempts records for a typed username (see the module docstring)."""
+    digest = hmac.new(secret_key.encode(), username.encode(), hashlib.sha256).hexdigest()
+    return digest[:32]
 
 
 @dataclass(frozen=True)
@@ -148,7 +159,8 @@ async def begin_attempt(
 ) -> Refusal | int:
     """A Refusal while any limit that applies still runs, else the id of a new attempt.
 
-    `device` is the id from a valid device cookie naming `username`, or None.
+    `username` is the typed username's `subject()`; `device` is the id from a valid device
+    cookie naming that username, or None.
     """
     async with conn.transaction():
         if device is None:

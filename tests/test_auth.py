@@ -88,7 +88,10 @@ async def test_unknown_username_and_wrong_password_look_the_same(app, conn):
         csrf_from(unknown.text), csrf_from(wrong.text)
     )
     rows = await conn.fetch("SELECT username, succeeded FROM login_attempts ORDER BY id")
-    assert [(r["username"], r["succeeded"]) for r in rows] == [("clerk", False), ("nobody", False)]
+    assert [(r["username"], r["succeeded"]) for r in rows] == [
+        (throttle.subject(TEST_SECRET_KEY, "clerk"), False),
+        (throttle.subject(TEST_SECRET_KEY, "nobody"), False),
+    ]
     # what was typed as an unknown username (sometimes a password) is not kept in the log
     audit = await conn.fetch("SELECT action, staff_username FROM audit_log ORDER BY id")
     assert [(r["action"], r["staff_username"]) for r in audit] == [
@@ -114,7 +117,8 @@ async def test_throttled_logins_are_refused_without_writing_even_with_the_right_
         # the last failure was just now: the next attempt is early for any backoff
         await conn.execute(
             "INSERT INTO login_attempts (username, ip, succeeded)"
-            " SELECT 'clerk', '10.0.0.1', false FROM generate_series(1, 5)"
+            " SELECT $1, '10.0.0.1', false FROM generate_series(1, 5)",
+            throttle.subject(TEST_SECRET_KEY, "clerk"),
         )
         before = await snapshot(conn)
         refused = await attempt(http, "clerk", STAFF_PASSWORD)
