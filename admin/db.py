@@ -96,6 +96,8 @@ async def checkin(
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# the same characters as json.dumps escapes them (U+D000-U+D7FF, Hangul among them, are fine)
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
 
 
 def _storable(value: Any) -> Any:
@@ -113,7 +115,7 @@ def _json_dumps(value: Any) -> str:
     into a request may hold (an audit entry records filters and values as given), so those
     become U+FFFD instead of failing the write."""
     text = json.dumps(value)
-    if "\\u0000" in text or "\\ud" in text:
+    if _UNSTORABLE_ESCAPE.search(text):
         return json.dumps(_storable(value))
     return text
 

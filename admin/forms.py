@@ -29,10 +29,6 @@ def media_type(request: Request) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def is_urlencoded(request: Request) -> bool:
-    return media_type(request) == URLENCODED
-
-
 def urlencoded_is_utf8(body: bytes) -> bool:
     """True when `body` is ASCII and every percent-escape decodes to valid UTF-8."""
     try:

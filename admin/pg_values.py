@@ -225,8 +225,3 @@ def parse_text(text: str, kind: Kind) -> PgDateTime:
     if not TIME_MIN <= micros < TIME_END:
         raise ValueError(text)
     return timestamp_text(micros, kind)
-
-
-def in_timestamp_range(value: datetime) -> bool:
-    """Whether PostgreSQL can store this aware datetime as timestamptz."""
-    return TIME_MIN <= encode_timestamptz(value)[0] < TIME_END
