@@ -122,6 +122,24 @@ async def create_staff(
     return member.id
 
 
+def client_at(app, ip: str = "127.0.0.1", device_cookie: str | None = None) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    """A client of the in-process app coming from `ip` (and holding a device cookie)."""
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    http = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    if device_cookie:
+        http.cookies.set("admin_device", device_cookie)
+    return http
+
+
+async def login_attempt(http: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    """One login form post, with the token of a freshly loaded login page."""
+    page = await http.get("/login")
+    return await http.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+    )
+
+
 async def log_in(http: httpx.AsyncClient, username: str, password: str = STAFF_PASSWORD) -> str:
     """Log `http` in; returns the CSRF token of the new session."""
     page = await http.get("/login")

@@ -14,21 +14,16 @@ from admin import throttle
 from admin.app import create_app
 from admin.auth import LOGIN_FAILED
 from admin.passwords import verify_password
-from tests.conftest import STAFF_PASSWORD, TEST_SECRET_KEY, create_staff, csrf_from, log_in
+from tests.conftest import (
+    STAFF_PASSWORD,
+    TEST_SECRET_KEY,
+    client_at,
+    create_staff,
+    csrf_from,
+    log_in,
+    login_attempt,
+)
 from tests.snapshot import snapshot
-
-
-def new_client(app, ip: str = "127.0.0.1") -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
-async def attempt(http: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
-    page = await http.get("/login")
-    token = csrf_from(page.text)
-    return await http.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}
-    )
 
 
 def session_cookie_header(response: httpx.Response) -> str:
@@ -39,7 +34,7 @@ def session_cookie_header(response: httpx.Response) -> str:
 
 async def test_login_sets_a_fresh_httponly_lax_session(app, conn):
     await create_staff(conn, "clerk")
-    async with new_client(app) as http:
+    async with client_at(app) as http:
         page = await http.get("/login")
         anonymous_cookie = http.cookies["admin_session"]
         anonymous_csrf = csrf_from(page.text)
@@ -56,7 +51,7 @@ async def test_login_sets_a_fresh_httponly_lax_session(app, conn):
         assert home.status_code == 200
         assert csrf_from(home.text) != anonymous_csrf
     # the cookie from before the login (what an attacker could have planted) stays anonymous
-    async with new_client(app) as planted:
+    async with client_at(app) as planted:
         planted.cookies.set("admin_session", anonymous_cookie)
         response = await planted.get("/")
         assert response.status_code == 303
@@ -65,7 +60,7 @@ async def test_login_sets_a_fresh_httponly_lax_session(app, conn):
 
 async def test_secure_cookies_setting_marks_the_cookie_secure(settings, pool):
     app = create_app(dataclasses.replace(settings, secure_cookies=True), pool=pool)
-    async with new_client(app) as http:
+    async with client_at(app) as http:
         response = await http.get("/login")
         assert "secure" in session_cookie_header(response)
 
@@ -79,9 +74,9 @@ async def test_cookies_are_secure_when_the_request_came_over_https(app, conn):
 
 async def test_unknown_username_and_wrong_password_look_the_same(app, conn):
     await create_staff(conn, "clerk")
-    async with new_client(app) as http:
-        wrong = await attempt(http, "clerk", "not the password")
-        unknown = await attempt(http, "nobody", "not the password")
+    async with client_at(app) as http:
+        wrong = await login_attempt(http, "clerk", "not the password")
+        unknown = await login_attempt(http, "nobody", "not the password")
     assert wrong.status_code == unknown.status_code == 401
     assert LOGIN_FAILED in wrong.text and LOGIN_FAILED in unknown.text
     assert wrong.text.replace("clerk", "X") == unknown.text.replace("nobody", "X").replace(
@@ -103,17 +98,17 @@ async def test_unknown_username_and_wrong_password_look_the_same(app, conn):
 async def test_deactivated_member_cannot_log_in(app, conn):
     staff_id = await create_staff(conn, "gone")
     await conn.execute("UPDATE staff SET is_active = false WHERE id = $1", staff_id)
-    async with new_client(app) as http:
-        response = await attempt(http, "gone", STAFF_PASSWORD)
+    async with client_at(app) as http:
+        response = await login_attempt(http, "gone", STAFF_PASSWORD)
     assert response.status_code == 401
     assert LOGIN_FAILED in response.text
 
 
 async def test_throttled_logins_are_refused_without_writing_even_with_the_right_password(app, conn):
     await create_staff(conn, "clerk")
-    async with new_client(app, "10.0.0.1") as http:
+    async with client_at(app, "10.0.0.1") as http:
         for _ in range(throttle.PAIR_FREE_FAILURES):
-            assert (await attempt(http, "clerk", "wrong password")).status_code == 401
+            assert (await login_attempt(http, "clerk", "wrong password")).status_code == 401
         # the last failure was just now: the next attempt is early for any backoff
         await conn.execute(
             "INSERT INTO login_attempts (username, ip, succeeded)"
@@ -121,14 +116,14 @@ async def test_throttled_logins_are_refused_without_writing_even_with_the_right_
             throttle.subject(TEST_SECRET_KEY, "clerk"),
         )
         before = await snapshot(conn)
-        refused = await attempt(http, "clerk", STAFF_PASSWORD)
+        refused = await login_attempt(http, "clerk", STAFF_PASSWORD)
     assert refused.status_code == 429
     assert 0 < int(refused.headers["retry-after"]) <= throttle.BACKOFF_MAX_S
     assert "Too many failed logins" in refused.text
     assert await snapshot(conn) == before
     # another username from the same address is not affected
-    async with new_client(app, "10.0.0.1") as http:
-        assert (await attempt(http, "someone", "wrong password")).status_code == 401
+    async with client_at(app, "10.0.0.1") as http:
+        assert (await login_attempt(http, "someone", "wrong password")).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -145,7 +140,7 @@ async def test_throttled_logins_are_refused_without_writing_even_with_the_right_
 )
 async def test_next_never_leaves_the_site(app, conn, target):
     await create_staff(conn, "clerk")
-    async with new_client(app) as http:
+    async with client_at(app) as http:
         page = await http.get("/login", params={"next": target})
         assert 'name="next" value="/"' in page.text
         response = await http.post(
@@ -164,7 +159,7 @@ async def test_next_never_leaves_the_site(app, conn, target):
 
 async def test_next_keeps_a_local_path(app, conn):
     await create_staff(conn, "clerk")
-    async with new_client(app) as http:
+    async with client_at(app) as http:
         first = await http.get("/account?tab=1")
         assert first.status_code == 303
         page = await http.get(first.headers["location"])
@@ -191,7 +186,7 @@ def expired_cookie(payload: dict) -> str:  # type: ignore[type-arg]
 
 async def test_an_idle_session_expires_and_htmx_gets_hx_redirect(app, conn):
     staff_id = await create_staff(conn, "clerk")
-    async with new_client(app) as http:
+    async with client_at(app) as http:
         payload = {"s": staff_id, "v": 1, "c": "x" * 43, "f": []}
         http.cookies.set("admin_session", expired_cookie(payload))
         plain = await http.get("/account")
@@ -222,7 +217,7 @@ async def test_an_idle_session_expires_and_htmx_gets_hx_redirect(app, conn):
 async def test_a_tampered_cookie_is_anonymous(app, conn, staff_client):
     cookie = staff_client.http.cookies["admin_session"]
     before = await snapshot(conn)
-    async with new_client(app) as http:
+    async with client_at(app) as http:
         http.cookies.set("admin_session", cookie[:-3] + ("AAA" if cookie[-3:] != "AAA" else "BBB"))
         response = await http.get("/")
         assert response.status_code == 303
@@ -237,7 +232,7 @@ async def test_logout_ends_the_session_and_a_replayed_cookie(app, conn, staff_cl
     response = await staff_client.post("/logout")
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert (await staff_client.get("/")).status_code == 303
-    async with new_client(app) as replay:
+    async with client_at(app) as replay:
         replay.cookies.set("admin_session", cookie)
         assert (await replay.get("/")).status_code == 303
     actions = await conn.fetch("SELECT action FROM audit_log ORDER BY id")
@@ -262,7 +257,7 @@ async def test_a_login_rehashes_a_password_hashed_with_old_parameters(app, conn)
     old_hash = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(STAFF_PASSWORD)
     staff_id = await create_staff(conn, "clerk")
     await conn.execute("UPDATE staff SET password_hash = $2 WHERE id = $1", staff_id, old_hash)
-    async with new_client(app) as http:
+    async with client_at(app) as http:
         await log_in(http, "clerk")
     stored = await conn.fetchval("SELECT password_hash FROM staff WHERE id = $1", staff_id)
     assert stored != old_hash
@@ -283,8 +278,8 @@ async def test_a_login_rehashes_a_password_hashed_with_old_parameters(app, conn)
 async def test_bad_login_input_is_refused_without_writing(app, conn, username, password, message):
     await create_staff(conn, "clerk")
     before = await snapshot(conn)
-    async with new_client(app) as http:
-        response = await attempt(http, username, password)
+    async with client_at(app) as http:
+        response = await login_attempt(http, username, password)
     assert response.status_code == 422
     assert message in response.text
     assert await snapshot(conn) == before
@@ -297,13 +292,13 @@ def signed_session(payload: dict) -> str:  # type: ignore[type-arg]
 
 async def test_logout_ends_this_session_only(app, conn, staff_client):
     cookie = staff_client.http.cookies["admin_session"]
-    async with new_client(app, "10.0.1.1") as other_device:
+    async with client_at(app, "10.0.1.1") as other_device:
         await log_in(other_device, "clerk")
         response = await staff_client.post("/logout")
         assert response.status_code == 303 and response.headers["location"] == "/login"
         assert (await other_device.get("/")).status_code == 200
     # the cookie of the ended session is refused even when copied
-    async with new_client(app) as replay:
+    async with client_at(app) as replay:
         replay.cookies.set("admin_session", cookie)
         assert (await replay.get("/")).status_code == 303
     kept_for = await conn.fetchval("SELECT expires_at - now() FROM revoked_sessions")
@@ -316,13 +311,13 @@ async def test_logout_everywhere_ends_every_session_of_the_member(
     cookie = staff_client.http.cookies["admin_session"]
     account = await staff_client.get("/account")
     assert 'action="/logout/everywhere"' in account.text
-    async with new_client(app, "10.0.1.2") as other_device:
+    async with client_at(app, "10.0.1.2") as other_device:
         await log_in(other_device, "clerk")
         response = await staff_client.post("/logout/everywhere")
         assert response.status_code == 303 and response.headers["location"] == "/login"
         assert (await other_device.get("/")).status_code == 303
     assert (await staff_client.get("/")).status_code == 303
-    async with new_client(app) as replay:
+    async with client_at(app) as replay:
         replay.cookies.set("admin_session", cookie)
         assert (await replay.get("/")).status_code == 303
     assert (await admin_client.get("/")).status_code == 200  # other members keep theirs
@@ -342,7 +337,7 @@ async def test_a_session_ends_at_its_absolute_lifetime_however_active(app, conn,
             "i": f"session-{logged_in_ago}",
             "t": time.time() - logged_in_ago,
         }
-        async with new_client(app) as http:
+        async with client_at(app) as http:
             http.cookies.set("admin_session", signed_session(payload))
             response = await http.get("/")
             assert response.status_code == status

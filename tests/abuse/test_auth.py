@@ -19,31 +19,23 @@ from admin import throttle
 from admin.auth import LOGIN_FAILED
 from admin.passwords import verify_password
 from tests.cli import cli_env, start_serve
-from tests.conftest import STAFF_PASSWORD, TEST_SECRET_KEY, create_staff, csrf_from, log_in
+from tests.conftest import (
+    STAFF_PASSWORD,
+    TEST_SECRET_KEY,
+    client_at,
+    create_staff,
+    csrf_from,
+    log_in,
+    login_attempt,
+)
 from tests.snapshot import snapshot
 
 OWNER_IP = "10.1.0.1"
 
 
-def client(app, ip: str, device_cookie: str | None = None) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    http = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-    if device_cookie:
-        http.cookies.set("admin_device", device_cookie)
-    return http
-
-
-async def attempt(http: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
-    page = await http.get("/login")
-    return await http.post(
-        "/login",
-        data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
-    )
-
-
 async def returning_owner_device(app, username: str = "clerk") -> str:  # type: ignore[no-untyped-def]
     """Log in and out as `username` from OWNER_IP; the device cookie this browser keeps."""
-    async with client(app, OWNER_IP) as http:
+    async with client_at(app, OWNER_IP) as http:
         token = await log_in(http, username)
         assert (await http.post("/logout", data={"csrf_token": token})).status_code == 303
         device = http.cookies["admin_device"]
@@ -90,7 +82,7 @@ def retry_after(response: httpx.Response) -> int:
 async def hammer_until_refused(http: httpx.AsyncClient, username: str) -> httpx.Response:
     """Wrong passwords until one is refused; the backoff doubles, so one soon is."""
     for number in range(20):
-        response = await attempt(http, username, f"guess number {number}")
+        response = await login_attempt(http, username, f"guess number {number}")
         if response.status_code == 429:
             return response
         assert response.status_code == 401
@@ -103,30 +95,32 @@ async def hammer_until_refused(http: httpx.AsyncClient, username: str) -> httpx.
 async def test_hammering_from_one_ip_slows_the_attacker_not_the_owner(app, conn):
     await create_staff(conn, "clerk")
     device = await returning_owner_device(app)
-    async with client(app, "10.6.6.6") as attacker:
+    async with client_at(app, "10.6.6.6") as attacker:
         for number in range(throttle.PAIR_FREE_FAILURES):
-            assert (await attempt(attacker, "clerk", f"free guess {number}")).status_code == 401
+            assert (
+                await login_attempt(attacker, "clerk", f"free guess {number}")
+            ).status_code == 401
         refused = await hammer_until_refused(attacker, "clerk")
         assert 0 < retry_after(refused) <= throttle.BACKOFF_MAX_S
     # however many more it had made, the owner's browser is judged by its own failures only,
     # from home or from the attacker's very address (one office behind one NAT)
     await seed_failures(conn, 50, username="clerk", ip="10.6.6.6")
     for ip in (OWNER_IP, "10.6.6.6"):
-        async with client(app, ip, device) as owner:
-            assert (await attempt(owner, "clerk", STAFF_PASSWORD)).status_code == 303
+        async with client_at(app, ip, device) as owner:
+            assert (await login_attempt(owner, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 async def test_a_success_restarts_the_count_of_its_username_and_address(app, conn):
     await create_staff(conn, "clerk")
     await seed_failures(conn, 6, username="clerk", ip="10.2.0.1")
     await age_attempts(conn, 120)  # the last backoff (8 s) is long over
-    async with client(app, "10.2.0.1") as http:
+    async with client_at(app, "10.2.0.1") as http:
         token = await log_in(http, "clerk")
         await http.post("/logout", data={"csrf_token": token})
         http.cookies.delete("admin_device")
         # without the success these would wait 8, 16, 32 s; after it, they are free again
         for number in range(throttle.PAIR_FREE_FAILURES):
-            assert (await attempt(http, "clerk", f"typo {number}")).status_code == 401
+            assert (await login_attempt(http, "clerk", f"typo {number}")).status_code == 401
 
 
 async def test_retry_after_is_the_rest_of_the_backoff(app, conn):
@@ -134,14 +128,14 @@ async def test_retry_after_is_the_rest_of_the_backoff(app, conn):
     failures = throttle.PAIR_FREE_FAILURES + 5  # the next attempt waits 32 s after the last
     await seed_failures(conn, failures, username="clerk", ip="10.2.0.2")
     await age_attempts(conn, 10)
-    async with client(app, "10.2.0.2") as http:
+    async with client_at(app, "10.2.0.2") as http:
         before = await snapshot(conn)
-        refused = await attempt(http, "clerk", STAFF_PASSWORD)
+        refused = await login_attempt(http, "clerk", STAFF_PASSWORD)
         # what is left of the 32 s (less however long the request took), not a fixed lock
         assert 12 <= retry_after(refused) <= 22
         assert await snapshot(conn) == before  # a refused attempt is not written
         await age_attempts(conn, 23)
-        assert (await attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
+        assert (await login_attempt(http, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 # ---- many addresses guessing one username
@@ -152,40 +146,40 @@ async def test_guessing_from_many_ips_slows_the_username_but_not_its_owner(app, 
     device = await returning_owner_device(app)
     statuses = []
     for number in range(throttle.USERNAME_FREE_FAILURES + 12):
-        async with client(app, f"10.7.{number}.1") as bot:
-            statuses.append((await attempt(bot, "clerk", f"guess {number}")).status_code)
+        async with client_at(app, f"10.7.{number}.1") as bot:
+            statuses.append((await login_attempt(bot, "clerk", f"guess {number}")).status_code)
     assert statuses[: throttle.USERNAME_FREE_FAILURES] == [401] * throttle.USERNAME_FREE_FAILURES
     assert 429 in statuses  # each address failed once: only the username-wide backoff applies
     await seed_failures(conn, 200, username="clerk", ip="10.7.200.", spread_ips=True)
     for ip in (OWNER_IP, "10.7.0.1", "192.0.2.99"):
-        async with client(app, ip, device) as owner:
-            assert (await attempt(owner, "clerk", STAFF_PASSWORD)).status_code == 303
+        async with client_at(app, ip, device) as owner:
+            assert (await login_attempt(owner, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 async def test_a_fresh_device_waits_a_bounded_time_never_a_lock(app, conn):
     await create_staff(conn, "clerk")
     await seed_failures(conn, 300, username="clerk", ip="10.3.", spread_ips=True)
     await seed_failures(conn, 40, username="clerk", ip="10.3.9.9")
-    async with client(app, "10.3.9.9") as fresh:
-        assert 0 < retry_after(await attempt(fresh, "clerk", STAFF_PASSWORD)) <= 300
+    async with client_at(app, "10.3.9.9") as fresh:
+        assert 0 < retry_after(await login_attempt(fresh, "clerk", STAFF_PASSWORD)) <= 300
         await age_attempts(conn, throttle.BACKOFF_MAX_S + 1)
-        assert (await attempt(fresh, "clerk", STAFF_PASSWORD)).status_code == 303
+        assert (await login_attempt(fresh, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 async def test_a_known_device_is_judged_by_its_own_failures(app, conn):
     await create_staff(conn, "clerk")
     cookie = await returning_owner_device(app)
-    async with client(app, OWNER_IP, cookie) as owner:
-        assert (await attempt(owner, "clerk", "a typo")).status_code == 401
+    async with client_at(app, OWNER_IP, cookie) as owner:
+        assert (await login_attempt(owner, "clerk", "a typo")).status_code == 401
         device = await conn.fetchval(
             "SELECT device FROM login_attempts WHERE NOT succeeded ORDER BY id DESC LIMIT 1"
         )
         assert device is not None
         await seed_failures(conn, 20, username="clerk", ip=OWNER_IP, device=device)
-        assert 0 < retry_after(await attempt(owner, "clerk", STAFF_PASSWORD)) <= 300
+        assert 0 < retry_after(await login_attempt(owner, "clerk", STAFF_PASSWORD)) <= 300
     # the device's failures do not slow the username anywhere else
-    async with client(app, "10.4.0.1") as elsewhere:
-        assert (await attempt(elsewhere, "clerk", STAFF_PASSWORD)).status_code == 303
+    async with client_at(app, "10.4.0.1") as elsewhere:
+        assert (await login_attempt(elsewhere, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 async def test_a_device_cookie_helps_only_its_own_username_and_only_untampered(app, conn):
@@ -193,12 +187,12 @@ async def test_a_device_cookie_helps_only_its_own_username_and_only_untampered(a
     await create_staff(conn, "boss", "admin")
     device = await returning_owner_device(app, "clerk")
     await seed_failures(conn, 200, username="boss", ip="10.5.", spread_ips=True)
-    async with client(app, OWNER_IP, device) as other_member:
-        assert retry_after(await attempt(other_member, "boss", STAFF_PASSWORD)) > 0
+    async with client_at(app, OWNER_IP, device) as other_member:
+        assert retry_after(await login_attempt(other_member, "boss", STAFF_PASSWORD)) > 0
     await seed_failures(conn, 200, username="clerk", ip="10.5.", spread_ips=True)
     forged = device[:-4] + ("AAAA" if device[-4:] != "AAAA" else "BBBB")
-    async with client(app, OWNER_IP, forged) as tampered:
-        assert retry_after(await attempt(tampered, "clerk", STAFF_PASSWORD)) > 0
+    async with client_at(app, OWNER_IP, forged) as tampered:
+        assert retry_after(await login_attempt(tampered, "clerk", STAFF_PASSWORD)) > 0
 
 
 async def test_login_sets_a_long_lived_httponly_device_cookie(app, conn):
@@ -231,12 +225,12 @@ async def test_login_sets_a_long_lived_httponly_device_cookie(app, conn):
 
 async def test_an_office_behind_one_address_is_not_locked_by_a_few_typos(app, conn):
     await create_staff(conn, "clerk")
-    async with client(app, "10.10.0.1") as office:
+    async with client_at(app, "10.10.0.1") as office:
         for colleague in range(15):
             for _ in range(2):
-                response = await attempt(office, f"colleague{colleague}", "typo")
+                response = await login_attempt(office, f"colleague{colleague}", "typo")
                 assert response.status_code == 401
-        assert (await attempt(office, "clerk", STAFF_PASSWORD)).status_code == 303
+        assert (await login_attempt(office, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 async def test_the_ip_ceiling_stops_an_address_spraying_usernames(app, conn):
@@ -246,17 +240,17 @@ async def test_the_ip_ceiling_stops_an_address_spraying_usernames(app, conn):
     await seed_failures(
         conn, throttle.IP_MAX_FAILURES - 1, username="sprayed", ip=spraying, spread_usernames=True
     )
-    async with client(app, spraying) as sprayer:
-        assert (await attempt(sprayer, "one.more", "guess")).status_code == 401
-        wait = retry_after(await attempt(sprayer, "clerk", STAFF_PASSWORD))
+    async with client_at(app, spraying) as sprayer:
+        assert (await login_attempt(sprayer, "one.more", "guess")).status_code == 401
+        wait = retry_after(await login_attempt(sprayer, "clerk", STAFF_PASSWORD))
         assert 0 < wait <= throttle.IP_WINDOW.total_seconds()
     # the owner's browser passes the ceiling, and its success launders nothing
-    async with client(app, spraying, device) as owner_there:
-        assert (await attempt(owner_there, "clerk", STAFF_PASSWORD)).status_code == 303
-    async with client(app, spraying) as sprayer:
-        assert retry_after(await attempt(sprayer, "another", "guess")) > 0
-    async with client(app, "10.11.0.2") as elsewhere:
-        assert (await attempt(elsewhere, "clerk", STAFF_PASSWORD)).status_code == 303
+    async with client_at(app, spraying, device) as owner_there:
+        assert (await login_attempt(owner_there, "clerk", STAFF_PASSWORD)).status_code == 303
+    async with client_at(app, spraying) as sprayer:
+        assert retry_after(await login_attempt(sprayer, "another", "guess")) > 0
+    async with client_at(app, "10.11.0.2") as elsewhere:
+        assert (await login_attempt(elsewhere, "clerk", STAFF_PASSWORD)).status_code == 303
 
 
 async def test_concurrent_attempts_cannot_slip_past_the_ceiling(app, conn):
@@ -264,10 +258,10 @@ async def test_concurrent_attempts_cannot_slip_past_the_ceiling(app, conn):
     await seed_failures(
         conn, throttle.IP_MAX_FAILURES - 1, username="sprayed", ip=spraying, spread_usernames=True
     )
-    sprayers = [client(app, spraying) for _ in range(3)]
+    sprayers = [client_at(app, spraying) for _ in range(3)]
     try:
         responses = await asyncio.gather(
-            *(attempt(http, f"racer{n}", "guess") for n, http in enumerate(sprayers))
+            *(login_attempt(http, f"racer{n}", "guess") for n, http in enumerate(sprayers))
         )
     finally:
         for http in sprayers:
@@ -284,9 +278,9 @@ async def test_throttling_does_not_tell_which_usernames_exist(app, conn):
     await create_staff(conn, "clerk")
     for username in ("clerk", "nobody"):
         await seed_failures(conn, 40, username=username, ip="10.13.", spread_ips=True)
-    async with client(app, "10.13.9.9") as http:
-        known = await attempt(http, "clerk", "a guess")
-        unknown = await attempt(http, "nobody", "a guess")
+    async with client_at(app, "10.13.9.9") as http:
+        known = await login_attempt(http, "clerk", "a guess")
+        unknown = await login_attempt(http, "nobody", "a guess")
     assert abs(retry_after(known) - retry_after(unknown)) <= 1
     known_text = known.text.replace("clerk", "X").replace(csrf_from(known.text), "T")
     unknown_text = unknown.text.replace("nobody", "X").replace(csrf_from(unknown.text), "T")
@@ -299,9 +293,9 @@ async def test_throttling_does_not_tell_which_usernames_exist(app, conn):
 
 async def test_a_password_typed_as_username_is_kept_nowhere(app, conn):
     await create_staff(conn, "clerk")
-    async with client(app, "10.13.0.1") as http:
-        assert (await attempt(http, STAFF_PASSWORD, STAFF_PASSWORD)).status_code == 401
-        assert (await attempt(http, "clerk", "wrong password")).status_code == 401
+    async with client_at(app, "10.13.0.1") as http:
+        assert (await login_attempt(http, STAFF_PASSWORD, STAFF_PASSWORD)).status_code == 401
+        assert (await login_attempt(http, "clerk", "wrong password")).status_code == 401
     rows = await conn.fetch("SELECT audit_log::text AS row, staff_username FROM audit_log")
     assert [row["staff_username"] for row in rows] == [None, "clerk"]
     assert not any(STAFF_PASSWORD in row["row"] for row in rows)
@@ -317,7 +311,7 @@ async def test_a_password_typed_as_username_is_kept_nowhere(app, conn):
 @pytest.mark.parametrize("target", ["/users?q=ü€😀", "/users?q=a b\u00a0c", "/orders/ü"])
 async def test_any_local_next_survives_an_htmx_login(app, conn, target):
     await create_staff(conn, "clerk")
-    async with client(app, "10.14.0.1") as http:
+    async with client_at(app, "10.14.0.1") as http:
         page = await http.get("/login", params={"next": target})
         response = await http.post(
             "/login",
