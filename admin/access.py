@@ -20,6 +20,7 @@ from starlette.routing import Route
 from admin import bodies, db, forms, sessions
 from admin import staff as staff_table
 from admin.htmx import is_htmx
+from admin.resources.registry import registry
 from admin.settings import Settings
 from admin.staff import StaffMember
 
@@ -106,6 +107,10 @@ async def _load_staff(request: Request, session: sessions.Session) -> StaffMembe
         return None
     async with db.connection(request) as conn:
         member = await staff_table.get_for_session(conn, session.staff_id, session.session_id)
+        if member is not None:
+            # the navigation lists the tables: keep the catalog current (one cheap check
+            # every few seconds)
+            await registry(request).current(conn)
     if member is None or not member.is_active or member.session_version != session.staff_version:
         session.log_out()
         session.flash("Your session has ended. Please log in again.", "warning")

@@ -25,11 +25,7 @@ from admin import (
     errors,
     health,
     live,
-    order_pages,
-    order_views,
     sse,
-    user_pages,
-    user_views,
 )
 from admin.access import Access, CsrfFrom, route
 from admin.account import account_page, change_password
@@ -37,6 +33,8 @@ from admin.audit_pages import audit_log
 from admin.headers import SecurityHeadersMiddleware
 from admin.migrations import migrate
 from admin.paths import STATIC_DIR
+from admin.resources.refresh import refresh_tables
+from admin.resources.routes import resource_routes
 from admin.settings import Settings, load_settings
 from admin.staff_pages import (
     staff_create,
@@ -119,39 +117,6 @@ def routes() -> list[BaseRoute]:
         route(
             "/orders/export.csv", csv_routes.orders_export, access=Access.ADMIN, methods=["POST"]
         ),
-        # ---- users
-        route("/users", user_views.users_list, access=Access.STAFF, name="users"),
-        route("/users", user_pages.create_user, access=Access.STAFF, methods=["POST"]),
-        route("/users/new", user_pages.new_user, access=Access.STAFF),
-        route("/users/count", user_views.users_count, access=Access.STAFF),
-        route("/users/validate", user_views.validate_field, access=Access.STAFF, methods=["POST"]),
-        route("/users/bulk", user_views.users_bulk, access=Access.STAFF, methods=["POST"]),
-        route("/users/{id}", user_pages.show_user, access=Access.STAFF),
-        route("/users/{id}", user_pages.update_user, access=Access.STAFF, methods=["POST"]),
-        route("/users/{id}", user_pages.delete_user_htmx, access=Access.STAFF, methods=["DELETE"]),
-        route("/users/{id}/edit", user_pages.edit_user, access=Access.STAFF),
-        route("/users/{id}/delete", user_pages.confirm_delete, access=Access.STAFF),
-        route("/users/{id}/delete", user_pages.delete_user, access=Access.STAFF, methods=["POST"]),
-        route("/users/{id}/row", user_views.user_row, access=Access.STAFF),
-        route("/users/{id}/inline", user_views.user_row_edit, access=Access.STAFF),
-        route(
-            "/users/{id}/inline", user_views.user_row_save, access=Access.STAFF, methods=["POST"]
-        ),
-        # ---- orders
-        route("/orders", order_views.orders_list, access=Access.STAFF, name="orders"),
-        route("/orders/count", order_views.orders_count, access=Access.STAFF),
-        route("/orders/bulk", order_views.orders_bulk, access=Access.STAFF, methods=["POST"]),
-        route("/orders/{id}", order_pages.show_order, access=Access.STAFF),
-        route("/orders/{id}", order_pages.update_order, access=Access.STAFF, methods=["POST"]),
-        route(
-            "/orders/{id}", order_pages.delete_order_htmx, access=Access.STAFF, methods=["DELETE"]
-        ),
-        route("/orders/{id}/edit", order_pages.edit_order, access=Access.STAFF),
-        route("/orders/{id}/status", order_pages.set_status, access=Access.STAFF, methods=["POST"]),
-        route("/orders/{id}/delete", order_pages.confirm_delete, access=Access.STAFF),
-        route(
-            "/orders/{id}/delete", order_pages.delete_order, access=Access.STAFF, methods=["POST"]
-        ),
         # ---- staff, my account, audit log
         route("/staff", staff_list, access=Access.ADMIN, name="staff"),
         route("/staff", staff_create, access=Access.ADMIN, methods=["POST"]),
@@ -176,6 +141,9 @@ def routes() -> list[BaseRoute]:
         route("/account", account_page, access=Access.STAFF, name="account"),
         route("/account/password", change_password, access=Access.STAFF, methods=["POST"]),
         route("/audit", audit_log, access=Access.ADMIN, name="audit"),
+        route("/tables/refresh", refresh_tables, access=Access.ADMIN, methods=["POST"]),
+        # ---- every table's pages: last, so the panel's own paths win
+        *resource_routes(),
     ]
 
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from admin import audit, db
 from admin.forms import has_control_characters
 from admin.htmx import render
-from admin.listing import InvalidQuery, parse_id
+from admin.ids import InvalidId, parse_id
 
 PAGE_SIZE = 50
 MAX_FILTER_LENGTH = 200
@@ -34,7 +34,7 @@ def _before(request: Request) -> int | None:
         return None
     try:
         return parse_id(raw)
-    except InvalidQuery:
+    except InvalidId:
         raise HTTPException(400, "before must be an entry id (a whole number).") from None
 
 

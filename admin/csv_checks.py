@@ -12,7 +12,7 @@ import asyncpg
 from admin.csv_options import ImportOptions, Mode
 from admin.csv_problems import MAX_ERRORS, Problem, shown
 from admin.csv_tables import Check, CsvColumn, CsvTable
-from admin.listing import quote_ident
+from admin.sql import quote_ident
 
 STAGE = "csv_import_stage"
 # values travel back from the database cut to this many characters (a 50 MB cell stays there)

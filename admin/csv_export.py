@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from admin import db
 from admin.csv_formulas import neutralised
 from admin.csv_tables import CsvTable
-from admin.listing import quote_ident
+from admin.sql import quote_ident
 
 log = logging.getLogger("admin.csv_export")
 

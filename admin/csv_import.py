@@ -25,7 +25,7 @@ from admin.csv_options import ImportOptions, Mode
 from admin.csv_problems import ImportRejected, Problem, ProblemList, shown
 from admin.csv_tables import CsvTable
 from admin.csv_upload import CsvHeader
-from admin.listing import quote_ident
+from admin.sql import quote_ident
 
 __all__ = ["ImportRejected", "ImportResult", "Mode", "Problem", "header_names", "import_csv"]
 

@@ -24,10 +24,9 @@ from admin.csv_spool import spool
 from admin.csv_tables import ORDERS, USERS, CsvTable
 from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
 from admin.htmx import render
-from admin.listing import InvalidQuery
-from admin.orders import OrderQuery
+from admin.resources.query import InvalidQuery, ListQuery
+from admin.resources.registry import registry
 from admin.settings import Settings
-from admin.users import UserQuery
 
 PAGE = "csv/import.html"
 RESULT = "csv/_import_result.html"
@@ -226,7 +225,7 @@ def _filename(table: str) -> str:
     return f"{table}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.csv"
 
 
-async def _export(request: Request, spec: CsvTable, query: UserQuery | OrderQuery) -> Response:
+async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Response:
     headers = {
         "Content-Disposition": f'attachment; filename="{_filename(spec.table)}"',
         "Cache-Control": "no-store",
@@ -271,17 +270,21 @@ async def _export(request: Request, spec: CsvTable, query: UserQuery | OrderQuer
     )
 
 
-async def users_export(request: Request) -> Response:
+async def _list_query(request: Request, name: str) -> ListQuery:
+    """The export's filters, parsed as the table's list parses them."""
+    async with db.connection(request) as conn:
+        table = (await registry(request).current(conn)).get(name)
+    if table is None:
+        raise HTTPException(404, f"There is no table {name!r}.")
     try:
-        query = UserQuery.from_params(request.query_params)
+        return ListQuery.from_params(table, request.query_params)
     except InvalidQuery as exc:
         raise HTTPException(400, str(exc)) from None
-    return await _export(request, USERS, query)
+
+
+async def users_export(request: Request) -> Response:
+    return await _export(request, USERS, await _list_query(request, "users"))
 
 
 async def orders_export(request: Request) -> Response:
-    try:
-        query = OrderQuery.from_params(request.query_params)
-    except InvalidQuery as exc:
-        raise HTTPException(400, str(exc)) from None
-    return await _export(request, ORDERS, query)
+    return await _export(request, ORDERS, await _list_query(request, "orders"))

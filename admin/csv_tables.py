@@ -113,7 +113,7 @@ USERS = CsvTable(
             ),
         ), neutralise=True),
         CsvColumn("email", TEXT, "text", required=True, checks=(
-            # the user form's rule (user_forms.EMAIL), stricter than the table's
+            # the user form's rule (declarations.users.EMAIL), stricter than the table's
             Check(
                 "NOT (length({v}) <= 254"
                 " AND {v} ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:].]+$')",

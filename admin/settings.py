@@ -43,6 +43,9 @@ class Settings:
     sse_replay_max_events: int = 10_000
     sse_replay_max_hours: float = 24.0
     shutdown_grace_s: float = 10.0
+    # the schemas whose tables get an admin, and how often a running panel looks for changes
+    admin_schemas: tuple[str, ...] = ("public",)
+    catalog_check_s: float = 5.0
 
     @property
     def embedded(self) -> bool:
@@ -120,6 +123,16 @@ def _database_url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _schemas(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ("public",)
+    schemas = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not schemas or any(len(s) > 63 or "\x00" in s for s in schemas):
+        raise SettingsError(f"{name} must be a comma-separated list of schema names, got {raw!r}")
+    return schemas
+
+
 def embedded_secret_key(data_dir: Path) -> str:
     """The embedded mode's signing key: generated once, kept in the data dir (mode 600)."""
     path = data_dir / "secret_key"
@@ -186,4 +199,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sse_replay_max_events=_int(env, "SSE_REPLAY_MAX_EVENTS", 10_000, minimum=1),
         sse_replay_max_hours=_float(env, "SSE_REPLAY_MAX_HOURS", 24.0),
         shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 10.0),
+        admin_schemas=_schemas(env, "ADMIN_SCHEMAS"),
+        catalog_check_s=_float(env, "CATALOG_CHECK_S", 5.0),
     )

@@ -18,7 +18,7 @@ from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import text_field
 from admin.htmx import redirect, render
-from admin.listing import InvalidQuery, parse_id
+from admin.ids import InvalidId, parse_id
 from admin.passwords import hash_password_async
 from admin.staff import LastActiveAdmin, StaffMember, StaffNotFound
 
@@ -28,7 +28,7 @@ LAST_ADMIN = "{username} is the last active admin: make someone else an admin fi
 def _staff_id(request: Request) -> int:
     try:
         return parse_id(request.path_params["staff_id"])
-    except InvalidQuery:
+    except InvalidId:
         raise HTTPException(404, "There is no such staff member.") from None
 
 

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from admin.paths import TEMPLATES_DIR
+from admin.resources import cells
+from admin.resources.model import OFFSET_CAP
 
 
 def _page_context(request: Request) -> dict[str, Any]:
@@ -61,6 +63,17 @@ def _static_url(context: Context, path: str) -> str:
     return f"{request.scope.get('root_path', '')}/static/{quote(path)}"
 
 
+@pass_context
+def _nav_tables(context: Context) -> list[Any]:
+    """The tables the staff member may open, for the navigation."""
+    request: Request = context["request"]
+    staff = getattr(request.state, "staff", None)
+    found = getattr(request.app.state, "registry", None)
+    if staff is None or found is None:
+        return []
+    return found.visible_to(staff.role)  # type: ignore[no-any-return]
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
 templates.env.filters["datetime"] = _datetime
 templates.env.filters["amount"] = _amount
@@ -68,6 +81,10 @@ templates.env.filters["amount"] = _amount
 # them as text rather than failing the page
 templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str}
 templates.env.globals["static_url"] = _static_url
+templates.env.globals["cell"] = cells.render
+templates.env.globals["cell_moment"] = cells.moment
+templates.env.globals["nav_tables"] = _nav_tables
+templates.env.globals["offset_cap"] = OFFSET_CAP
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 # Templates change only with a deploy (which restarts the process); without this Jinja stats

@@ -60,7 +60,7 @@ DOCUMENTED = {
     "q", "active", "status", "sort", "dir", "limit", "after", "before", "from", "to",
     "count", "exact", "username", "email", "full_name", "is_active", "total", "version",
     "ids", "all_matching", "action", "confirm", "mode", "role", "password", "scope",
-    "status_to", "field", "user", "user_id", "created_from", "created_to", "next", "raw",
+    "action", "value", "field", "user", "user_id", "created_from", "created_to", "next", "raw",
 }  # fmt: skip
 NAMES = sorted(_collected_names() | DOCUMENTED)
 
@@ -82,7 +82,7 @@ PLAUSIBLE: dict[str, list[str]] = {
     "sort": SORT_KEYS,
     "dir": ["asc", "desc"],
     "status": list(STATUSES),
-    "status_to": list(STATUSES),
+    "value": list(STATUSES),
     "active": ["true", "false"],
     "action": ["activate", "deactivate", "delete"],
     "confirm": ["yes"],

@@ -7,7 +7,7 @@ import re
 import asyncpg
 import pytest
 
-from admin.orders import SORT_COLUMNS
+from tests.resource_helpers import ORDER_SORTS, make_cursor, row_ids
 from tests.conftest import LoggedIn
 
 
@@ -34,8 +34,6 @@ async def seed(conn: asyncpg.Connection) -> tuple[int, int]:
     return smith, other
 
 
-def row_ids(html: str) -> list[int]:
-    return [int(m) for m in re.findall(r'<tr id="order-(\d+)"', html)]
 
 
 def next_link(html: str) -> str | None:
@@ -85,10 +83,10 @@ async def test_filters(staff_client: LoggedIn, conn) -> None:
     )
 
 
-@pytest.mark.parametrize("sort", list(SORT_COLUMNS))
+@pytest.mark.parametrize("sort", list(ORDER_SORTS))
 async def test_sort_pages_walk_every_row(staff_client: LoggedIn, conn, sort: str) -> None:
     await seed(conn)
-    column = SORT_COLUMNS[sort].column
+    column = sort
     expected = [r["id"] for r in await conn.fetch(f'SELECT id FROM orders ORDER BY "{column}", id')]
     seen: list[int] = []
     url: str | None = f"/orders?sort={sort}&dir=asc&limit=7"
@@ -206,14 +204,14 @@ async def test_bulk_set_status_on_filter(staff_client: LoggedIn, conn) -> None:
     to_change = await conn.fetchval(
         "SELECT count(*) FROM orders WHERE user_id = $1 AND status <> 'cancelled'", smith
     )
-    form = {"status_to": "cancelled", "scope": "all", "user": str(smith)}
+    form = {"action": "set_status", "value": "cancelled", "scope": "all", "user": str(smith)}
     confirm = await staff_client.post("/orders/bulk", form)
-    assert confirm.status_code == 200 and "order(s) to cancelled" in confirm.text
+    assert confirm.status_code == 200 and "Set status to cancelled" in confirm.text
     done = await staff_client.post("/orders/bulk", {**form, "confirm": "yes"})
     assert done.status_code == 303
     changed = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'bulk_set_status'")
     assert changed == to_change > 0
     left = "SELECT count(*) FROM orders WHERE user_id = $1 AND status <> 'cancelled'"
     assert await conn.fetchval(left, smith) == 0
-    bad = await staff_client.post("/orders/bulk", {"status_to": "lost", "scope": "all"})
+    bad = await staff_client.post("/orders/bulk", {"action": "set_status", "value": "lost", "scope": "all"})
     assert bad.status_code == 400

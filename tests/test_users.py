@@ -7,8 +7,7 @@ import re
 import asyncpg
 import pytest
 
-from admin.listing import encode_cursor
-from admin.users import SORT_COLUMNS
+from tests.resource_helpers import USER_SORTS, make_cursor, row_ids
 from tests.conftest import LoggedIn
 
 
@@ -25,8 +24,6 @@ async def add_users(conn: asyncpg.Connection, count: int, prefix: str = "user") 
     )
 
 
-def row_ids(html: str) -> list[int]:
-    return [int(m) for m in re.findall(r'<tr id="user-(\d+)"', html)]
 
 
 def link(html: str, rel: str) -> str | None:
@@ -58,7 +55,7 @@ async def test_list_full_page_or_fragment(staff_client: LoggedIn, conn) -> None:
     await add_users(conn, 3)
     page = await staff_client.get("/users")
     fragment = await staff_client.get("/users", headers={"HX-Request": "true"})
-    assert "<html" in page.text and 'id="users-table"' in page.text
+    assert "<html" in page.text and 'id="list-table"' in page.text
     assert "<html" not in fragment.text and row_ids(fragment.text) == row_ids(page.text)
     assert 'hx-trigger="input changed delay:300ms, search"' in page.text
     assert 'hx-push-url="true"' in page.text and "data-search" in page.text
@@ -103,13 +100,13 @@ async def test_filter_active(staff_client: LoggedIn, conn) -> None:
     assert (await staff_client.get("/users?active=maybe")).status_code == 400
 
 
-@pytest.mark.parametrize("sort", list(SORT_COLUMNS))
+@pytest.mark.parametrize("sort", list(USER_SORTS))
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 async def test_sort_and_keyset_pages_walk_every_row_once(
     staff_client: LoggedIn, conn, sort: str, direction: str
 ) -> None:
     await add_users(conn, 23)
-    column = SORT_COLUMNS[sort].column
+    column = sort
     expected = [
         r["id"]
         for r in await conn.fetch(
@@ -189,7 +186,7 @@ async def test_cursor_round_trip_with_awkward_values(staff_client: LoggedIn, con
         "INSERT INTO users (username, email, full_name) VALUES"
         " ('qq1', 'a\"b''c@x.io', 'O''Brien \"x\"'), ('qq2', 'b@x.io', 'Zed')"
     )
-    cursor = encode_cursor(SORT_COLUMNS["full_name"], 'O\'Brien "x"', 1)
+    cursor = make_cursor("full_name", 'O\'Brien "x"', [1])
     response = await staff_client.get(f"/users?sort=full_name&after={cursor}")
     assert row_ids(response.text) == [await user_id(conn, "qq2")]
 

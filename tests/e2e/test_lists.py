@@ -34,17 +34,17 @@ async def test_active_search_updates_table_and_url(
     page = logged_in_page
     await _seed(database_url)
     await page.goto(server.url + "/users")
-    await expect(page.locator("#users-table tbody tr")).to_have_count(31)
+    await expect(page.locator("#list-table tbody tr")).to_have_count(31)
     await page.keyboard.press("/")
     await expect(page.locator("#user-search")).to_be_focused()
     await page.keyboard.type("smith")
-    await expect(page.locator("#users-table tbody tr")).to_have_count(1)
-    await expect(page.locator("#users-table tbody")).to_contain_text("jsmith")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#list-table tbody")).to_contain_text("jsmith")
     assert "q=smith" in page.url
     await page.fill("#user-search", "no-such-user")
-    await expect(page.locator("#users-table")).to_contain_text("No users match this search")
+    await expect(page.locator("#list-table")).to_contain_text("No users match this search")
     await page.go_back()
-    await expect(page.locator("#users-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#list-table tbody tr")).to_have_count(1)
 
 
 async def test_inline_edit_enter_saves_escape_cancels(

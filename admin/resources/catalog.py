@@ -1,0 +1,292 @@
+"""Reads pg_catalog: every table, view and materialized view of the configured schemas, with
+columns, keys, constraints, foreign keys and indexes. Four queries whatever the table count."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+
+import asyncpg
+
+from admin.resources.tables import (
+    INTEGER_RANGES,
+    KINDS_BY_TYPE,
+    ColumnInfo,
+    Constraint,
+    ForeignKey,
+    IndexInfo,
+    Kind,
+    TableInfo,
+)
+
+RELATIONS = """
+SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.reltuples,
+       obj_description(c.oid, 'pg_class') AS comment
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = any($1::text[])
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND NOT c.relispartition
+"""
+
+# Domains are read as their base type; arrays by their element type.
+COLUMNS = """
+SELECT a.attrelid AS oid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type_sql,
+       bt.typname, bt.typtype, bt.typcategory,
+       et.typname AS elem_typname, et.typtype AS elem_typtype,
+       format_type(et.oid, NULL) AS elem_type_sql,
+       a.attnotnull OR coalesce(t.typnotnull, false) AS notnull,
+       pg_get_expr(d.adbin, d.adrelid) AS default_sql,
+       a.attidentity::text AS attidentity, a.attgenerated::text AS attgenerated,
+       CASE WHEN a.atttypmod > 4 AND bt.typname IN ('varchar', 'bpchar')
+            THEN a.atttypmod - 4 END AS max_length,
+       CASE WHEN bt.typname = 'numeric' AND a.atttypmod > 4
+            THEN (a.atttypmod - 4) & 65535 END AS numeric_scale,
+       CASE WHEN bt.typname = 'numeric' AND a.atttypmod > 4
+            THEN ((a.atttypmod - 4) >> 16) & 65535 END AS numeric_precision,
+       (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+         WHERE e.enumtypid = coalesce(et.oid, bt.oid)) AS enum_labels,
+       col_description(a.attrelid, a.attnum) AS comment
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = any($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
+"""
+
+CONSTRAINTS = """
+SELECT c.conrelid AS oid, c.conname, c.contype::text AS contype,
+       array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(num, i)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.num
+             ORDER BY k.i) AS columns,
+       rn.nspname AS ref_schema, r.relname AS ref_table,
+       array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(num, i)
+             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.num
+             ORDER BY k.i) AS ref_columns,
+       c.confdeltype::text AS confdeltype, pg_get_constraintdef(c.oid) AS definition
+FROM pg_constraint c
+LEFT JOIN pg_class r ON r.oid = c.confrelid
+LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
+WHERE c.conrelid = any($1::oid[]) AND c.contype IN ('p', 'u', 'f', 'c')
+ORDER BY c.conrelid, c.conname
+"""
+
+INDEXES = """
+SELECT i.indrelid AS oid, ic.relname AS name, am.amname AS method, i.indisunique,
+       i.indpred IS NOT NULL AS partial,
+       array(SELECT CASE WHEN k.num = 0 THEN NULL ELSE a.attname END
+             FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(num, pos)
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num
+             WHERE k.pos <= i.indnkeyatts ORDER BY k.pos) AS keys,
+       array(SELECT pg_get_indexdef(i.indexrelid, k, true)
+             FROM generate_series(1, i.indnkeyatts) AS k) AS key_definitions,
+       array(SELECT o.opcname FROM unnest(i.indclass::oid[]) WITH ORDINALITY k(opc, pos)
+             JOIN pg_opclass o ON o.oid = k.opc ORDER BY k.pos) AS opclasses,
+       (SELECT con.conname FROM pg_constraint con WHERE con.conindid = i.indexrelid
+          AND con.conrelid = i.indrelid LIMIT 1) AS constraint_name
+FROM pg_index i
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_am am ON am.oid = ic.relam
+WHERE i.indrelid = any($1::oid[]) AND i.indisvalid
+ORDER BY i.indrelid, ic.relname
+"""
+
+# Any DDL on the schemas writes catalog rows with a new xmin: the sum moves (and the counts
+# catch drops). One cheap query, so a running panel notices new and altered tables.
+FINGERPRINT = """
+SELECT concat_ws(':',
+  (SELECT count(*) || '/' || coalesce(sum(c.xmin::text::bigint), 0)
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = any($1::text[])),
+  (SELECT count(*) || '/' || coalesce(sum(a.xmin::text::bigint), 0)
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = any($1::text[]) AND a.attnum > 0),
+  (SELECT count(*) || '/' || coalesce(sum(co.xmin::text::bigint), 0)
+     FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
+    WHERE n.nspname = any($1::text[])),
+  (SELECT count(*) || '/' || coalesce(sum(e.xmin::text::bigint), 0) FROM pg_enum e))
+"""
+
+# CHECK ((status = ANY (ARRAY['a'::text, 'b'::text]))) and CHECK ((status IN (...))) as
+# pg_get_constraintdef prints them: a fixed list of choices for one column.
+_CHECK_IN = re.compile(
+    r"^CHECK \(\(?\(?(?P<col>\"(?:[^\"]|\"\")+\"|[\w$]+)\)?(?:::[\w\s\"]+)?"
+    r" = ANY \(\(?ARRAY\[(?P<items>.*)\]\)?(?:::[\w\s\"\[\]]+)?\)\)\)?$"
+)
+_CHECK_ITEM = re.compile(r"'((?:[^']|'')*)'(?:::[\w\s\"]+)?")
+
+
+async def fingerprint(conn: asyncpg.Connection, schemas: Sequence[str]) -> str:
+    value: str = await conn.fetchval(FINGERPRINT, list(schemas))
+    return value
+
+
+async def read_tables(conn: asyncpg.Connection, schemas: Sequence[str]) -> list[TableInfo]:
+    """Every relation of `schemas` that the panel can list, fully described."""
+    relations = await conn.fetch(RELATIONS, list(schemas))
+    oids = [r["oid"] for r in relations]
+    columns = await conn.fetch(COLUMNS, oids)
+    constraints = await conn.fetch(CONSTRAINTS, oids)
+    indexes = await conn.fetch(INDEXES, oids)
+
+    columns_of: dict[int, list[ColumnInfo]] = defaultdict(list)
+    for row in columns:
+        columns_of[row["oid"]].append(_column(row))
+    constraints_of: dict[int, list[asyncpg.Record]] = defaultdict(list)
+    for row in constraints:
+        constraints_of[row["oid"]].append(row)
+    indexes_of: dict[int, list[asyncpg.Record]] = defaultdict(list)
+    for row in indexes:
+        indexes_of[row["oid"]].append(row)
+
+    tables = [
+        _table(r, columns_of[r["oid"]], constraints_of[r["oid"]], indexes_of[r["oid"]])
+        for r in relations
+    ]
+    return _with_references(tables)
+
+
+def _kind(typname: str, typtype: str) -> Kind:
+    if typtype == "e":
+        return Kind.ENUM
+    return KINDS_BY_TYPE.get(typname, Kind.UNKNOWN)
+
+
+def _column(row: asyncpg.Record) -> ColumnInfo:
+    element_kind = None
+    element_type_sql = None
+    if row["typcategory"] == "A" and row["elem_typname"] is not None:
+        element_kind = _kind(row["elem_typname"], row["elem_typtype"])
+        element_type_sql = row["elem_type_sql"]
+        # lists of lists, documents or bytes are shown but not edited
+        kind = Kind.ARRAY if element_kind not in (Kind.UNKNOWN, Kind.BYTEA) else Kind.UNKNOWN
+    else:
+        kind = _kind(row["typname"], row["typtype"])
+    return ColumnInfo(
+        name=row["attname"],
+        position=row["attnum"],
+        type_sql=row["type_sql"],
+        type_name=row["typname"],
+        kind=kind,
+        element_kind=element_kind,
+        element_type_sql=element_type_sql,
+        nullable=not row["notnull"],
+        default_sql=row["default_sql"],
+        identity=row["attidentity"] or "",
+        generated=(row["attgenerated"] or "") != "",
+        choices=tuple(row["enum_labels"] or ()),
+        max_length=row["max_length"],
+        numeric_scale=row["numeric_scale"],
+        numeric_precision=row["numeric_precision"],
+        integer_range=INTEGER_RANGES.get(row["typname"]),
+        comment=row["comment"],
+    )
+
+
+def check_choices(definition: str) -> tuple[str, tuple[str, ...]] | None:
+    """(column, allowed values) when a CHECK constraint is a plain IN list, else None."""
+    match = _CHECK_IN.match(definition.strip())
+    if not match:
+        return None
+    column = match.group("col")
+    if column.startswith('"'):
+        column = column[1:-1].replace('""', '"')
+    items = _CHECK_ITEM.findall(match.group("items"))
+    if not items:
+        return None
+    return column, tuple(item.replace("''", "'") for item in items)
+
+
+def _table(
+    relation: asyncpg.Record,
+    columns: list[ColumnInfo],
+    constraints: list[asyncpg.Record],
+    indexes: list[asyncpg.Record],
+) -> TableInfo:
+    primary_key: tuple[str, ...] = ()
+    found: list[Constraint] = []
+    foreign_keys: list[ForeignKey] = []
+    choices: dict[str, tuple[str, ...]] = {}
+    for row in constraints:
+        cols = tuple(row["columns"])
+        found.append(Constraint(row["conname"], row["contype"], cols, row["definition"] or ""))
+        if row["contype"] == "p":
+            primary_key = cols
+        elif row["contype"] == "f":
+            foreign_keys.append(
+                ForeignKey(
+                    name=row["conname"],
+                    columns=cols,
+                    ref_schema=row["ref_schema"],
+                    ref_table=row["ref_table"],
+                    ref_columns=tuple(row["ref_columns"]),
+                    on_delete=row["confdeltype"],
+                    schema=relation["schema"],
+                    table=relation["name"],
+                )
+            )
+        elif row["contype"] == "c":
+            parsed = check_choices(row["definition"] or "")
+            if parsed and parsed[0] in {c.name for c in columns}:
+                choices[parsed[0]] = parsed[1]
+    index_infos: list[IndexInfo] = []
+    constraint_names = {c.name for c in found}
+    for row in indexes:
+        keys = tuple(row["keys"])
+        index_infos.append(
+            IndexInfo(
+                name=row["name"],
+                method=row["method"],
+                keys=keys,
+                key_definitions=tuple(row["key_definitions"]),
+                opclasses=tuple(row["opclasses"]),
+                unique=row["indisunique"],
+                partial=row["partial"],
+            )
+        )
+        if row["indisunique"] and row["constraint_name"] is None:
+            # a unique index (perhaps on an expression such as lower(email)): violations
+            # name the index, and the columns it mentions are the fields to blame
+            named = tuple(k for k in keys if k) or _columns_in(
+                " ".join(row["key_definitions"]), columns
+            )
+            if row["name"] not in constraint_names:
+                found.append(Constraint(row["name"], "i", named))
+    if choices:
+        columns = [
+            replace(c, choices=choices[c.name]) if c.name in choices and not c.choices else c
+            for c in columns
+        ]
+    return TableInfo(
+        oid=relation["oid"],
+        schema=relation["schema"],
+        name=relation["name"],
+        relkind=relation["relkind"],
+        columns=tuple(columns),
+        primary_key=primary_key,
+        constraints=tuple(found),
+        foreign_keys=tuple(foreign_keys),
+        indexes=tuple(index_infos),
+        estimated_rows=float(relation["reltuples"]),
+        comment=relation["comment"],
+    )
+
+
+def _columns_in(expression: str, columns: list[ColumnInfo]) -> tuple[str, ...]:
+    words = set(re.findall(r"\"((?:[^\"]|\"\")+)\"|([\w$]+)", expression))
+    names = {quoted.replace('""', '"') or plain for quoted, plain in words}
+    return tuple(c.name for c in columns if c.name in names)
+
+
+def _with_references(tables: list[TableInfo]) -> list[TableInfo]:
+    """Each table with the foreign keys (of tables read here) that point at it."""
+    incoming: dict[tuple[str, str], list[ForeignKey]] = defaultdict(list)
+    for table in tables:
+        for key in table.foreign_keys:
+            incoming[(key.ref_schema, key.ref_table)].append(key)
+    return [replace(t, referenced_by=tuple(incoming[(t.schema, t.name)])) for t in tables]

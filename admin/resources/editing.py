@@ -1,0 +1,122 @@
+"""A submitted record form: each field's text read, parsed for its column and checked, and
+the view of a conflict (what was typed against what was saved meanwhile)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from admin.resources import values
+from admin.resources.model import Column, Table
+from admin.resources.tables import Kind
+
+STRIPPED_WIDGETS = frozenset({"text", "number", "decimal", "date", "datetime", "reference"})
+MAX_TOKEN_LENGTH = 20
+
+
+@dataclass
+class Submitted:
+    texts: dict[str, str]  # as typed, to show again
+    values: dict[str, Any]  # parsed: every field for a new record, changed fields for an edit
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+def field_text(form: Mapping[str, Any], column: Column) -> str | None:
+    """The field's text, None when the form did not carry the field at all. A checkbox
+    comes with a hidden "false" before it; the last value wins."""
+    raw = form.get(column.name)
+    if raw is None or not isinstance(raw, str):
+        return None
+    return raw.strip() if column.widget in STRIPPED_WIDGETS else raw
+
+
+def read(
+    table: Table,
+    form: Mapping[str, Any],
+    *,
+    current: Mapping[str, Any] | None,
+    zone: tzinfo,
+    columns: Sequence[Column] | None = None,
+) -> Submitted:
+    """Parse and check the form's fields. For an edit (`current` given) a field whose text
+    is what the form showed is left out: unchanged, so it round-trips exactly."""
+    result = Submitted(texts={}, values={})
+    for column in columns if columns is not None else table.form_columns:
+        if not column.editable:
+            continue
+        text = field_text(form, column)
+        if text is None:
+            if current is not None:
+                continue
+            text = ""
+        result.texts[column.name] = text
+        if current is not None and text == values.form_text(
+            column.info, current[column.name], zone=zone
+        ):
+            continue
+        message = _check(column, text, zone, result, creating=current is None)
+        if message:
+            result.errors[column.name] = message
+    return result
+
+
+def _check(
+    column: Column, text: str, zone: tzinfo, result: Submitted, *, creating: bool
+) -> str | None:
+    info = column.info
+    if text == "" and creating and info.has_default and column.kind is not Kind.BOOLEAN:
+        return None  # the column's default
+    if text == "" and column.kind is Kind.TEXT and info.nullable:
+        value = None
+    else:
+        try:
+            value = values.parse(info, text, zone=zone)
+        except ValueError as exc:
+            return str(exc)
+    if value is None and not info.nullable:
+        if creating and info.has_default:
+            return None
+        return "Enter a value."
+    if column.field.validate is not None and value is not None:
+        message = column.field.validate(value)
+        if message:
+            return message
+    result.values[column.name] = value
+    return None
+
+
+def parse_token(raw: Any) -> str:
+    """The row version (or xmin) the form was read at; 400 when missing or malformed."""
+    text = str(raw or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_TOKEN_LENGTH:
+        raise HTTPException(400, "The form is missing the version of the row it was read at.")
+    return text
+
+
+def conflict(
+    columns: Sequence[Column], mine: Mapping[str, str], theirs: Mapping[str, Any], zone: tzinfo
+) -> list[dict[str, Any]]:
+    """Field by field: what was submitted against what is stored now."""
+    rows = []
+    for column in columns:
+        if column.name not in mine:
+            continue
+        saved = values.form_text(column.info, theirs[column.name], zone=zone)
+        rows.append(
+            {
+                "name": column.name,
+                "label": column.label,
+                "mine": mine[column.name],
+                "theirs": saved,
+                "differs": mine[column.name] != saved,
+            }
+        )
+    return rows

@@ -1,0 +1,300 @@
+"""ListQuery: a list request on one table, parsed and checked: search, filters, sort, cursor,
+page size; and the SQL it stands for (WHERE, ORDER BY, keyset condition)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from admin import pg_input
+from admin.resources import cursors, values
+from admin.resources.cursors import Cursor, InvalidQuery
+from admin.resources.model import OFFSET_CAP, Column, Table
+from admin.resources.spec import Filter, FilterKind
+from admin.resources.tables import Kind
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_QUERY_LENGTH = 200
+_TSCONFIG = re.compile(r"^to_tsvector\(('(?:[^']|'')*'::regconfig),")
+
+
+@dataclass(frozen=True)
+class FilterValue:
+    filter: Filter
+    value: Any
+    text: str
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    table: Table
+    q: str = ""
+    filters: tuple[FilterValue, ...] = ()
+    sort: Column | None = None
+    descending: bool = False
+    after: Cursor | None = None
+    before: Cursor | None = None
+    offset: int = 0  # tables without a primary key only
+    limit: int = DEFAULT_LIMIT
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def default(cls, table: Table) -> ListQuery:
+        sort = table.sorts.get(table.default_sort or "")
+        return cls(table=table, sort=sort, descending=table.default_dir == "desc")
+
+    @classmethod
+    def from_params(cls, table: Table, params: Mapping[str, str]) -> ListQuery:
+        """Parse query parameters; InvalidQuery (a ValueError) with a user-facing message."""
+        sort, descending = _parse_sort(table, params)
+        after = before = None
+        after_raw = params.get("after", "").strip()
+        before_raw = params.get("before", "").strip()
+        if after_raw and before_raw:
+            raise InvalidQuery("Use either 'after' or 'before', not both.")
+        if (after_raw or before_raw) and sort is None:
+            raise InvalidQuery("This table has no primary key, so it has no page cursors.")
+        if sort is not None:
+            after = cursors.decode(after_raw, table, sort) if after_raw else None
+            before = cursors.decode(before_raw, table, sort) if before_raw else None
+        return cls(
+            table=table,
+            q=parse_search(params.get("q")),
+            filters=_parse_filters(table, params),
+            sort=sort,
+            descending=descending,
+            after=after,
+            before=before,
+            offset=_parse_offset(table, params.get("offset")),
+            limit=parse_limit(params.get("limit")),
+        )
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(self.q) or bool(self.filters)
+
+    @property
+    def dir(self) -> str:
+        return "desc" if self.descending else "asc"
+
+    def filter_text(self, param: str) -> str:
+        return next((f.text for f in self.filters if f.filter.param == param), "")
+
+    def filter_value(self, param: str) -> Any:
+        return next((f.value for f in self.filters if f.filter.param == param), None)
+
+    # ---- SQL
+
+    def filter_sql(self, first_param: int = 1) -> tuple[str, str, list[object]]:
+        """(WHERE clause or "", ORDER BY clause, args) over the table's own columns."""
+        conditions: list[str] = []
+        args: list[object] = []
+
+        def param(value: object) -> str:
+            args.append(value)
+            return f"${first_param + len(args) - 1}"
+
+        if self.q:
+            conditions.append(self._search_condition(param))
+        for item in self.filters:
+            conditions.append(_filter_condition(self.table, item, param))
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        return where, self.order_sql(ascending=not self.descending), args
+
+    def order_sql(self, *, ascending: bool) -> str:
+        if self.sort is None:
+            return ""
+        return cursors.order_by(self.table, self.sort, ascending=ascending)
+
+    def _search_condition(self, param: Any) -> str:
+        plan = self.table.search
+        if plan.mode == "declared" and plan.declared is not None:
+            if plan.declared.condition is not None:
+                return plan.declared.condition(self.q, param)
+            return f"{plan.declared.expression} ILIKE {param(like_pattern(self.q))}"
+        if plan.mode == "trigram":
+            return f"{plan.expression} ILIKE {param(like_pattern(self.q))}"
+        if plan.mode == "fulltext":
+            match = _TSCONFIG.match(plan.expression)
+            config = f"{match.group(1)}, " if match else ""
+            return f"{plan.expression} @@ plainto_tsquery({config}{param(self.q)})"
+        if plan.mode == "scan":
+            pattern = param(like_pattern(self.q))
+            columns = [self.table.by_name[n] for n in plan.exact_columns]
+            parts = [
+                f"{c.quoted}{'' if c.kind is Kind.TEXT else '::text'} ILIKE {pattern}"
+                for c in columns
+            ]
+            return "(" + " OR ".join(parts) + ")"
+        if plan.mode == "exact":
+            parts = []
+            for name in plan.exact_columns:
+                column = self.table.by_name[name]
+                try:
+                    value = values.scalar(column.kind, self.q, column=column.info)
+                except ValueError:
+                    continue
+                parts.append(f"{column.quoted} = {param(value)}")
+            return "(" + " OR ".join(parts) + ")" if parts else "false"
+        return "false"
+
+    # ---- links
+
+    def params(self, **changes: str | None) -> dict[str, str]:
+        """The query string of this view (without cursors), with `changes` applied."""
+        table = self.table
+        current: dict[str, str | None] = {"q": self.q or None}
+        for item in self.filters:
+            current[item.filter.param] = item.text
+        sort_name = self.sort.name if self.sort else None
+        default = (table.default_sort, table.default_dir)
+        current["sort"] = sort_name if sort_name != table.default_sort else None
+        current["dir"] = self.dir if (sort_name, self.dir) != default and self.sort else None
+        current["limit"] = None if self.limit == DEFAULT_LIMIT else str(self.limit)
+        current.update(changes)
+        return {k: v for k, v in current.items() if v}
+
+    def url(self, **changes: str | None) -> str:
+        params = self.params(**changes)
+        return self.table.url + (f"?{urlencode(params)}" if params else "")
+
+    def sort_urls(self) -> dict[str, str]:
+        """Each sortable column header's link: ascending, or reversed when it is the sort."""
+        urls = {}
+        for name in self.table.sorts:
+            current = self.sort is not None and name == self.sort.name
+            direction = "asc" if current and self.descending else ("desc" if current else "asc")
+            urls[name] = self.url(sort=name, dir=direction)
+        return urls
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return DEFAULT_LIMIT
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise InvalidQuery(f"The page size must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(text)
+
+
+def parse_search(raw: str | None) -> str:
+    text = (raw or "").strip()
+    if len(text) > MAX_QUERY_LENGTH:
+        raise InvalidQuery(f"The search text is longer than {MAX_QUERY_LENGTH} characters.")
+    if not pg_input.valid_text(text):
+        raise InvalidQuery("The search text contains a NUL or an invalid character.")
+    return text
+
+
+def like_pattern(text: str) -> str:
+    """A case-insensitive substring pattern where %, _ and \\ match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _parse_offset(table: Table, raw: str | None) -> int:
+    text = (raw or "").strip()
+    if not text:
+        return 0
+    if table.keyed:
+        raise InvalidQuery("Use the page links (after/before) to move through this list.")
+    if not text.isascii() or not text.isdigit() or int(text) > OFFSET_CAP:
+        raise InvalidQuery(f"The offset must be a whole number from 0 to {OFFSET_CAP:,}.")
+    return int(text)
+
+
+def _parse_sort(table: Table, params: Mapping[str, str]) -> tuple[Column | None, bool]:
+    default = table.default_sort
+    key = params.get("sort", "").strip() or default or ""
+    if not table.sorts:
+        if params.get("sort", "").strip():
+            raise InvalidQuery("This list cannot be sorted: the table has no primary key.")
+        return None, False
+    column = table.sorts.get(key)
+    if column is None:
+        allowed = ", ".join(table.sorts)
+        raise InvalidQuery(f"Cannot sort by {key[:40]!r}; choose one of: {allowed}.")
+    direction = params.get("dir", "").strip().lower() or (
+        table.default_dir if key == default else "asc"
+    )
+    if direction not in ("asc", "desc"):
+        raise InvalidQuery("The sort direction must be 'asc' or 'desc'.")
+    return column, direction == "desc"
+
+
+_ALL = {"", "all", "any"}
+
+
+def _parse_filters(table: Table, params: Mapping[str, str]) -> tuple[FilterValue, ...]:
+    found: list[FilterValue] = []
+    for spec in table.filters:
+        raw = params.get(spec.param, "")
+        text = raw.strip()
+        if text.lower() in _ALL:
+            continue
+        column = table.by_name.get(spec.column)
+        if column is None:
+            continue
+        name = spec.label or column.label
+        try:
+            value = _filter_value(spec, column, text)
+        except ValueError as exc:
+            raise InvalidQuery(f"The {name!r} filter: {exc}") from None
+        found.append(FilterValue(spec, value, _canonical(spec, value, text)))
+    _check_ranges(found)
+    return tuple(found)
+
+
+def _filter_value(spec: Filter, column: Column, text: str) -> Any:
+    if spec.kind is FilterKind.BOOLEAN:
+        word = text.lower()
+        if word in values.TRUE_WORDS:
+            return True
+        if word in values.FALSE_WORDS:
+            return False
+        raise ValueError("choose 'true', 'false' or nothing.")
+    if spec.kind in (FilterKind.DATE_FROM, FilterKind.DATE_TO):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError("enter a date like 2024-05-31.") from None
+    if spec.kind is FilterKind.CHOICE:
+        if column.choices and text not in column.choices:
+            lowered = text.lower()
+            if lowered in column.choices:
+                return lowered
+            raise ValueError(f"choose one of: {', '.join(column.choices)}.")
+    return values.scalar(column.kind, text, column=column.info)
+
+
+def _canonical(spec: Filter, value: Any, text: str) -> str:
+    if spec.kind is FilterKind.BOOLEAN:
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value) if spec.kind is FilterKind.CHOICE else text
+
+
+def _check_ranges(found: list[FilterValue]) -> None:
+    starts = {f.filter.column: f for f in found if f.filter.kind is FilterKind.DATE_FROM}
+    for item in found:
+        start = starts.get(item.filter.column)
+        if item.filter.kind is FilterKind.DATE_TO and start and start.value > item.value:
+            first = start.filter.label or start.filter.param
+            last = item.filter.label or item.filter.param
+            raise InvalidQuery(f"{first!r} is after {last!r}.")
+
+
+def _filter_condition(table: Table, item: FilterValue, param: Any) -> str:
+    column = table.by_name[item.filter.column]
+    kind = item.filter.kind
+    if kind is FilterKind.DATE_FROM:
+        return f"{column.quoted} >= {param(item.value)}::date"
+    if kind is FilterKind.DATE_TO:
+        return f"{column.quoted} < {param(item.value)}::date + 1"
+    return f"{column.quoted} = {param(item.value)}"

@@ -1,0 +1,312 @@
+"""Reading one table: a keyset page, totals, one record, references and related records."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from starlette.requests import HTTPConnection
+
+from admin.resources import cursors
+from admin.resources.model import Column, Table, quote_ident
+from admin.resources.query import ListQuery
+from admin.resources.tables import ForeignKey, Kind
+
+SMALL_TABLE = 10_000
+COUNT_TIMEOUT = "2s"
+ROW_VERSION = "__token"
+
+
+def select_expression(column: Column) -> str:
+    """How a column is read: bytes and unknown types as their size (shown, never decoded)."""
+    if column.kind is Kind.BYTEA:
+        return f"octet_length(t.{column.quoted}) AS {column.quoted}"
+    if column.kind is Kind.UNKNOWN:
+        return f"pg_column_size(t.{column.quoted}) AS {column.quoted}"
+    return f"t.{column.quoted}"
+
+
+def reference_label_sql(table: Table, column: Column, target: Table | None) -> str | None:
+    """A correlated lookup of the referenced record's label (one index probe per row)."""
+    key = column.reference
+    if key is None or target is None or target.label_column is None:
+        return None
+    ref_col = quote_ident(key.ref_columns[0])
+    return (
+        f"(SELECT r.{target.label_column.quoted}::text FROM {target.qualified} AS r"
+        f" WHERE r.{ref_col} = t.{column.quoted} LIMIT 1) AS {quote_ident(column.ref_label_alias)}"
+    )
+
+
+def select_list(table: Table, columns: Iterable[Column], targets: dict[str, Table | None]) -> str:
+    wanted = list(dict.fromkeys([*table.primary_key, *columns]))
+    if table.label_column is not None and table.label_column not in wanted:
+        wanted.append(table.label_column)
+    parts = [select_expression(c) for c in wanted]
+    for column in wanted:
+        label = reference_label_sql(table, column, targets.get(column.name))
+        if label:
+            parts.append(label)
+    if table.token_sql:
+        parts.append(f"t.{table.token_sql}::text AS {ROW_VERSION}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: Sequence[asyncpg.Record]
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+    next_offset: int | None = None  # tables without a primary key
+    prev_offset: int | None = None
+    capped: bool = False  # the offset cap was reached
+
+
+async def fetch_page(conn: asyncpg.Connection, query: ListQuery, select: str) -> Page:
+    table = query.table
+    where, order, args = query.filter_sql()
+    if query.sort is None:
+        return await _offset_page(conn, query, select, where, args)
+    cursor = query.after or query.before
+    backwards = query.before is not None
+    ascending = query.descending == backwards
+    if cursor is not None:
+        condition, extra = cursors.condition(
+            table, query.sort, cursor, ascending=ascending, first_param=len(args) + 1
+        )
+        where = f"{where} AND {condition}" if where else f"WHERE {condition}"
+        args = [*args, *extra]
+    if backwards:
+        order = query.order_sql(ascending=ascending)
+    sql = f"SELECT {select} FROM {table.qualified} AS t {where} {order} LIMIT {query.limit + 1}"
+    rows = await conn.fetch(sql, *args)
+    more = len(rows) > query.limit
+    rows = list(rows[: query.limit])
+    if backwards:
+        rows.reverse()
+    has_next = backwards or more
+    has_prev = query.after is not None or (backwards and more)
+    return Page(
+        rows=rows,
+        next_cursor=cursors.encode(table, query.sort, rows[-1]) if has_next and rows else None,
+        prev_cursor=cursors.encode(table, query.sort, rows[0]) if has_prev and rows else None,
+    )
+
+
+async def _offset_page(
+    conn: asyncpg.Connection, query: ListQuery, select: str, where: str, args: list[object]
+) -> Page:
+    from admin.resources.model import OFFSET_CAP
+
+    limit = min(query.limit, OFFSET_CAP - query.offset)
+    sql = (
+        f"SELECT {select} FROM {query.table.qualified} AS t {where}"
+        f" LIMIT {limit + 1} OFFSET {query.offset}"
+    )
+    rows = await conn.fetch(sql, *args) if limit > 0 else []
+    more = len(rows) > limit
+    end = query.offset + min(len(rows), limit)
+    capped = more and end >= OFFSET_CAP
+    return Page(
+        rows=list(rows[:limit]),
+        next_offset=end if more and not capped else None,
+        prev_offset=max(0, query.offset - query.limit) if query.offset else None,
+        capped=capped or (end >= OFFSET_CAP and query.offset > 0),
+    )
+
+
+# ---- totals
+
+
+@dataclass(frozen=True)
+class Total:
+    value: int
+    exact: bool
+
+
+class RowEstimates:
+    """Unfiltered row estimates by table, reused for a few seconds (pg_class.reltuples only
+    moves on VACUUM and ANALYZE). One per app, never shared across databases."""
+
+    def __init__(self, ttl_seconds: float = 5.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._values: dict[str, tuple[float, float]] = {}
+
+    def get(self, table: str) -> float | None:
+        entry = self._values.get(table)
+        if entry is None or time.monotonic() - entry[1] > self.ttl_seconds:
+            return None
+        return entry[0]
+
+    def put(self, table: str, estimate: float) -> None:
+        self._values[table] = (estimate, time.monotonic())
+
+
+def row_estimates(request: HTTPConnection) -> RowEstimates:
+    state = request.app.state
+    estimates: RowEstimates | None = getattr(state, "row_estimates", None)
+    if estimates is None:
+        estimates = state.row_estimates = RowEstimates()
+    return estimates
+
+
+async def _planned_rows(conn: asyncpg.Connection, query: ListQuery) -> float:
+    where, _, args = query.filter_sql()
+    plan = await conn.fetchval(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {query.table.qualified} AS t {where}", *args
+    )
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+async def estimate_total(
+    conn: asyncpg.Connection, query: ListQuery, estimates: RowEstimates | None = None
+) -> Total:
+    """The planner's estimate; the exact count when that is small (never cached)."""
+    table = query.table
+    if query.is_filtered:
+        estimate = await _planned_rows(conn, query)
+    else:
+        cached = estimates.get(table.qualified) if estimates is not None else None
+        if cached is None:
+            cached = await conn.fetchval(
+                "SELECT reltuples FROM pg_class WHERE oid = $1", table.info.oid
+            )
+            if cached is None or cached < 0:  # never vacuumed or analyzed
+                cached = await _planned_rows(conn, query)
+            if estimates is not None:
+                estimates.put(table.qualified, float(cached))
+        estimate = float(cached)
+    if estimate <= SMALL_TABLE:
+        exact = await exact_total(conn, query)
+        if exact is not None:
+            return Total(exact, True)
+    return Total(int(estimate), False)
+
+
+async def exact_total(conn: asyncpg.Connection, query: ListQuery) -> int | None:
+    """count(*) of the filtered rows, or None when it took longer than COUNT_TIMEOUT."""
+    where, _, args = query.filter_sql()
+    try:
+        async with conn.transaction(readonly=True):
+            await conn.execute(f"SET LOCAL statement_timeout = '{COUNT_TIMEOUT}'")
+            value: int = await conn.fetchval(
+                f"SELECT count(*) FROM {query.table.qualified} AS t {where}", *args
+            )
+            return value
+    except asyncpg.QueryCanceledError:
+        return None
+
+
+# ---- one record
+
+
+async def get(
+    conn: asyncpg.Connection,
+    table: Table,
+    key: Sequence[Any],
+    select: str,
+    *,
+    lock: bool = False,
+) -> asyncpg.Record | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(
+        f"SELECT {select} FROM {table.qualified} AS t WHERE {table.key_condition(1, 't')}{suffix}",
+        *key,
+    )
+
+
+# ---- references
+
+
+@dataclass(frozen=True)
+class Related:
+    """The records of another table that reference one record."""
+
+    table: Table
+    key: ForeignKey
+    column: Column
+    rows: Sequence[asyncpg.Record]
+    more: bool
+    list_url: str | None  # the other table's list filtered to this record
+
+
+RELATED_ROWS = 10
+
+
+async def related(
+    conn: asyncpg.Connection,
+    target: Table,
+    row: Any,
+    tables: Iterable[Table],
+    select_for: Any,
+    *,
+    limit: int = RELATED_ROWS,
+) -> list[Related]:
+    """For every single-column foreign key into `target`, the first rows pointing at `row`."""
+    found = []
+    for other in tables:
+        if not other.keyed:
+            continue
+        for key in other.info.foreign_keys:
+            if (key.ref_schema, key.ref_table) != (target.info.schema, target.info.name):
+                continue
+            if len(key.columns) != 1 or key.ref_columns[0] not in row:
+                continue
+            column = other.by_name[key.columns[0]]
+            value = row[key.ref_columns[0]]
+            order = cursors.order_by(other, other.primary_key[0], ascending=False)
+            rows = await conn.fetch(
+                f"SELECT {select_for(other)} FROM {other.qualified} AS t"
+                f" WHERE t.{column.quoted} = $1 {order} LIMIT {limit + 1}",
+                value,
+            )
+            param = other.filter_param(column.name)
+            url = None
+            if param is not None:
+                from urllib.parse import urlencode
+
+                url = f"{other.url}?{urlencode({param: str(value)})}"
+            found.append(Related(other, key, column, rows[:limit], len(rows) > limit, url))
+    return found
+
+
+async def reference_count(
+    conn: asyncpg.Connection, related_list: Sequence[Related], row: Any, *, cap: int = 10_000
+) -> list[tuple[Related, int]]:
+    """How many rows of each related table point at `row` (counted up to `cap`)."""
+    counts = []
+    for item in related_list:
+        value = row[item.key.ref_columns[0]]
+        count = await conn.fetchval(
+            f"SELECT count(*) FROM (SELECT 1 FROM {item.table.qualified}"
+            f" WHERE {item.column.quoted} = $1 LIMIT {cap}) AS r",
+            value,
+        )
+        counts.append((item, count))
+    return counts
+
+
+# ---- lookups (autocomplete)
+
+
+async def lookup(
+    conn: asyncpg.Connection, table: Table, text: str, *, limit: int = 10
+) -> list[asyncpg.Record]:
+    """Records matching `text` by the table's own search (its indexes decide how), for
+    reference fields: each with `key` and `label`."""
+    from dataclasses import replace
+
+    query = replace(ListQuery.default(table), q=text, limit=limit)
+    key = table.primary_key[0]
+    label = table.label_column or key
+    select = (
+        f"{select_list(table, [], {})}, t.{key.quoted} AS __key, t.{label.quoted}::text AS __label"
+    )
+    page = await fetch_page(conn, query, select)
+    return list(page.rows)

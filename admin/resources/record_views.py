@@ -1,0 +1,441 @@
+"""HTTP for one record: show (with related records), create, edit with the conflict check,
+inline edit in the list, a declared one-field form, field checks, delete with a confirm step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from admin import audit, db
+from admin.access import client_ip, current_staff
+from admin.htmx import is_htmx, redirect
+from admin.resources import editing, reads, store, values
+from admin.resources.model import Column, Table
+from admin.resources.resolve import current_registry, render, zone
+from admin.resources.spec import Action
+from admin.templating import templates
+
+UNIQUE_CHECK = (
+    "SELECT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{column} = $1"
+    " AND ({key}) IS DISTINCT FROM ({params}))"
+)
+
+
+def record_key(request: Request, table: Table) -> tuple[Any, ...]:
+    try:
+        return table.parse_key(request.path_params["key"])
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+async def load(
+    conn: asyncpg.Connection, table: Table, key: tuple[Any, ...], *, select: str | None = None
+) -> asyncpg.Record:
+    row = await reads.get(conn, table, key, select or table.detail_select)
+    if row is None:
+        raise HTTPException(404, f"There is no {table.label} {table.encode_key(key)}.")
+    return row
+
+
+def title_of(table: Table, row: Any) -> str:
+    """How a record is named on its pages: its label column, else its key."""
+    label = table.label_column
+    if label is not None and row[label.name] is not None:
+        return str(row[label.name])
+    return f"{table.label} {table.key_of(row)}"
+
+
+async def _related(
+    request: Request, conn: asyncpg.Connection, table: Table, row: Any
+) -> list[reads.Related]:
+    role = current_staff(request).role
+    tables = [
+        t
+        for t in (await current_registry(request, conn)).tables.values()
+        if t.allows(role, Action.VIEW)
+    ]
+    return await reads.related(conn, table, row, tables, lambda t: t.list_select)
+
+
+async def show(request: Request, table: Table) -> Response:
+    key = record_key(request, table)
+    async with db.connection(request) as conn:
+        row = await load(conn, table, key)
+        related = await _related(request, conn, table, row)
+        extra = await table.spec.extra_context(conn, row) if table.spec.extra_context else {}
+    context = {"row": row, "title": title_of(table, row), "related": related, **extra}
+    if table.spec.quick_field:
+        context.update(_quick_context(table, row, request))
+    return render(request, table, "show.html", None, context)
+
+
+def _quick_context(table: Table, row: Any, request: Request, **extra: Any) -> dict[str, Any]:
+    column = table.by_name[str(table.spec.quick_field)]
+    text = values.form_text(column.info, row[column.name], zone=zone(request))
+    base = {
+        "quick": column,
+        "quick_text": text,
+        "quick_error": None,
+        "conflict": None,
+        "token": row[reads.ROW_VERSION],
+    }
+    return {**base, **extra}
+
+
+def _form(
+    request: Request, table: Table, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    return render(request, table, "form.html", "_form.html", context, status_code=status_code)
+
+
+def _blank(table: Table) -> dict[str, str]:
+    texts = {}
+    for column in table.form_columns:
+        default = (column.info.default_sql or "").lower()
+        texts[column.name] = "true" if default == "true" else ""
+    return texts
+
+
+async def new(request: Request, table: Table) -> Response:
+    context = {"row": None, "texts": _blank(table), "errors": {}, "conflict": None}
+    return _form(request, table, context)
+
+
+async def create(request: Request, table: Table) -> Response:
+    form = await request.form()
+    submitted = editing.read(table, form, current=None, zone=zone(request))
+    context: dict[str, Any] = {
+        "row": None,
+        "texts": submitted.texts,
+        "errors": submitted.errors,
+        "conflict": None,
+    }
+    if not submitted.valid:
+        return _form(request, table, context, 422)
+    async with db.connection(request) as conn:
+        try:
+            async with conn.transaction():
+                row = await store.insert(conn, table, submitted.values, table.detail_select)
+                await audit.record(
+                    conn,
+                    staff=current_staff(request),
+                    action="create",
+                    resource=table.slug,
+                    resource_id=table.key_of(row),
+                    after=store.snapshot(row),
+                    ip=client_ip(request),
+                )
+        except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
+            context["errors"] = store.constraint_errors(table, exc)
+            return _form(request, table, context, 422)
+    request.state.session.flash(
+        f"{table.label.capitalize()} {title_of(table, row)} created.", "success"
+    )
+    return redirect(request, table.record_url(row))
+
+
+async def edit(request: Request, table: Table) -> Response:
+    key = record_key(request, table)
+    async with db.connection(request) as conn:
+        row = await load(conn, table, key)
+    texts = {
+        c.name: values.form_text(c.info, row[c.name], zone=zone(request))
+        for c in table.form_columns
+    }
+    context = {
+        "row": row,
+        "texts": texts,
+        "errors": {},
+        "conflict": None,
+        "token": row[reads.ROW_VERSION],
+    }
+    return _form(request, table, context)
+
+
+async def save(
+    request: Request,
+    table: Table,
+    form: Any,
+    columns: list[Column] | None = None,
+    *,
+    action: str = "update",
+) -> tuple[int, dict[str, Any]]:
+    """Validate, then update if the row is still at the version the form was read at:
+    (200 | 409 | 422, template context)."""
+    key = record_key(request, table)
+    token = editing.parse_token(form.get("version"))
+    tz = zone(request)
+    async with db.connection(request) as conn:
+        current = await load(conn, table, key)
+        submitted = editing.read(table, form, current=current, zone=tz, columns=columns)
+        texts = {
+            c.name: values.form_text(c.info, current[c.name], zone=tz) for c in table.form_columns
+        }
+        texts.update(submitted.texts)
+        base = {
+            "row": current,
+            "texts": texts,
+            "errors": submitted.errors,
+            "token": token,
+            "conflict": None,
+        }
+        if not submitted.valid:
+            return 422, base
+        try:
+            async with conn.transaction():
+                updated = await store.update(
+                    conn, table, key, token, submitted.values, table.detail_select
+                )
+                if updated is not None and submitted.values:
+                    await audit.record(
+                        conn,
+                        staff=current_staff(request),
+                        action=action,
+                        resource=table.slug,
+                        resource_id=table.key_of(current),
+                        before=store.snapshot(current),
+                        after=store.snapshot(updated),
+                        ip=client_ip(request),
+                    )
+        except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
+            return 422, {**base, "errors": store.constraint_errors(table, exc)}
+        if updated is not None:
+            return 200, {"row": updated}
+        latest = await load(conn, table, key)
+    shown = columns if columns is not None else list(table.form_columns)
+    conflict = editing.conflict(shown, submitted.texts, latest, tz)
+    return 409, {**base, "row": latest, "token": latest[reads.ROW_VERSION], "conflict": conflict}
+
+
+async def update(request: Request, table: Table) -> Response:
+    status, context = await save(request, table, await request.form())
+    if status == 200:
+        row = context["row"]
+        request.state.session.flash(
+            f"{table.label.capitalize()} {title_of(table, row)} saved.", "success"
+        )
+        return redirect(request, table.record_url(row))
+    return _form(request, table, context, status)
+
+
+# ---- the list's inline edit
+
+
+def inline_columns(table: Table) -> list[Column]:
+    return [c for c, _ in table.list_cells if c.editable]
+
+
+async def row(request: Request, table: Table) -> Response:
+    async with db.connection(request) as conn:
+        found = await load(conn, table, record_key(request, table), select=table.list_select)
+    return render(request, table, "_row.html", None, {"row": found})
+
+
+async def inline_edit(request: Request, table: Table) -> Response:
+    async with db.connection(request) as conn:
+        found = await load(conn, table, record_key(request, table), select=table.list_select)
+    texts = {
+        c.name: values.form_text(c.info, found[c.name], zone=zone(request))
+        for c in inline_columns(table)
+    }
+    context = {
+        "row": found,
+        "texts": texts,
+        "errors": {},
+        "conflict": None,
+        "token": found[reads.ROW_VERSION],
+    }
+    return render(request, table, "_row_edit.html", None, context)
+
+
+async def inline_save(request: Request, table: Table) -> Response:
+    """The plain row when saved, the edit row with errors (422) or the conflict (409)."""
+    status, context = await save(request, table, await request.form(), inline_columns(table))
+    if status == 200:
+        async with db.connection(request) as conn:
+            fresh = await load(conn, table, record_key(request, table), select=table.list_select)
+        return render(request, table, "_row.html", None, {"row": fresh})
+    return render(request, table, "_row_edit.html", None, context, status_code=status)
+
+
+# ---- a declared one-field form (an order's status)
+
+
+async def quick(request: Request, table: Table) -> Response:
+    name = request.path_params["field"]
+    if name != table.spec.quick_field:
+        raise HTTPException(404, "Not Found")
+    column = table.by_name[name]
+    form = await request.form()
+    status, context = await save(request, table, form, [column], action=f"set_{name}")
+    if status == 200:
+        request.state.session.flash(
+            f"{table.label.capitalize()} {title_of(table, context['row'])} saved.", "success"
+        )
+        return redirect(request, table.record_url(context["row"]))
+    row_ = context["row"]
+    extra = {
+        "quick_text": context["texts"].get(name, ""),
+        "quick_error": context["errors"].get(name) or context["errors"].get("__all__"),
+        "conflict": context.get("conflict"),
+        "token": context["token"],
+    }
+    page = _quick_context(table, row_, request, **extra)
+    async with db.connection(request) as conn:
+        related = await _related(request, conn, table, row_)
+        more = await table.spec.extra_context(conn, row_) if table.spec.extra_context else {}
+    full = {"row": row_, "title": title_of(table, row_), "related": related, **more, **page}
+    return render(request, table, "show.html", "_quick_form.html", full, status_code=status)
+
+
+# ---- checks while typing
+
+
+async def validate(request: Request, table: Table) -> Response:
+    """The field's error slot (empty when fine) as it is left: syntax, rules, uniqueness."""
+    form = await request.form()
+    name = str(form.get("field") or request.query_params.get("field", ""))
+    column = table.by_name.get(name)
+    if column is None or not column.editable:
+        raise HTTPException(400, "Unknown field to check.")
+    raw_key = str(form.get("__key", "")).strip()
+    key = None
+    if raw_key:
+        try:
+            key = table.parse_key(raw_key)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+    text = editing.field_text(form, column) or ""
+    submitted = editing.Submitted(texts={}, values={})
+    message = editing._check(column, text, zone(request), submitted, creating=key is None)
+    if message is None and name in submitted.values and submitted.values[name] is not None:
+        async with db.connection(request) as conn:
+            message = await _unique_error(conn, table, column, submitted.values[name], key)
+    return templates.TemplateResponse(
+        request, "_field_error.html", {"field": name, "message": message}
+    )
+
+
+async def _unique_error(
+    conn: asyncpg.Connection, table: Table, column: Column, value: Any, key: tuple[Any, ...] | None
+) -> str | None:
+    unique = any(
+        c.kind in ("u", "i", "p") and c.columns == (column.name,) for c in table.info.constraints
+    )
+    if not unique:
+        return None
+    key_sql = ", ".join(f"t.{c.quoted}" for c in table.primary_key)
+    params = ", ".join(f"${i + 2}" for i in range(len(table.primary_key)))
+    typed = ", ".join(
+        f"{p}::{c.info.type_sql}"
+        for p, c in zip(params.split(", "), table.primary_key, strict=True)
+    )
+    sql = UNIQUE_CHECK.format(
+        table=table.qualified, column=column.quoted, key=key_sql, params=typed
+    )
+    taken = await conn.fetchval(sql, value, *(key or [None] * len(table.primary_key)))
+    return f"Another {table.label} already has this {column.label.lower()}." if taken else None
+
+
+# ---- delete
+
+
+async def confirm_delete(request: Request, table: Table) -> Response:
+    key = record_key(request, table)
+    async with db.connection(request) as conn:
+        found = await load(conn, table, key)
+        blockers = await _blockers(request, conn, table, found)
+    context = {"row": found, "title": title_of(table, found), "blockers": blockers, "error": None}
+    return render(request, table, "confirm_delete.html", None, context)
+
+
+async def _blockers(
+    request: Request, conn: asyncpg.Connection, table: Table, found: Any
+) -> list[tuple[reads.Related, int]]:
+    """The records that refer to this one, with counts: what deleting it would meet."""
+    related = await _related(request, conn, table, found)
+    counts = await reads.reference_count(conn, related, found)
+    return [(item, n) for item, n in counts if n]
+
+
+async def _delete(request: Request, table: Table, token: str | None) -> Response | None:
+    key = record_key(request, table)
+    async with db.connection(request) as conn:
+        found = await load(conn, table, key)
+        try:
+            async with conn.transaction():
+                deleted = await store.delete(conn, table, key, token, table.detail_select)
+                if deleted is not None:
+                    await audit.record(
+                        conn,
+                        staff=current_staff(request),
+                        action="delete",
+                        resource=table.slug,
+                        resource_id=table.key_of(found),
+                        before=store.snapshot(deleted),
+                        ip=client_ip(request),
+                    )
+        except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError):
+            blockers = await _blockers(request, conn, table, found)
+            described = (
+                ", ".join(f"{n:,} {item.table.plural}" for item, n in blockers) or "other records"
+            )
+            message = (
+                f"{title_of(table, found)} cannot be deleted: {described} still refer to it."
+                " Remove or reassign those first."
+            )
+            return _refused(request, table, found, blockers, message)
+        if deleted is None:
+            latest = await load(conn, table, key)
+            blockers = await _blockers(request, conn, table, latest)
+            message = (
+                f"Someone changed this {table.label} since you opened it; review the change first."
+            )
+            return _refused(request, table, latest, blockers, message)
+    return None
+
+
+def _refused(request: Request, table: Table, found: Any, blockers: Any, message: str) -> Response:
+    if is_htmx(request):
+        return templates.TemplateResponse(
+            request,
+            "_error_message.html",
+            {"message": message},
+            status_code=409,
+            headers={"HX-Retarget": "#flashes", "HX-Reswap": "innerHTML"},
+        )
+    context = {
+        "row": found,
+        "title": title_of(table, found),
+        "blockers": blockers,
+        "error": message,
+    }
+    return render(request, table, "confirm_delete.html", None, context, status_code=409)
+
+
+async def delete(request: Request, table: Table) -> Response:
+    """The no-JS path: POST from the confirm page (carrying the version it showed)."""
+    form = await request.form()
+    token = editing.parse_token(form.get("version")) if form.get("version") else None
+    refused = await _delete(request, table, token)
+    if refused is not None:
+        return refused
+    request.state.session.flash(
+        f"{table.label.capitalize()} {request.path_params['key']} deleted.", "success"
+    )
+    return redirect(request, table.url)
+
+
+async def delete_htmx(request: Request, table: Table) -> Response:
+    """hx-delete from the list (after hx-confirm): an empty 200 removes the row."""
+    raw = request.query_params.get("version")
+    refused = await _delete(request, table, editing.parse_token(raw) if raw else None)
+    if refused is not None:
+        return refused
+    if request.headers.get("hx-target", "").startswith("row-"):
+        return HTMLResponse("")
+    return redirect(request, table.url)

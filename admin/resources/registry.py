@@ -1,0 +1,173 @@
+"""Every administered table, by URL slug: read from the catalog, refreshed when it changes.
+
+One registry per app. The catalog is read on first use, then its fingerprint (one cheap
+query) is checked at most every `CHECK_SECONDS`, so a table created or altered while the
+panel runs appears within seconds; `refresh()` forces a read (the refresh action, and a
+statement that failed because a table or column no longer exists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+from starlette.requests import HTTPConnection
+
+from admin.declarations import DECLARATIONS
+from admin.resources import catalog, cells, keys, reads
+from admin.resources.model import Table
+from admin.resources.spec import Action, Resource
+from admin.resources.tables import TableInfo
+
+log = logging.getLogger("admin.resources")
+
+CHECK_SECONDS = 5.0
+# the panel's own tables: never resources
+INTERNAL_TABLES = frozenset(
+    {
+        "staff",
+        "login_attempts",
+        "audit_log",
+        "schema_migrations",
+        "order_events",
+        "revoked_sessions",
+    }
+)
+# first path segments the panel's own pages use: a table with such a name is served under
+# its qualified slug (public.account) instead
+RESERVED_SLUGS = frozenset(
+    {
+        "",
+        "login",
+        "logout",
+        "static",
+        "healthz",
+        "events",
+        "staff",
+        "account",
+        "audit",
+        "tables",
+        "metrics",
+    }
+)
+
+
+def slug_for(schema: str, name: str) -> str:
+    bare = keys.tilde_encode(name)
+    if schema == "public" and bare not in RESERVED_SLUGS:
+        return bare
+    return f"{keys.tilde_encode(schema)}.{bare}"
+
+
+class Registry:
+    def __init__(
+        self,
+        schemas: Sequence[str],
+        declarations: Iterable[Resource] = DECLARATIONS,
+        *,
+        check_seconds: float = CHECK_SECONDS,
+    ) -> None:
+        self.schemas = list(schemas)
+        self.declarations = {(d.schema, d.table): d for d in declarations}
+        self.check_seconds = check_seconds
+        self.tables: dict[str, Table] = {}
+        self.by_name: dict[tuple[str, str], Table] = {}
+        self._fingerprint: str | None = None
+        self._checked_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def current(self, conn: asyncpg.Connection) -> Registry:
+        """Up to date within `check_seconds`: reads the catalog when its fingerprint moved."""
+        if (
+            self._fingerprint is not None
+            and time.monotonic() - self._checked_at < self.check_seconds
+        ):
+            return self
+        async with self._lock:
+            if (
+                self._fingerprint is None
+                or time.monotonic() - self._checked_at >= self.check_seconds
+            ):
+                print_ = await catalog.fingerprint(conn, self.schemas)
+                if print_ != self._fingerprint:
+                    await self._read(conn, print_)
+                self._checked_at = time.monotonic()
+        return self
+
+    async def refresh(self, conn: asyncpg.Connection) -> None:
+        async with self._lock:
+            await self._read(conn, await catalog.fingerprint(conn, self.schemas))
+            self._checked_at = time.monotonic()
+
+    async def _read(self, conn: asyncpg.Connection, fingerprint: str) -> None:
+        started = time.perf_counter()
+        infos = await catalog.read_tables(conn, self.schemas)
+        self._install(infos)
+        self._fingerprint = fingerprint
+        log.info(
+            "catalog read: %d resources in %.0f ms",
+            len(self.tables),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _install(self, infos: list[TableInfo]) -> None:
+        tables: dict[str, Table] = {}
+        by_name: dict[tuple[str, str], Table] = {}
+        for info in sorted(infos, key=lambda t: (t.schema != "public", t.schema, t.name)):
+            if info.schema == "public" and info.name in INTERNAL_TABLES:
+                continue
+            declaration = self.declarations.get((info.schema, info.name))
+            table = Table(info, declaration, slug_for(info.schema, info.name))
+            tables[table.slug] = table
+            by_name[(info.schema, info.name)] = table
+        for table in tables.values():
+            _bind(table, by_name)
+        self.tables = tables
+        self.by_name = by_name
+
+    def get(self, slug: str) -> Table | None:
+        return self.tables.get(slug)
+
+    def named(self, schema: str, name: str) -> Table | None:
+        return self.by_name.get((schema, name))
+
+    def visible_to(self, role: str) -> list[Table]:
+        """Declared tables first (in declaration order), then the rest by name."""
+        order = {key: i for i, key in enumerate(self.declarations)}
+        allowed = [t for t in self.tables.values() if t.allows(role, Action.VIEW)]
+        return sorted(
+            allowed,
+            key=lambda t: (order.get((t.info.schema, t.info.name), len(order)), t.slug),
+        )
+
+
+def _bind(table: Table, by_name: dict[tuple[str, str], Table]) -> None:
+    """What a table needs from the others: referenced tables, renderers, select lists."""
+    table.targets = {
+        c.name: by_name.get((c.reference.ref_schema, c.reference.ref_table))
+        for c in table.references
+        if c.reference is not None
+    }
+    table.list_cells = tuple(
+        (c, cells.renderer(c, table.targets.get(c.name))) for c in table.list_columns
+    )
+    table.detail_cells = tuple(
+        (c, cells.renderer(c, table.targets.get(c.name), full=True)) for c in table.columns
+    )
+    table.list_select = reads.select_list(table, table.list_columns, table.targets)
+    table.detail_select = reads.select_list(table, table.columns, table.targets)
+
+
+def registry(request: HTTPConnection) -> Registry:
+    """The app's registry (made on first use; its catalog is read by `current`)."""
+    state = request.app.state
+    found: Registry | None = getattr(state, "registry", None)
+    if found is None:
+        settings = state.settings
+        found = state.registry = Registry(
+            settings.admin_schemas, check_seconds=settings.catalog_check_s
+        )
+    return found

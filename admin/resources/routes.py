@@ -1,0 +1,68 @@
+"""The same URL shapes for every table, each built with access.route() and tagged with the
+permission it needs on the table it names; the route walker expands them per table."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from admin import db
+from admin.access import Access, route
+from admin.resources import list_views, record_views
+from admin.resources.model import Table
+from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
+from admin.resources.spec import Action
+
+Handler = Callable[[Request, Table], Awaitable[Response]]
+
+LIST = "/{resource}"
+RECORD = "/{resource}/{key}"
+
+
+def resource_route(
+    path: str, handler: Handler, action: Action, *, methods: Sequence[str] = ("GET",)
+) -> Route:
+    """A route whose handler gets the table named by the URL, once `action` is allowed."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        async with db.connection(request) as conn:
+            table = await table_for(request, conn, action)
+        try:
+            return await handler(request, table)
+        except SCHEMA_DRIFT:
+            async with db.connection(request) as conn:
+                raise await drifted(request, conn, table) from None
+
+    built = route(path, endpoint, access=Access.STAFF, methods=methods)
+    built.endpoint.permission = action  # type: ignore[attr-defined]
+    return built
+
+
+def resource_routes() -> list[Route]:
+    """Every table's routes; after the panel's own, so /staff, /audit... win."""
+    return [
+        resource_route(LIST, list_views.list_page, Action.VIEW),
+        resource_route(LIST, record_views.create, Action.ADD, methods=["POST"]),
+        resource_route(LIST + "/new", record_views.new, Action.ADD),
+        resource_route(LIST + "/count", list_views.count, Action.VIEW),
+        resource_route(LIST + "/lookup", list_views.lookup, Action.VIEW),
+        resource_route(LIST + "/validate", record_views.validate, Action.VIEW, methods=["POST"]),
+        resource_route(LIST + "/bulk", list_views.bulk, Action.CHANGE, methods=["POST"]),
+        resource_route(RECORD, record_views.show, Action.VIEW),
+        resource_route(RECORD, record_views.update, Action.CHANGE, methods=["POST"]),
+        resource_route(RECORD, record_views.delete_htmx, Action.DELETE, methods=["DELETE"]),
+        resource_route(RECORD + "/edit", record_views.edit, Action.CHANGE),
+        resource_route(RECORD + "/delete", record_views.confirm_delete, Action.DELETE),
+        resource_route(RECORD + "/delete", record_views.delete, Action.DELETE, methods=["POST"]),
+        resource_route(RECORD + "/row", record_views.row, Action.VIEW),
+        resource_route(RECORD + "/inline", record_views.inline_edit, Action.CHANGE),
+        resource_route(
+            RECORD + "/inline", record_views.inline_save, Action.CHANGE, methods=["POST"]
+        ),
+        resource_route(RECORD + "/{field}", record_views.quick, Action.CHANGE, methods=["POST"]),
+    ]
