@@ -83,6 +83,7 @@ templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str
 templates.env.globals["static_url"] = _static_url
 templates.env.globals["cell"] = cells.render
 templates.env.globals["cell_moment"] = cells.moment
+templates.env.globals["row_cells"] = cells.row_cells
 templates.env.globals["nav_tables"] = _nav_tables
 templates.env.globals["offset_cap"] = OFFSET_CAP
 templates.env.trim_blocks = True

@@ -7,6 +7,20 @@
     return meta ? meta.getAttribute("content") : "";
   }
 
+  // A reference field's autocomplete: picking a match fills the field, then focus returns
+  // to it (keyboard users land where they were typing).
+  document.addEventListener("click", function (event) {
+    var pick = event.target.closest && event.target.closest("[data-pick-for]");
+    if (!pick) return;
+    var field = document.getElementById(pick.getAttribute("data-pick-for"));
+    if (!field) return;
+    field.value = pick.getAttribute("data-value");
+    field.dispatchEvent(new Event("change", { bubbles: true }));
+    var list = pick.closest(".lookup-options");
+    if (list) list.textContent = "";
+    field.focus();
+  });
+
   // htmx sends the CSRF token from the meta tag on every request it makes.
   document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-CSRF-Token"] = csrfToken();

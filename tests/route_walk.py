@@ -12,9 +12,17 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from admin.access import Access
+from admin.resources.model import Table
 from tests.snapshot import snapshot
 
 PUBLIC_PATHS = {"/login", "/healthz"}
+# a key that parses for each kind of primary key column (the permission check comes first)
+SAMPLE_KEYS = {
+    "integer": "1",
+    "text": "x",
+    "uuid": "00000000-0000-0000-0000-000000000001",
+    "date": "2000-01-01",
+}
 STATIC_MOUNT = "/static"
 PARAM = re.compile(r"\{[^}]+\}")
 SAMPLE_VALUE = "1"
@@ -55,21 +63,67 @@ def undeclared_routes(app: Starlette) -> list[str]:
     return problems
 
 
+def resource_urls(app: Starlette, path: str) -> list[tuple[str, Table]]:
+    """A resource route's path for every table the registry serves, with that table."""
+    registry = app.state.registry
+    found = []
+    for table in registry.tables.values():
+        key = ",".join(SAMPLE_KEYS.get(c.kind.value, "1") for c in table.primary_key) or "1"
+        url = path.replace("{resource}", table.url.lstrip("/")).replace("{key}", key)
+        found.append((url.replace("{field}", "status"), table))
+    return found
+
+
 async def access_problems(app: Starlette, conn: asyncpg.Connection) -> list[str]:
     """Everything wrong with the route table; an empty list means every rule holds.
 
-    Requests go through `app` itself: anonymously, and as a logged-in member of role staff.
+    Requests go through `app` itself: anonymously, as a logged-in member of role staff, and
+    (for the per-table permissions of resource routes) as an admin.
     """
     from tests.conftest import create_staff, log_in
 
     await create_staff(conn, "route-walker", "staff")
+    await create_staff(conn, "route-walker-admin", "admin")
     transport = httpx.ASGITransport(app=app)
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as anonymous,
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as staff,
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as admin,
     ):
         staff_csrf = await log_in(staff, "route-walker")
-        return await _problems(app, conn, anonymous, staff, staff_csrf)
+        admin_csrf = await log_in(admin, "route-walker-admin")
+        problems = await _problems(app, conn, anonymous, staff, staff_csrf)
+        return problems + await _resource_problems(app, conn, staff, staff_csrf, admin, admin_csrf)
+
+
+async def _resource_problems(
+    app: Starlette,
+    conn: asyncpg.Connection,
+    staff: httpx.AsyncClient,
+    staff_csrf: str,
+    admin: httpx.AsyncClient,
+    admin_csrf: str,
+) -> list[str]:
+    """Every table's routes refuse (403, nothing written) what each role may not do."""
+    problems: list[str] = []
+    before = await snapshot(conn)
+    for path, item in walk(list(app.routes)):
+        permission = getattr(getattr(item, "endpoint", None), "permission", None)
+        if not isinstance(item, Route) or permission is None:
+            continue
+        for url, table in resource_urls(app, path):
+            for method in methods_of(item):
+                for role, http, csrf in (
+                    ("staff", staff, staff_csrf),
+                    ("admin", admin, admin_csrf),
+                ):
+                    if table.allows(role, permission):
+                        continue
+                    found = await _staff_problems(http, csrf, method, url)
+                    problems += [f"{p} (as {role}, {permission.value})" for p in found]
+    if await snapshot(conn) != before:
+        problems.append("refused resource requests wrote to the database")
+    return problems
 
 
 async def _problems(
@@ -85,7 +139,7 @@ async def _problems(
         if not isinstance(item, Route):
             continue
         access = declared_access(item)
-        url = sample_path(path)
+        url = sample_path(path.replace("{resource}", "users"))
         if access is Access.PUBLIC:
             if path not in PUBLIC_PATHS:
                 problems.append(f"{path}: public, but only {sorted(PUBLIC_PATHS)} may be")

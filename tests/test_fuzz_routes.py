@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from admin import account, audit, order_views
+from admin import account, audit
 from admin.app import routes
-from admin.orders import SORT_COLUMNS as ORDER_SORTS
-from admin.orders import STATUSES
-from admin.users import SORT_COLUMNS as USER_SORTS
+from admin.declarations import DECLARATIONS
+from admin.events import STATUSES
 from tests.conftest import LoggedIn, create_staff
+from tests.resource_helpers import ORDER_SORTS, USER_SORTS
 from tests.route_walk import methods_of, walk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +48,12 @@ def _collected_names() -> set[str]:
         r'(?:params|query_params|form|fields)\.get(?:list)?\(\s*"([a-z_]+)"'
         r'|text_field\(\s*form,\s*"([a-z_]+)"|parse_date\(\s*params,\s*"([a-z_]+)"'
     )
-    for module in (ROOT / "admin").glob("*.py"):
+    for module in (ROOT / "admin").rglob("*.py"):
         for groups in code_reads.findall(module.read_text()):
             names |= {g for g in groups if g}
-    names |= set(audit.FILTER_COLUMNS) | set(order_views.FILTER_FIELDS)
+    names |= set(audit.FILTER_COLUMNS)
+    for declared in DECLARATIONS:
+        names |= {f.param for f in declared.filters or ()} | set(declared.form_columns or ())
     names |= {account.CURRENT, account.NEW, account.CONFIRM}
     return names - {"csrf_token", "viewport", "file"}
 
@@ -60,7 +62,7 @@ DOCUMENTED = {
     "q", "active", "status", "sort", "dir", "limit", "after", "before", "from", "to",
     "count", "exact", "username", "email", "full_name", "is_active", "total", "version",
     "ids", "all_matching", "action", "confirm", "mode", "role", "password", "scope",
-    "action", "value", "field", "user", "user_id", "created_from", "created_to", "next", "raw",
+    "value", "field", "user", "user_id", "created_from", "created_to", "next", "raw",
 }  # fmt: skip
 NAMES = sorted(_collected_names() | DOCUMENTED)
 
@@ -174,6 +176,11 @@ def requests(draw: st.DrawFn, path: str, method: str) -> tuple[str, str, bytes |
     return url, "application/x-www-form-urlencoded", encoded.encode("ascii"), htmx
 
 
+# the engine's routes, fuzzed on declared tables of each shape (the route walker covers the
+# access rules of every table)
+FUZZED_TABLES = ("users", "orders", "order_items")
+
+
 def targets(*, logged_in: bool) -> Iterator[tuple[str, str]]:
     for path, route in walk(routes()):
         if not isinstance(route, Route) or path in STREAMING:
@@ -181,7 +188,8 @@ def targets(*, logged_in: bool) -> Iterator[tuple[str, str]]:
         if logged_in and path in SESSION_ENDING:
             continue
         for method in methods_of(route):
-            yield path, method
+            for table in FUZZED_TABLES if "{resource}" in path else ("",):
+                yield path.replace("{resource}", table), method
 
 
 async def send(

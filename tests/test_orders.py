@@ -7,8 +7,8 @@ import re
 import asyncpg
 import pytest
 
-from tests.resource_helpers import ORDER_SORTS, make_cursor, row_ids
 from tests.conftest import LoggedIn
+from tests.resource_helpers import ORDER_SORTS, row_ids
 
 
 async def seed(conn: asyncpg.Connection) -> tuple[int, int]:
@@ -32,8 +32,6 @@ async def seed(conn: asyncpg.Connection) -> tuple[int, int]:
         other,
     )
     return smith, other
-
-
 
 
 def next_link(html: str) -> str | None:
@@ -213,5 +211,7 @@ async def test_bulk_set_status_on_filter(staff_client: LoggedIn, conn) -> None:
     assert changed == to_change > 0
     left = "SELECT count(*) FROM orders WHERE user_id = $1 AND status <> 'cancelled'"
     assert await conn.fetchval(left, smith) == 0
-    bad = await staff_client.post("/orders/bulk", {"action": "set_status", "value": "lost", "scope": "all"})
+    bad = await staff_client.post(
+        "/orders/bulk", {"action": "set_status", "value": "lost", "scope": "all"}
+    )
     assert bad.status_code == 400

@@ -100,7 +100,9 @@ async def test_validate_endpoint(staff_client: LoggedIn, conn) -> None:
         "/users/validate?field=username", {"username": "alice"}, headers={"HX-Request": "true"}
     )
     assert (
-        taken.status_code == 200 and "already has this username" in taken.text and 'id="username-error"' in taken.text
+        taken.status_code == 200
+        and "already has this username" in taken.text
+        and 'id="username-error"' in taken.text
     )
     own = await staff_client.post(
         "/users/validate?field=email",
@@ -189,7 +191,14 @@ async def test_malformed_id_is_400(staff_client: LoggedIn, path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/users/999", "/users/0", "/users/-1", "/users/999/edit", "/users/999/delete", "/users/999/inline"],
+    [
+        "/users/999",
+        "/users/0",
+        "/users/-1",
+        "/users/999/edit",
+        "/users/999/delete",
+        "/users/999/inline",
+    ],
 )
 async def test_unknown_id_is_404(staff_client: LoggedIn, path: str) -> None:
     response = await staff_client.get(path)
@@ -229,7 +238,7 @@ async def test_hx_delete_removes_row(staff_client: LoggedIn, conn) -> None:
         f"/users/{alice['id']}?version={alice['version']}",
         headers={
             "HX-Request": "true",
-            "HX-Target": f"user-{alice['id']}",
+            "HX-Target": f"row-{alice['id']}",
             "X-CSRF-Token": staff_client.csrf,
         },
     )

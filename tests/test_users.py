@@ -7,8 +7,8 @@ import re
 import asyncpg
 import pytest
 
-from tests.resource_helpers import USER_SORTS, make_cursor, row_ids
 from tests.conftest import LoggedIn
+from tests.resource_helpers import USER_SORTS, make_cursor, row_ids
 
 
 async def add_users(conn: asyncpg.Connection, count: int, prefix: str = "user") -> None:
@@ -22,8 +22,6 @@ async def add_users(conn: asyncpg.Connection, count: int, prefix: str = "user") 
         prefix,
         count,
     )
-
-
 
 
 def link(html: str, rel: str) -> str | None:

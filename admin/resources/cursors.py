@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from admin import pg_input
 from admin.resources import values
 from admin.resources.model import Column, Table
+from admin.resources.tables import Kind
 
 MAX_CURSOR_LENGTH = 2000
 
@@ -44,7 +46,14 @@ def _typed(column: Column, text: Any) -> Any:
         return None
     if not isinstance(text, str):
         raise ValueError(text)
-    return values.scalar(column.kind, text, column=column.info)
+    # a position is compared with the column, never stored: any value PostgreSQL accepts as
+    # a parameter of the column's type will do (integers within the type, enum labels)
+    if column.kind is Kind.NUMERIC:
+        return pg_input.numeric(text)
+    if column.kind is Kind.TIMESTAMPTZ:
+        return pg_input.timestamptz(text)  # a moment: the offset is part of it
+    strict = column.kind in (Kind.INTEGER, Kind.ENUM)
+    return values.scalar(column.kind, text, column=column.info if strict else None)
 
 
 def decode(raw: str, table: Table, sort: Column) -> Cursor:

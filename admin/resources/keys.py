@@ -20,7 +20,12 @@ _TILDE = re.compile(r"~([0-9A-F]{2})")
 MAX_KEY_LENGTH = 2000
 
 
+_ALL_PLAIN = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def tilde_encode(text: str) -> str:
+    if _ALL_PLAIN.fullmatch(text):
+        return text
     return "".join(
         chr(b) if _PLAIN.fullmatch(bytes([b])) else f"~{b:02X}" for b in text.encode("utf-8")
     )

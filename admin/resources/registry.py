@@ -154,6 +154,16 @@ def _bind(table: Table, by_name: dict[tuple[str, str], Table]) -> None:
     table.list_cells = tuple(
         (c, cells.renderer(c, table.targets.get(c.name))) for c in table.list_columns
     )
+    first_key = table.primary_key[0].name if table.keyed else None
+    table.list_layout = tuple(
+        (
+            column,
+            render_fn,
+            f'<td class="{column.css}">' if column.css else "<td>",
+            column.name == first_key and column.reference is None,
+        )
+        for column, render_fn in table.list_cells
+    )
     table.detail_cells = tuple(
         (c, cells.renderer(c, table.targets.get(c.name), full=True)) for c in table.columns
     )

@@ -43,7 +43,7 @@ def parse(column: ColumnInfo, text: str, *, zone: tzinfo = UTC) -> Any:
 def scalar(kind: Kind, text: str, *, column: ColumnInfo | None = None, zone: tzinfo = UTC) -> Any:
     """One value of a scalar kind (also an array's element, a key part, a filter value)."""
     if not pg_input.valid_text(text):
-        raise ValueError("The text contains a NUL or an invalid character.")
+        raise ValueError("The text contains a NUL or an invalid control character.")
     if column is not None and column.choices:
         return _choice(column, text)
     if kind is Kind.TEXT:
