@@ -139,6 +139,20 @@ async def list_entries(
     return entries, next_before
 
 
+async def record_entry(
+    conn: asyncpg.Connection, entry_id: int, resource: str, resource_id: str
+) -> Entry | None:
+    """Entry `entry_id` if it belongs to this record, else None."""
+    row = await conn.fetchrow(
+        "SELECT id, at, staff_id, staff_username, action, resource, resource_id, before, after,"
+        " ip FROM audit_log WHERE id = $1 AND resource = $2 AND resource_id = $3",
+        entry_id,
+        resource,
+        resource_id,
+    )
+    return None if row is None else Entry(**dict(row))
+
+
 def history_url(resource: str, resource_id: object) -> str:
     """The audit log filtered to one record: what a record's page links to."""
     return "/audit?" + urlencode({"resource": resource, "resource_id": str(resource_id)})

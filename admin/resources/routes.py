@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from admin import db
 from admin.access import Access, route
-from admin.resources import list_views, record_views
+from admin.resources import history_views, list_views, record_views
 from admin.resources.model import Table
 from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
 from admin.resources.spec import Action
@@ -64,5 +64,7 @@ def resource_routes() -> list[Route]:
         resource_route(
             RECORD + "/inline", record_views.inline_save, Action.CHANGE, methods=["POST"]
         ),
+        resource_route(RECORD + "/history", history_views.show, Action.VIEW),
+        resource_route(RECORD + "/revert", history_views.revert, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD + "/{field}", record_views.quick, Action.CHANGE, methods=["POST"]),
     ]
