@@ -90,7 +90,7 @@ async def test_uniqueness_maps_to_field_errors(staff_client: LoggedIn, conn) -> 
     )
     assert response.status_code == 422 and "Another user already has this username" in response.text
     response = await staff_client.post("/users", {"username": "bob", "email": "alice@EXAMPLE.com"})
-    assert response.status_code == 422 and "Another user has this email" in response.text
+    assert response.status_code == 422 and "Another user already has this email" in response.text
     assert await conn.fetchval("SELECT count(*) FROM users") == 1
 
 
@@ -106,7 +106,7 @@ async def test_validate_endpoint(staff_client: LoggedIn, conn) -> None:
     )
     own = await staff_client.post(
         "/users/validate?field=email",
-        {"email": "ALICE@example.com", "user_id": str(alice["id"])},
+        {"email": "ALICE@example.com", "__key": str(alice["id"])},
     )
     assert re.search(r'id="email-error"[^>]*></p>', own.text)
     other = await staff_client.post("/users/validate?field=email", {"email": "ALICE@example.com"})

@@ -256,7 +256,8 @@ def _table(
                 " ".join(row["key_definitions"]), columns
             )
             if row["name"] not in constraint_names:
-                found.append(Constraint(row["name"], "i", named))
+                definition = ", ".join(row["key_definitions"])
+                found.append(Constraint(row["name"], "i", named, definition))
     if choices:
         columns = [
             replace(c, choices=choices[c.name]) if c.name in choices and not c.choices else c

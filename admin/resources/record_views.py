@@ -19,11 +19,6 @@ from admin.resources.resolve import current_registry, render, zone
 from admin.resources.spec import Action
 from admin.templating import templates
 
-UNIQUE_CHECK = (
-    "SELECT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{column} = $1"
-    " AND ({key}) IS DISTINCT FROM ({params}))"
-)
-
 
 def record_key(request: Request, table: Table) -> tuple[Any, ...]:
     try:
@@ -323,22 +318,28 @@ async def validate(request: Request, table: Table) -> Response:
 async def _unique_error(
     conn: asyncpg.Connection, table: Table, column: Column, value: Any, key: tuple[Any, ...] | None
 ) -> str | None:
-    unique = any(
-        c.kind in ("u", "i", "p") and c.columns == (column.name,) for c in table.info.constraints
-    )
-    if not unique:
-        return None
+    """Whether another row already holds `value` under a unique constraint or index on this
+    column alone: the column itself, or an expression of it (lower(email))."""
     key_sql = ", ".join(f"t.{c.quoted}" for c in table.primary_key)
-    params = ", ".join(f"${i + 2}" for i in range(len(table.primary_key)))
-    typed = ", ".join(
-        f"{p}::{c.info.type_sql}"
-        for p, c in zip(params.split(", "), table.primary_key, strict=True)
-    )
-    sql = UNIQUE_CHECK.format(
-        table=table.qualified, column=column.quoted, key=key_sql, params=typed
-    )
-    taken = await conn.fetchval(sql, value, *(key or [None] * len(table.primary_key)))
-    return f"Another {table.label} already has this {column.label.lower()}." if taken else None
+    typed = ", ".join(f"${i + 2}::{c.info.type_sql}" for i, c in enumerate(table.primary_key))
+    for constraint in table.info.constraints:
+        if constraint.kind not in ("u", "i", "p") or constraint.columns != (column.name,):
+            continue
+        expression = constraint.definition if constraint.kind == "i" else ""
+        if expression and expression != column.name and expression != column.quoted:
+            # the index's expression over the typed value, named like the column
+            value_sql = f"SELECT $1::{column.info.type_sql} AS {column.quoted}"
+            probe = f"(SELECT {expression} FROM ({value_sql}) AS v)"
+            condition = f"({expression}) = {probe}"
+        else:
+            condition = f"t.{column.quoted} = $1"
+        sql = (
+            f"SELECT EXISTS (SELECT 1 FROM {table.qualified} AS t WHERE {condition}"
+            f" AND ({key_sql}) IS DISTINCT FROM ({typed}))"
+        )
+        if await conn.fetchval(sql, value, *(key or [None] * len(table.primary_key))):
+            return f"Another {table.label} already has this {column.label.lower()}."
+    return None
 
 
 # ---- delete
