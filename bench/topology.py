@@ -92,7 +92,7 @@ async def login(base: str, verify: bool) -> str:
         return "; ".join(f"{k}={v}" for k, v in http.cookies.items())
 
 
-def start_direct_instance(work: Path) -> subprocess.Popen[bytes]:
+def start_direct_instance(work: Path) -> None:
     env_lines = (work / "env").read_text().splitlines()
     primary = os.environ["TOPOLOGY_PRIMARY_URL"]
     direct = [f"DATABASE_URL={primary}" if x.startswith("DATABASE_URL=") else x for x in env_lines]
@@ -101,7 +101,6 @@ def start_direct_instance(work: Path) -> subprocess.Popen[bytes]:
         ["bash", "deploy/ci/instance.sh", "start", str(work), str(DIRECT_PORT)],
         cwd=ROOT, check=True, env={**os.environ, "TOPO_ENV_FILE": "env-direct"},
     )  # fmt: skip
-    return cast(subprocess.Popen[bytes], None)
 
 
 # ---- SSE through nginx ---------------------------------------------------------------
