@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from admin import db
 from admin import staff as staff_table
 from admin.cli_support import AlreadyServing, CommandError, database, exclusive_serve_lock
 from admin.migrations import migrate
@@ -22,7 +23,7 @@ from admin.settings import Settings, SettingsError, load_settings
 
 
 async def _run_migrations(settings: Settings) -> list[str]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await db.connect(settings)
     try:
         return await migrate(conn)
     finally:
@@ -39,7 +40,7 @@ class FirstAdmin:
 
 async def _ensure_first_admin(settings: Settings) -> FirstAdmin | None:
     """On a database with no staff at all, create `admin`; None when staff exist already."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await db.connect(settings)
     try:
         async with conn.transaction():
             await conn.execute("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
@@ -95,7 +96,7 @@ def cmd_create_staff(settings: Settings, args: argparse.Namespace) -> int:
 
     async def create(ready: Settings) -> None:
         await _run_migrations(ready)
-        conn = await asyncpg.connect(ready.database_url)
+        conn = await db.connect(ready)
         try:
             await staff_table.create(conn, username, password, args.role)
         except asyncpg.UniqueViolationError:
@@ -161,6 +162,8 @@ def _serve(ready: Settings, args: argparse.Namespace, host: str, port: int) -> N
         workers=args.workers,
         log_level=args.log_level,
         proxy_headers=False,
+        # JSON logs carry one line per request already
+        access_log=not ready.log_json,
         # then running requests (a stalled export, say) are cancelled and the app stops
         timeout_graceful_shutdown=math.ceil(ready.shutdown_grace_s),
     )

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, devices, throttle
+from admin import audit, db, devices, metrics, throttle
 from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import text_field
@@ -59,10 +59,12 @@ async def change_password(request: Request) -> Response:
     async with db.connection(request) as conn:
         attempt = await throttle.begin_attempt(conn, subject, ip, device)
         if isinstance(attempt, throttle.Refusal):
+            metrics.LOGIN_THROTTLED.inc()
             errors[CURRENT] = "Too many wrong passwords. Try again later."
             return _form(request, errors, 429, headers={"Retry-After": str(attempt.retry_after)})
         stored = await staff_table.password_hash(conn, member.id)
         if not await verify_password_async(stored, current):
+            metrics.LOGIN_FAILURES.inc()
             errors[CURRENT] = "That is not your current password."
             return _form(request, errors, 422)
         new_hash = await hash_password_async(new)

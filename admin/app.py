@@ -25,12 +25,16 @@ from admin import (
     errors,
     health,
     live,
+    metrics,
+    observe,
+    replica,
     sse,
 )
 from admin.access import Access, CsrfFrom, route
 from admin.account import account_page, change_password
 from admin.audit_pages import audit_log
 from admin.headers import SecurityHeadersMiddleware
+from admin.metrics_page import metrics_route, serve_separately
 from admin.migrations import migrate
 from admin.paths import STATIC_DIR
 from admin.resources.refresh import refresh_tables
@@ -142,6 +146,8 @@ def routes() -> list[BaseRoute]:
         route("/account/password", change_password, access=Access.STAFF, methods=["POST"]),
         route("/audit", audit_log, access=Access.ADMIN, name="audit"),
         route("/tables/refresh", refresh_tables, access=Access.ADMIN, methods=["POST"]),
+        # ---- Prometheus (admins, or the METRICS_TOKEN bearer)
+        metrics_route(),
         # ---- every table's pages: last, so the panel's own paths win
         *resource_routes(),
     ]
@@ -149,7 +155,7 @@ def routes() -> list[BaseRoute]:
 
 async def _prepare_database(settings: Settings) -> None:
     """Apply pending migrations over one short-lived connection."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await db.connect(settings)
     try:
         await migrate(conn)
     finally:
@@ -163,6 +169,27 @@ async def _close_pool(pool: asyncpg.Pool) -> None:
     except TimeoutError:
         log.warning("pool not closed within %.0f s: terminating it", POOL_CLOSE_SECONDS)
         pool.terminate()
+
+
+def _observe(app: Starlette) -> None:
+    """JSON logs when configured, this app's gauges in /metrics, the separate metrics port."""
+    settings: Settings = app.state.settings
+    if settings.log_json:
+        observe.configure_json_logs()
+        # one JSON line per request replaces uvicorn's access log
+        logging.getLogger("uvicorn.access").disabled = True
+
+    def gauges() -> dict[str, float]:
+        values = db.pool_gauges(app.state.pool)
+        hub = live.running_hub(app)
+        values["admin_sse_clients"] = hub.client_count if hub is not None else 0
+        standby: replica.Replica | None = getattr(app.state, "replica", None)
+        if standby is not None:
+            values.update(standby.gauges())
+        return values
+
+    metrics.add_source(id(app), gauges)
+    serve_separately(settings)
 
 
 def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = None) -> Starlette:
@@ -181,8 +208,10 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
                 app.state.settings = current
             await _prepare_database(current)
             app.state.pool = await db.create_pool(current)
+            await replica.start(app)
             health.start(app)
             live.start(app)
+            _observe(app)
             # What startup built lives as long as the process: leave it out of every garbage
             # collection (page rendering allocates enough to trigger one nearly every request).
             gc.collect()
@@ -193,17 +222,28 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
         try:
             yield
         finally:
+            metrics.remove_source(id(app))
             await live.stop(app)
             await csv_export.abort_all(app.state.exports, EXPORT_ABORT_SECONDS)
             await health.stop(app)
+            await replica.stop(app)
             if own_pool:
                 await _close_pool(app.state.pool)
             if server is not None:
                 await asyncio.to_thread(embedded.stop, server)
 
+    table = routes()
     app = Starlette(
-        routes=routes(),
-        middleware=[Middleware(SecurityHeadersMiddleware)],
+        routes=table,
+        middleware=[
+            Middleware(
+                observe.ObserveMiddleware,
+                template=observe.route_templates(table),
+                json_logs=settings.log_json,
+            ),
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(replica.WritePositionMiddleware),
+        ],
         exception_handlers={
             HTTPException: errors.http_exception,
             db.DatabaseUnavailable: errors.database_unavailable,
@@ -214,5 +254,6 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.replica = None
     app.state.exports = set()
     return app

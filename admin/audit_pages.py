@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db
+from admin import audit, replica
 from admin.forms import has_control_characters
 from admin.htmx import render
 from admin.ids import InvalidId, parse_id
@@ -41,7 +41,7 @@ def _before(request: Request) -> int | None:
 async def audit_log(request: Request) -> Response:
     filters = _filters(request)
     before = _before(request)
-    async with db.connection(request) as conn:
+    async with replica.read_connection(request) as conn:
         entries, next_before = await audit.list_entries(
             conn, filters, before=before, limit=PAGE_SIZE
         )

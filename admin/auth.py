@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, devices, revocations, throttle
+from admin import audit, db, devices, metrics, revocations, throttle
 from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import has_control_characters, text_field
@@ -90,11 +90,13 @@ async def login(request: Request) -> Response:
         subject = throttle.subject(settings.secret_key, username)
         attempt = await throttle.begin_attempt(conn, subject, ip, device)
         if isinstance(attempt, throttle.Refusal):
+            metrics.LOGIN_THROTTLED.inc()
             message = THROTTLED.format(wait=wait_in_words(attempt.retry_after))
             return refuse(message, 429, {"Retry-After": str(attempt.retry_after)})
         row = await staff_table.get_for_login(conn, username)
         ok = await verify_password_async(row["password_hash"] if row else None, password)
         if not ok or row is None or not row["is_active"]:
+            metrics.LOGIN_FAILURES.inc()
             async with conn.transaction():
                 await audit.record(
                     conn,

@@ -51,6 +51,7 @@ def export_query(spec: CsvTable, where: str, order_by: str, *, raw: bool) -> str
 class ExportOutcome:
     rows: int | None = None
     completed: bool = False
+    bytes: int = 0
 
 
 OnFinish = Callable[[asyncpg.Connection, ExportOutcome], Awaitable[None]]
@@ -71,8 +72,11 @@ class Export:
         args: list[object],
         on_finish: OnFinish,
         active: set[Export],
+        audit_pool: asyncpg.Pool | None = None,
     ) -> None:
         self._pool = pool
+        # the COPY may read from a replica; the audit entry is a write, for the primary
+        self._audit_pool = audit_pool or pool
         self._conn = conn
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
         self._on_finish = on_finish
@@ -85,6 +89,7 @@ class Export:
     async def _put(self, chunk: bytes | bytearray | memoryview) -> None:
         # asyncpg reuses its buffer: the chunk must be copied before the next one arrives
         data = bytes(chunk)
+        self.outcome.bytes += len(data)
         if not self._queue.full():
             self._queue.put_nowait(data)
         else:
@@ -164,7 +169,7 @@ class Export:
         # the entry for an aborted export must not be lost with it.
         try:
             async with asyncio.timeout(CANCEL_WAIT_SECONDS * 2):
-                async with db.acquire(self._pool, CANCEL_WAIT_SECONDS) as fresh:
+                async with db.acquire(self._audit_pool, CANCEL_WAIT_SECONDS) as fresh:
                     await self._on_finish(fresh, self.outcome)
         except (TimeoutError, db.DatabaseUnavailable, asyncpg.PostgresError) as exc:
             log.warning("export audit entry not written: %s", exc)
@@ -208,11 +213,13 @@ async def start_export(
     on_finish: OnFinish,
     active: set[Export],
     headers: Mapping[str, str],
+    *,
+    audit_pool: asyncpg.Pool | None = None,
 ) -> ExportResponse:
     """Acquire a connection and start the COPY before the response starts, so an exhausted
     pool or an unreachable database still answers 503 and a failing query its error."""
     conn = await db.checkout(pool, wait_seconds)
-    export = Export(pool, conn, query, args, on_finish, active)
+    export = Export(pool, conn, query, args, on_finish, active, audit_pool)
     chunks = export.chunks()
     try:
         first = await anext(chunks, b"")

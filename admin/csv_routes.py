@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from admin import audit, csv_export_gate, db
+from admin import audit, csv_export_gate, db, metrics, replica
 from admin.access import client_ip, csrf_matches, current_staff
 from admin.bodies import BodyLimits
 from admin.csv_export import ExportOutcome, export_query, start_export
@@ -80,6 +80,11 @@ async def _audit_import(
     outcome: str,
     **details: Any,
 ) -> None:
+    metrics.CSV_TRANSFERS.labels("import", spec.table, outcome).inc()
+    if upload is not None:
+        metrics.CSV_BYTES.labels("import", spec.table).inc(upload.size)
+    if outcome == "imported":
+        metrics.CSV_ROWS.labels("import", spec.table).inc(details.get("rows") or 0)
     await audit.record(
         conn,
         staff=current_staff(request),
@@ -244,6 +249,10 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
     ip = client_ip(request)
 
     async def on_finish(conn: asyncpg.Connection, outcome: ExportOutcome) -> None:
+        result = "completed" if outcome.completed else "aborted"
+        metrics.CSV_TRANSFERS.labels("export", spec.table, result).inc()
+        metrics.CSV_ROWS.labels("export", spec.table).inc(outcome.rows or 0)
+        metrics.CSV_BYTES.labels("export", spec.table).inc(outcome.bytes)
         await audit.record(
             conn,
             staff=staff,
@@ -260,13 +269,14 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
 
     settings = request.app.state.settings
     return await start_export(
-        request.app.state.pool,
+        replica.read_pool(request),
         settings.pool_acquire_timeout,
         sql,
         args,
         on_finish,
         request.app.state.exports,
         headers,
+        audit_pool=request.app.state.pool,
     )
 
 

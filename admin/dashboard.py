@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, events, live, live_view, order_stats
+from admin import db, events, live, live_view, order_stats, replica
 from admin.htmx import render
 from admin.sse import status_filter
 
@@ -21,9 +21,12 @@ async def dashboard(request: Request) -> Response:
     async with db.connection(request) as conn:
         if upto is None:
             upto = await events.max_id(conn)
+        # the feed from the primary: the stream resumes after `upto`, so a replica that has
+        # not replayed every event up to it would lose those events for good
         feed = await events.recent(conn, upto=upto, status=status, limit=FEED_SIZE)
-        counters = await order_stats.today(conn)
-        minutes = await order_stats.per_minute(conn)
+    async with replica.read_connection(request) as reader:
+        counters = await order_stats.today(reader)
+        minutes = await order_stats.per_minute(reader)
     context = {
         "feed": feed,
         "after": upto,

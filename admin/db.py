@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from starlette.requests import HTTPConnection
 
-from admin import pg_values
+from admin import metrics, pg_values
 from admin.settings import Settings
 
 log = logging.getLogger("admin.db")
@@ -69,14 +69,18 @@ def unavailable(exc: BaseException) -> DatabaseUnavailable:
 
 async def checkout(pool: asyncpg.Pool, wait_seconds: float) -> asyncpg.Connection:
     """A pooled connection, or PoolExhausted/DatabaseUnavailable instead of waiting forever."""
+    metrics.POOL_WAITING.inc()
     try:
         return await pool.acquire(timeout=wait_seconds)
     except TimeoutError:
+        metrics.POOL_ACQUIRE_TIMEOUTS.inc()
         raise PoolExhausted("all database connections are busy") from None
     except Exception as exc:
         if is_connection_failure(exc):
             raise unavailable(exc) from exc
         raise
+    finally:
+        metrics.POOL_WAITING.dec()
 
 
 async def checkin(
@@ -163,22 +167,58 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
+APPLICATION_NAME = "pg-admin-panel"
+
+
+def connect_options(settings: Settings, *, pooled: bool | None = None) -> dict[str, Any]:
+    """asyncpg options for a connection to DATABASE_URL, adapted to a transaction pooler.
+
+    Through PgBouncer in transaction mode (1.18 has no `max_prepared_statements`) each
+    transaction may land on another server connection, so no named prepared statement may
+    outlive it: the statement cache is off (asyncpg then parses unnamed statements, which
+    live within one round of messages). PgBouncer also refuses startup parameters other than
+    a few (`statement_timeout` among the refused): its `connect_query` sets the timeout.
+    """
+    pooler = settings.database_pooler if pooled is None else pooled
+    server_settings = {"application_name": APPLICATION_NAME}
+    if not pooler:
+        server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+    options: dict[str, Any] = {"server_settings": server_settings}
+    if pooler:
+        options["statement_cache_size"] = 0
+    return options
+
+
+async def connect(settings: Settings, dsn: str | None = None) -> asyncpg.Connection:
+    """One connection of its own to DATABASE_URL (or `dsn` on the same server), pooler-safe."""
+    return await asyncpg.connect(dsn or settings.database_url, **connect_options(settings))
+
+
+async def create_pool(
+    settings: Settings, *, dsn: str | None = None, pooled: bool | None = None, **overrides: Any
+) -> asyncpg.Pool:
     """Open the pool; codecs and the statement timeout are set once here for every connection."""
     options: dict[str, Any] = {
-        "dsn": settings.database_url,
+        "dsn": dsn or settings.database_url,
         "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
         "init": _init_connection,
         "reset": _keep_session,
         "command_timeout": None,
-        "server_settings": {
-            "application_name": "pg-admin-panel",
-            "statement_timeout": str(settings.statement_timeout_ms),
-        },
+        **connect_options(settings, pooled=pooled),
     }
     options.update(overrides)
     return await asyncpg.create_pool(**options)
+
+
+def pool_gauges(pool: asyncpg.Pool) -> dict[str, float]:
+    """The pool's size and use, for /metrics."""
+    size = pool.get_size()
+    return {
+        "admin_db_pool_size": size,
+        "admin_db_pool_in_use": size - pool.get_idle_size(),
+        "admin_db_pool_max": pool.get_max_size(),
+    }
 
 
 @asynccontextmanager

@@ -73,7 +73,10 @@ async def load_demo_data(
     One transaction per table keeps the lock a large load takes (see below) to the time of
     that table's own load.
     """
-    conn = await asyncpg.connect(dsn, server_settings={"application_name": "pg-admin demo-data"})
+    # no named statements: DATABASE_URL may be a transaction pooler (PgBouncer)
+    conn = await asyncpg.connect(
+        dsn, server_settings={"application_name": "pg-admin demo-data"}, statement_cache_size=0
+    )
     try:
         await migrate(conn)
         first_id = await _reserve_user_ids(conn, users)

@@ -52,7 +52,10 @@ class DatabaseProbe:
     async def _select_one(self) -> None:
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(
-                self._dsn, server_settings={"application_name": "pg-admin-panel health"}
+                self._dsn,
+                server_settings={"application_name": "pg-admin-panel health"},
+                # no named statements: DATABASE_URL may be a transaction pooler (PgBouncer)
+                statement_cache_size=0,
             )
         try:
             await self._conn.fetchval("SELECT 1")

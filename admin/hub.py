@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from admin import db, events
+from admin import db, events, metrics
 from admin.events import OrderEvent
 
 log = logging.getLogger("admin.hub")
@@ -170,6 +170,8 @@ class Hub:
         self._stopping = False
         self.connected = False
         self.reconnects = 0
+        # when the first notification since the last release arrived (for the lag metric)
+        self._notified_at: float | None = None
 
     # ---- lifecycle
 
@@ -304,6 +306,7 @@ class Hub:
                 self.connected = False
                 conn.terminate()
             self.reconnects += 1
+            metrics.LISTENER_RECONNECTS.inc()
 
     async def _listen(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()
@@ -313,6 +316,8 @@ class Hub:
             self._wake.set()
 
         def on_notify(*_: object) -> None:
+            if self._notified_at is None:
+                self._notified_at = time.monotonic()
             self._wake.set()
 
         conn.add_termination_listener(on_terminated)
@@ -396,6 +401,9 @@ class Hub:
             self.watermark = self._settled
         batch = Batch(tuple(result.events), extra=self._take_extra())
         self._last_release = time.monotonic()
+        if self._notified_at is not None:
+            metrics.EVENT_LAG_SECONDS.observe(self._last_release - self._notified_at)
+            self._notified_at = None
         self.broadcast(batch)
         for hook in self.on_release:
             hook(batch.events)

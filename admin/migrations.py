@@ -37,11 +37,15 @@ async def applied_versions(conn: asyncpg.Connection) -> set[str]:
 async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply what is missing; returns the versions applied by this call.
 
-    The session-level advisory lock makes a second instance wait for the first and then
-    find nothing left to do, so two instances starting together never race.
+    One transaction holds a transaction-scoped advisory lock, so a second instance waits for
+    the first and then finds nothing left to do, and nothing outlives the transaction: this
+    works through a transaction pooler (PgBouncer) as well as over a direct connection. Each
+    migration runs in a savepoint: a failing one rolls back alone, the ones before it commit.
     """
-    await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
-    try:
+    newly_applied: list[str] = []
+    failure: asyncpg.PostgresError | None = None
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
         await conn.execute(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -51,16 +55,19 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
             """
         )
         done = await applied_versions(conn)
-        newly_applied: list[str] = []
         for migration in available(directory):
             if migration.version in done:
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version) VALUES ($1)", migration.version
-                )
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)", migration.version
+                    )
+            except asyncpg.PostgresError as exc:
+                failure = exc
+                break
             newly_applied.append(migration.version)
-        return newly_applied
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+    if failure is not None:
+        raise failure
+    return newly_applied

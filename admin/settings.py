@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,6 +47,13 @@ class Settings:
     # the schemas whose tables get an admin, and how often a running panel looks for changes
     admin_schemas: tuple[str, ...] = ("public",)
     catalog_check_s: float = 5.0
+    # production topology: a transaction-pooling proxy, a read replica, metrics, logs
+    database_pooler: bool = False
+    replica_database_url: str | None = None
+    replica_max_lag_s: float = 10.0
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_address: tuple[str, int] | None = None
+    log_json: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -131,6 +139,39 @@ def _schemas(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     if not schemas or any(len(s) > 63 or "\x00" in s for s in schemas):
         raise SettingsError(f"{name} must be a comma-separated list of schema names, got {raw!r}")
     return schemas
+def _pooler(env: Mapping[str, str], database_url: str | None, listen_url: str | None) -> bool:
+    """Whether DATABASE_URL goes through a transaction-pooling proxy (PgBouncer).
+
+    `auto` reads the deployment: a LISTEN_DATABASE_URL different from DATABASE_URL exists
+    only because DATABASE_URL cannot hold a session, i.e. it is a pooler.
+    """
+    raw = env.get("DATABASE_POOLER", "").strip().lower() or "auto"
+    if raw == "auto":
+        return database_url is not None and listen_url is not None and listen_url != database_url
+    if raw in {"transaction", "pgbouncer"}:
+        return True
+    if raw == "none":
+        return False
+    raise SettingsError(f"DATABASE_POOLER must be auto, transaction or none, got {raw!r}")
+
+
+def _address(env: Mapping[str, str], name: str) -> tuple[str, int] | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise SettingsError(f"{name} must be host:port (127.0.0.1:9100), got {raw!r}")
+    return host.strip("[]"), int(port)
+
+
+def _log_json(env: Mapping[str, str], is_terminal: bool) -> bool:
+    raw = env.get("LOG_FORMAT", "").strip().lower() or "auto"
+    if raw == "auto":
+        return not is_terminal
+    if raw in {"json", "text"}:
+        return raw == "json"
+    raise SettingsError(f"LOG_FORMAT must be auto, json or text, got {raw!r}")
 
 
 def embedded_secret_key(data_dir: Path) -> str:
@@ -148,9 +189,13 @@ def embedded_secret_key(data_dir: Path) -> str:
     return key
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, is_terminal: bool | None = None
+) -> Settings:
     """Read and validate every variable; raise SettingsError with a one-line reason."""
     env = os.environ if env is None else env
+    if is_terminal is None:
+        is_terminal = sys.stderr.isatty()
     database_url = _database_url(env, "DATABASE_URL")
     listen_url = _database_url(env, "LISTEN_DATABASE_URL") or database_url
     data_dir = Path(env.get("ADMIN_DATA_DIR", "").strip() or "./.data").expanduser().resolve()
@@ -201,4 +246,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 10.0),
         admin_schemas=_schemas(env, "ADMIN_SCHEMAS"),
         catalog_check_s=_float(env, "CATALOG_CHECK_S", 5.0),
+        database_pooler=_pooler(env, database_url, listen_url),
+        replica_database_url=_database_url(env, "DATABASE_REPLICA_URL"),
+        replica_max_lag_s=_float(env, "REPLICA_MAX_LAG_S", 10.0),
+        metrics_token=_metrics_token(env),
+        metrics_address=_address(env, "METRICS_ADDRESS"),
+        log_json=_log_json(env, is_terminal),
     )
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    token = env.get("METRICS_TOKEN", "").strip()
+    if token and len(token) < 16:
+        raise SettingsError("METRICS_TOKEN is too short: use at least 16 random characters")
+    return token or None

@@ -136,7 +136,10 @@ async def simulate_orders(
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:
-    return await asyncpg.connect(dsn, server_settings={"application_name": APPLICATION_NAME})
+    # no named statements: DATABASE_URL may be a transaction pooler (PgBouncer)
+    return await asyncpg.connect(
+        dsn, server_settings={"application_name": APPLICATION_NAME}, statement_cache_size=0
+    )
 
 
 async def _prepare(conn: asyncpg.Connection, seed: int | None) -> _Simulation:

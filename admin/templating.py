@@ -24,6 +24,8 @@ def _page_context(request: Request) -> dict[str, Any]:
         "csrf_token": session.csrf_token if session else "",
         # called by base.html only, so a fragment never swallows a message meant for a page
         "get_flashes": session.pop_flashes if session else list,
+        # set by replica.read_connection: the page says its figures may lag a little
+        "read_from_replica": getattr(request.state, "read_from_replica", False),
     }
 
 

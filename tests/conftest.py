@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -49,16 +51,26 @@ def empty_database_url(server_url: str) -> Iterator[str]:
     pg.run(pg.drop_database(server_url, name))
 
 
+# The app's own connections through a transaction pooler (PgBouncer) in front of the test
+# server (the CI topology job sets it): everything the app does goes through the pooler, while
+# LISTEN and the tests' own arranging connections go to the server directly.
+POOLER_URL = os.environ.get("TEST_POOLER_URL")
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    app_url = database_url
+    if POOLER_URL:
+        app_url = pg.with_database(POOLER_URL, urlsplit(database_url).path.lstrip("/"))
     return Settings(
-        database_url=database_url,
+        database_url=app_url,
         listen_database_url=database_url,
         data_dir=tmp_path,
         secret_key=TEST_SECRET_KEY,
         pool_min_size=1,
         pool_max_size=4,
         pool_acquire_timeout=2.0,
+        database_pooler=bool(POOLER_URL),
     )
 
 

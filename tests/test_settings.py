@@ -116,3 +116,51 @@ async def test_explicit_secret_key_wins_in_embedded_mode(tmp_path: Path):
     settings = load_settings({"ADMIN_DATA_DIR": str(tmp_path), "SECRET_KEY": KEY})
     assert settings.secret_key == KEY
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_topology_settings_default_to_a_single_database():
+    settings = load_settings({"DATABASE_URL": URL, "SECRET_KEY": KEY}, is_terminal=True)
+    assert settings.database_pooler is False
+    assert settings.replica_database_url is None
+    assert settings.metrics_token is None
+    assert settings.metrics_address is None
+    assert settings.log_json is False
+
+
+def test_a_separate_listen_url_means_a_pooler_unless_told_otherwise():
+    env = {
+        "DATABASE_URL": "postgresql://shop@bouncer:6432/shop",
+        "LISTEN_DATABASE_URL": URL,
+        "SECRET_KEY": KEY,
+    }
+    assert load_settings(env).database_pooler is True
+    assert load_settings({**env, "DATABASE_POOLER": "none"}).database_pooler is False
+    alone = {"DATABASE_URL": URL, "SECRET_KEY": KEY, "DATABASE_POOLER": "transaction"}
+    assert load_settings(alone).database_pooler is True
+
+
+def test_logs_are_json_off_a_terminal_and_text_on_one():
+    env = {"DATABASE_URL": URL, "SECRET_KEY": KEY}
+    assert load_settings(env, is_terminal=False).log_json is True
+    assert load_settings(env, is_terminal=True).log_json is False
+    assert load_settings({**env, "LOG_FORMAT": "json"}, is_terminal=True).log_json is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DATABASE_POOLER", "session", "DATABASE_POOLER must be auto, transaction or none"),
+        ("DATABASE_REPLICA_URL", "mysql://x/y", "DATABASE_REPLICA_URL must be a postgresql://"),
+        ("REPLICA_MAX_LAG_S", "-1", "REPLICA_MAX_LAG_S must be greater than 0"),
+        ("METRICS_TOKEN", "short", "METRICS_TOKEN is too short"),
+        ("METRICS_ADDRESS", "9100", "METRICS_ADDRESS must be host:port"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be auto, json or text"),
+    ],
+)
+def test_bad_topology_settings_name_the_variable(name: str, value: str, expected: str):
+    assert expected in settings_error({"DATABASE_URL": URL, "SECRET_KEY": KEY, name: value})
+
+
+def test_metrics_address_is_host_and_port():
+    env = {"DATABASE_URL": URL, "SECRET_KEY": KEY, "METRICS_ADDRESS": "10.0.0.5:9100"}
+    assert load_settings(env).metrics_address == ("10.0.0.5", 9100)

@@ -171,11 +171,12 @@ async def test_two_concurrent_demotions_cannot_both_pass(pool, conn):
                 await staff_table.set_role(two, second, "staff")
 
         blocked = asyncio.create_task(demote_second())
-        # wait until the second demotion is waiting on the first one's row locks
-        pid = two.get_server_pid()
+        # wait until the second demotion is waiting on the first one's row locks (found by
+        # its wait, not its pid: through a pooler the client never learns the server's pid)
         for _ in range(200):
             waiting = await conn.fetchval(
-                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+                "SELECT count(*) > 0 FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
             )
             if waiting:
                 break

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db
+from admin import audit, db, replica
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
 from admin.resources import reads, store
@@ -42,7 +42,7 @@ async def list_page(request: Request, table: Table) -> Response:
             "error": str(exc),
         }
         return render(request, table, "index.html", "_table.html", context, status_code=400)
-    async with db.connection(request) as conn:
+    async with replica.read_connection(request) as conn:
         page = await reads.fetch_page(conn, query, table.list_select)
         total = await reads.estimate_total(conn, query, reads.row_estimates(request))
     context = {"query": query, "page": page, "total": total, "error": None}
@@ -51,7 +51,7 @@ async def list_page(request: Request, table: Table) -> Response:
 
 async def count(request: Request, table: Table) -> Response:
     query = parse_query(table, request.query_params)
-    async with db.connection(request) as conn:
+    async with replica.read_connection(request) as conn:
         value = await reads.exact_total(conn, query)
     return templates.TemplateResponse(request, "_exact_count.html", {"count": value})
 
