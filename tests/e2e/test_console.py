@@ -33,6 +33,6 @@ async def test_indicator_is_hidden_until_a_request_runs(
     logged_in_page: Page, server: LiveServer
 ) -> None:
     await logged_in_page.goto(server.url + "/users")
-    indicator = logged_in_page.locator("#users-loading")
+    indicator = logged_in_page.locator("#list-loading")
     assert await indicator.evaluate("el => getComputedStyle(el).opacity") == "0"
     assert await logged_in_page.evaluate("htmx.config.includeIndicatorStyles") is False

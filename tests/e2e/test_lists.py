@@ -60,14 +60,14 @@ async def test_inline_edit_enter_saves_escape_cancels(
     field = row.locator("input[name=full_name]")
     await field.fill("Johnny <b>Smith</b>")
     await field.press("Enter")
-    await expect(row.locator("td.wrap")).to_have_text("Johnny <b>Smith</b>")
+    await expect(row.locator("td").nth(4)).to_have_text("Johnny <b>Smith</b>")
     stored = await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id)
     assert stored == "Johnny <b>Smith</b>"
     await row.get_by_role("link", name="Edit").click()
     await expect(row.locator("input[name=username]")).to_be_focused()
     await row.locator("input[name=full_name]").fill("Discarded")
     await row.locator("input[name=full_name]").press("Escape")
-    await expect(row.locator("td.wrap")).to_have_text("Johnny <b>Smith</b>")
+    await expect(row.locator("td").nth(4)).to_have_text("Johnny <b>Smith</b>")
     assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == (
         "Johnny <b>Smith</b>"
     )

@@ -7,7 +7,7 @@ from playwright.async_api import Page
 
 from tests.live import LiveServer
 
-PAGES = ["/account", "/users/import", "/orders/import", "/"]
+PAGES = ["/account", "/users/import", "/orders/import", "/", "/users", "/orders", "/users/new"]
 
 
 @pytest.mark.parametrize("path", PAGES)
