@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
-TABLES = ("staff", "login_attempts", "users", "orders", "order_events", "audit_log")
+TABLES = (
+    "staff", "login_attempts", "users", "orders", "order_events", "audit_log",
+    "categories", "products", "order_items",
+)  # fmt: skip
 
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, str]:
