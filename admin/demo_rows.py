@@ -1,10 +1,11 @@
-"""Fake but plausible users and orders, generated as COPY text in fixed-size chunks."""
+"""Fake but plausible users, orders and order items, generated as COPY text in fixed-size chunks."""
 
 from __future__ import annotations
 
 import random
 import unicodedata
-from collections.abc import Callable, Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +31,14 @@ DOMAINS = (
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
 ORDER_STATUS_WEIGHTS = (8, 12, 15, 58, 7)
+# lines per order and units per line: most baskets are small
+ITEMS_PER_ORDER = (1, 2, 3, 4, 5)
+ITEM_WEIGHTS = (40, 27, 17, 10, 6)
+QUANTITIES = (1, 2, 3, 4, 5)
+QUANTITY_WEIGHTS = (76, 15, 5, 2, 2)
+MEAN_ITEMS_PER_ORDER = sum(n * w for n, w in zip(ITEMS_PER_ORDER, ITEM_WEIGHTS, strict=True)) / sum(
+    ITEM_WEIGHTS
+)
 
 TWO_YEARS = 2 * 365 * 24 * 3600
 # Letters that NFKD does not decompose into an ASCII base letter.
@@ -49,7 +58,7 @@ _FIRST = [(name, ascii_slug(name)) for name in FIRST_NAMES]
 _LAST = [(name, ascii_slug(name)) for name in LAST_NAMES]
 
 
-def _timestamp_formatter(now: float) -> Callable[[float], str]:
+def timestamp_formatter(now: float) -> Callable[[float], str]:
     """Seconds-ago -> 'YYYY-MM-DD HH:MM:SS+00'; cached per minute, since formatting dominates."""
     cache: dict[int, str] = {}
 
@@ -83,7 +92,7 @@ class UserChunks:
     def __iter__(self) -> Iterator[bytes]:
         rng = random.Random(self.seed)
         now = self.now if self.now is not None else datetime.now(UTC).timestamp()
-        stamp = _timestamp_formatter(now)
+        stamp = timestamp_formatter(now)
         pick, rand = rng.choice, rng.random
         end = self.first_id + self.count
         for start in range(self.first_id, end, self.chunk_rows):
@@ -105,36 +114,83 @@ class UserChunks:
 
 
 @dataclass(frozen=True)
-class OrderChunks:
-    """COPY text for orders of random users; `user_id_at(i)` maps a random draw to a user id."""
+class PriceList:
+    """Products that orders may hold: ids, prices in cents, creation times (epoch seconds).
 
+    Sorted by creation time, oldest first, so that the products an order placed at time t
+    could hold are a prefix of the list.
+    """
+
+    ids: Sequence[int]
+    cents: Sequence[int]
+    created: Sequence[float]
+
+    def __post_init__(self) -> None:
+        if not len(self.ids) == len(self.cents) == len(self.created):
+            raise ValueError("ids, cents and created must have one entry per product")
+
+
+@dataclass(frozen=True)
+class OrderChunks:
+    """COPY text for orders with ids first_id, first_id+1, ... and, beside each chunk, their items.
+
+    `user_id_at(i)` maps a draw in 0..user_count-1 to a user id. An order holds 1 to 5
+    distinct products that existed when it was placed (unless fewer than it needs did), each
+    at its price; the order's total is the sum of its items.
+    """
+
+    first_id: int
     count: int
     user_count: int
     user_id_at: Callable[[int], int]
+    products: PriceList
     chunk_rows: int = 20_000
     seed: int | None = None
     now: float | None = None
 
-    COLUMNS = ("user_id", "status", "total", "created_at", "updated_at")
+    COLUMNS = ("id", "user_id", "status", "total", "created_at", "updated_at")
+    ITEM_COLUMNS = ("order_id", "product_id", "quantity", "unit_price", "created_at", "updated_at")
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        """(orders, their items) per chunk of orders."""
+        if not self.products.ids:
+            raise ValueError("orders need at least one product")
         rng = random.Random(self.seed)
         now = self.now if self.now is not None else datetime.now(UTC).timestamp()
-        stamp = _timestamp_formatter(now)
-        rand, randbelow, lognormal = rng.random, rng.randrange, rng.lognormvariate
-        statuses = rng.choices
+        stamp = timestamp_formatter(now)
+        rand, randbelow, choices, sample = rng.random, rng.randrange, rng.choices, rng.sample
         user_id_at, users = self.user_id_at, self.user_count
-        for start in range(0, self.count, self.chunk_rows):
-            size = min(self.chunk_rows, self.count - start)
-            status_column = statuses(ORDER_STATUSES, ORDER_STATUS_WEIGHTS, k=size)
-            lines = []
-            for status in status_column:
-                total = min(lognormal(3.8, 0.9), 99_999.0)
+        product_ids, product_cents = self.products.ids, self.products.cents
+        created_at = self.products.created
+        max_items = min(len(ITEMS_PER_ORDER), len(product_ids))
+        line_counts, line_weights = ITEMS_PER_ORDER[:max_items], ITEM_WEIGHTS[:max_items]
+        end = self.first_id + self.count
+        for start in range(self.first_id, end, self.chunk_rows):
+            size = min(self.chunk_rows, end - start)
+            status_column = choices(ORDER_STATUSES, ORDER_STATUS_WEIGHTS, k=size)
+            line_column = choices(line_counts, line_weights, k=size)
+            quantity_column = choices(QUANTITIES, QUANTITY_WEIGHTS, k=sum(line_column))
+            orders, items = [], []
+            quantities = iter(quantity_column)
+            for order_id, status, lines in zip(
+                range(start, start + size), status_column, line_column, strict=True
+            ):
                 # the older an order, the more likely it moved on; pending ones are recent
                 age = rand() * (3 * 24 * 3600 if status == "pending" else TWO_YEARS)
                 changed = 0.0 if status == "pending" else rand() * min(age, 14 * 24 * 3600)
-                lines.append(
-                    f"{user_id_at(randbelow(users))}\t{status}\t{total:.2f}"
-                    f"\t{stamp(age)}\t{stamp(age - changed)}\n"
+                created, updated = stamp(age), stamp(age - changed)
+                on_sale = max(bisect_right(created_at, now - age), lines)
+                total = 0
+                # distinct products: one line per product, as a basket shows them
+                for index in sample(range(on_sale), lines):
+                    quantity, cents = next(quantities), product_cents[index]
+                    total += quantity * cents
+                    items.append(
+                        f"{order_id}\t{product_ids[index]}\t{quantity}"
+                        f"\t{cents // 100}.{cents % 100:02d}\t{created}\t{created}\n"
+                    )
+                orders.append(
+                    f"{order_id}\t{user_id_at(randbelow(users))}\t{status}"
+                    f"\t{total // 100}.{total % 100:02d}\t{created}\t{updated}\n"
                 )
-            yield "".join(lines).encode()
+            yield "".join(orders).encode(), "".join(items).encode()

@@ -1,8 +1,10 @@
-"""demo-data vs psql \\copy: the same number of users and orders into the same server.
+"""demo-data vs psql \\copy: the same number of products, users and orders (with their items)
+into the same server.
 
 Starts a dedicated embedded PostgreSQL in a temp dir with two freshly migrated databases,
-runs `python -m admin demo-data --users N --orders N` against one, and `psql \\copy` of CSV
-files holding the same kind of rows (generated beforehand, not timed) against the other.
+runs `python -m admin demo-data --users N --orders N --products N` against one, and
+`psql \\copy` of files holding the same kind of rows (COPY text, generated beforehand, not
+timed) against the other, whose demo categories are created untimed beforehand.
 
     flock /tmp/bench.lock python bench/demo_data.py [--rows 1000000]
 """
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 import warnings
+from array import array
+from collections.abc import Iterable
 from pathlib import Path
 
 import asyncpg
@@ -26,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from admin import embedded  # noqa: E402
-from admin.demo_rows import OrderChunks, UserChunks  # noqa: E402
+from admin.demo import demo_category_ids  # noqa: E402
+from admin.demo_catalog import ProductChunks  # noqa: E402
+from admin.demo_rows import OrderChunks, PriceList, UserChunks  # noqa: E402
 from admin.migrations import migrate  # noqa: E402
 
 
@@ -57,11 +63,45 @@ async def create_migrated(uri: str, name: str) -> str:
     return url
 
 
-def write_csv(path: Path, chunks: object) -> None:
-    # the generated values hold no comma, quote or newline: tab -> comma is valid CSV
+async def create_categories(url: str) -> list[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await demo_category_ids(conn)
+    finally:
+        await conn.close()
+
+
+def write_copy_text(path: Path, chunks: Iterable[bytes]) -> int:
+    rows = 0
     with open(path, "wb") as out:
-        for chunk in chunks:  # type: ignore[attr-defined]
-            out.write(chunk.replace(b"\t", b","))
+        for chunk in chunks:
+            out.write(chunk)
+            rows += chunk.count(b"\n")
+    return rows
+
+
+def write_products(path: Path, chunks: ProductChunks) -> PriceList:
+    """Write the products; return their ids and prices (all on sale from the start)."""
+    ids, cents = array("q"), array("q")
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            for line in chunk.splitlines():
+                fields = line.split(b"\t", 5)
+                euros, _, hundredths = fields[4].partition(b".")
+                ids.append(int(fields[0]))
+                cents.append(int(euros) * 100 + int(hundredths))
+    return PriceList(ids, cents, array("d", [float("-inf")]) * len(ids))
+
+
+def write_orders(orders_path: Path, items_path: Path, chunks: OrderChunks) -> int:
+    items_rows = 0
+    with open(orders_path, "wb") as orders_out, open(items_path, "wb") as items_out:
+        for orders, items in chunks:
+            orders_out.write(orders)
+            items_out.write(items)
+            items_rows += items.count(b"\n")
+    return items_rows
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -75,7 +115,9 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="users, and as many orders")
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="products, users, and as many orders"
+    )
     rows = parser.parse_args().rows
 
     base = Path(tempfile.mkdtemp(prefix="bench-demo-", dir="/tmp"))
@@ -84,30 +126,39 @@ def main() -> None:
         uri = server.get_uri()
         demo_url = asyncio.run(create_migrated(uri, "bench_demo"))
         copy_url = asyncio.run(create_migrated(uri, "bench_copy"))
+        category_ids = asyncio.run(create_categories(copy_url))
 
-        users_csv, orders_csv = base / "users.csv", base / "orders.csv"
+        files = {name: base / f"{name}.copy" for name in ("users", "products", "orders", "items")}
         started = time.perf_counter()
-        write_csv(users_csv, UserChunks(1, rows))
-        write_csv(orders_csv, OrderChunks(rows, rows, lambda i: 1 + i))
-        print(f"generated CSV files in {time.perf_counter() - started:.1f} s (not timed below)")
+        write_copy_text(files["users"], UserChunks(1, rows))
+        prices = write_products(files["products"], ProductChunks(1, rows, category_ids))
+        orders = OrderChunks(1, rows, rows, lambda i: 1 + i, prices)
+        items = write_orders(files["orders"], files["items"], orders)
+        print(f"generated COPY files in {time.perf_counter() - started:.1f} s (not timed below)")
 
         env = {**os.environ, "DATABASE_URL": demo_url, "SECRET_KEY": "bench-" + "x" * 32}
         demo_seconds, output = timed(
             [sys.executable, "-m", "admin", "demo-data", "--users", str(rows), "--orders",
-             str(rows)],
+             str(rows), "--products", str(rows)],
             env=env,
         )  # fmt: skip
         print(output.rstrip())
 
-        copy_users = f"\\copy users ({', '.join(UserChunks.COLUMNS)}) from '{users_csv}' csv"
-        copy_orders = f"\\copy orders ({', '.join(OrderChunks.COLUMNS)}) from '{orders_csv}' csv"
+        copies = [
+            ("users", UserChunks.COLUMNS, files["users"]),
+            ("products", ProductChunks.COLUMNS, files["products"]),
+            ("orders", OrderChunks.COLUMNS, files["orders"]),
+            ("order_items", OrderChunks.ITEM_COLUMNS, files["items"]),
+        ]
+        commands = []
+        for table, columns, path in copies:
+            commands += ["-c", f"\\copy {table} ({', '.join(columns)}) from '{path}'"]
         copy_seconds, _ = timed(
-            [str(psql_binary()), copy_url, "-q", "-v", "ON_ERROR_STOP=1",
-             "-c", copy_users, "-c", copy_orders]
-        )  # fmt: skip
+            [str(psql_binary()), copy_url, "-q", "-v", "ON_ERROR_STOP=1", *commands]
+        )
 
-        total = 2 * rows
-        print(f"rows: {rows:,} users + {rows:,} orders")
+        total = 3 * rows + items
+        print(f"rows: {rows:,} products + {rows:,} users + {rows:,} orders + {items:,} items")
         print(f"demo-data:  {demo_seconds:6.1f} s  ({total / demo_seconds:,.0f} rows/s)")
         print(f"psql \\copy: {copy_seconds:6.1f} s  ({total / copy_seconds:,.0f} rows/s)")
         print(f"ratio demo-data / psql \\copy: {demo_seconds / copy_seconds:.2f}")

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from admin.demo import load_demo_data
+from admin.demo_catalog import CATEGORIES, LEAVES
 from admin.migrations import available
 from admin.passwords import verify_password
 from tests.cli import ROOT, cli_env, run_cli
@@ -159,25 +161,91 @@ async def check_demo_rows(conn: asyncpg.Connection) -> None:
     assert orders["buyers"] > 50
     assert orders["ordered"] and orders["priced"] and orders["cents"] and orders["spread"]
 
+    categories = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE parent_id IS NULL) AS tops,"
+        " count(*) FILTER (WHERE parent_id IS NOT NULL) AS subs FROM categories"
+    )
+    assert (categories["tops"], categories["subs"]) == (len(CATEGORIES), len(LEAVES))
+
+    products = await conn.fetchrow(
+        """
+        SELECT count(*) AS count, count(DISTINCT p.category_id) AS categories,
+               count(*) FILTER (WHERE p.category_id IS NOT NULL AND c.parent_id IS NULL) AS tops,
+               min(p.price) > 0 AS priced, max(p.price) > 20 * min(p.price) AS spread,
+               count(*) FILTER (WHERE p.stock = 0) AS sold_out,
+               count(*) FILTER (WHERE p.active) AS active,
+               count(DISTINCT p.name) AS names,
+               bool_and(p.description <> '') AS described,
+               bool_and(p.updated_at >= p.created_at) AS ordered,
+               bool_or(NOT p.name ~ '^[ -~]*$') AS unicode
+        FROM products p LEFT JOIN categories c ON c.id = p.category_id
+        """
+    )
+    assert products["categories"] > len(LEAVES) // 2
+    assert products["tops"] == 0  # filed under subcategories
+    assert products["priced"] and products["spread"] and products["described"]
+    assert products["ordered"] and products["unicode"]
+    assert 0 < products["sold_out"] < products["count"] // 4
+    assert 0.8 * products["count"] < products["active"] < products["count"]
+    assert products["names"] > products["count"] // 2
+
+    # every order holds 1 to 5 distinct products at their price, and its total is their sum
+    baskets = await conn.fetchrow(
+        """
+        SELECT min(b.lines) AS fewest, max(b.lines) AS most,
+               bool_and(b.lines = b.products) AS distinct_products,
+               bool_and(b.total = o.total) AS totals, count(*) AS orders,
+               bool_and(b.stamped) AS stamped
+        FROM orders o
+        JOIN LATERAL (
+            SELECT count(*) AS lines, count(DISTINCT i.product_id) AS products,
+                   coalesce(sum(i.quantity * i.unit_price), 0) AS total,
+                   coalesce(bool_and(i.created_at = o.created_at), true) AS stamped
+            FROM order_items i WHERE i.order_id = o.id
+        ) b ON true
+        """
+    )
+    assert baskets["fewest"] >= 1 and baskets["most"] <= 5
+    assert baskets["distinct_products"] and baskets["totals"] and baskets["stamped"]
+    items = await conn.fetchrow(
+        """
+        SELECT bool_and(i.unit_price = p.price) AS priced,
+               avg((p.created_at <= i.created_at)::int) AS after_listing,
+               count(DISTINCT i.quantity) AS quantities
+        FROM order_items i JOIN products p ON p.id = i.product_id
+        """
+    )
+    assert items["priced"] and items["quantities"] >= 3
+    assert items["after_listing"] > 0.95
+
 
 async def test_demo_data_loads_valid_rows_and_appends_on_a_second_run(
     env: dict[str, str], conn: asyncpg.Connection
 ):
-    first = run_cli("demo-data", "--users", "200", "--orders", "300", env=env)
+    load = ("demo-data", "--users", "200", "--orders", "300", "--products", "250")
+    first = run_cli(*load, env=env)
     assert first.returncode == 0, first.stderr
+    assert f"categories: {len(CATEGORIES) + len(LEAVES)} added" in first.stdout
+    assert re.search(r"products: 250 rows in [\d.]+ s \([\d,]+ rows/s\)", first.stdout)
     assert re.search(r"users: 200 rows in [\d.]+ s \([\d,]+ rows/s\)", first.stdout)
-    assert re.search(r"orders: 300 rows in [\d.]+ s \([\d,]+ rows/s\)", first.stdout)
+    assert re.search(r"\norders: 300 rows in [\d.]+ s \([\d,]+ rows/s\)", first.stdout)
+    items = int(re.search(r"order_items: (\d+) rows in", first.stdout).group(1))
+    assert await conn.fetchval("SELECT count(*) FROM order_items") == items
+    assert re.search(rf"done: {750 + items:,} rows in", first.stdout)
     assert await conn.fetchval("SELECT count(*) FROM users") == 200
     assert await conn.fetchval("SELECT count(*) FROM orders") == 300
+    assert await conn.fetchval("SELECT count(*) FROM products") == 250
     # the triggers on orders fire for COPY too
     assert await conn.fetchval("SELECT count(*) FROM order_events WHERE kind = 'created'") == 300
     await check_demo_rows(conn)
     first_ids = {row["id"] for row in await conn.fetch("SELECT id FROM users")}
 
-    second = run_cli("demo-data", "--users", "200", "--orders", "300", env=env)
+    second = run_cli(*load, env=env)
     assert second.returncode == 0, second.stderr
+    assert "categories:" not in second.stdout  # the demo tree is there already
     assert await conn.fetchval("SELECT count(*) FROM users") == 400
     assert await conn.fetchval("SELECT count(*) FROM orders") == 600
+    assert await conn.fetchval("SELECT count(*) FROM products") == 500
     assert {row["id"] for row in await conn.fetch("SELECT id FROM users")} > first_ids
     await check_demo_rows(conn)
 
@@ -209,7 +277,40 @@ async def test_demo_orders_without_any_user_fail_clearly(
     result = run_cli("demo-data", "--users", "0", "--orders", "10", env=env)
     assert result.returncode == 1
     assert "no users to place orders for" in result.stderr
+    # refused before anything was loaded
     assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+    assert await conn.fetchval("SELECT count(*) FROM products") == 0
+
+
+async def test_demo_orders_without_any_product_fail_clearly(
+    env: dict[str, str], conn: asyncpg.Connection
+):
+    result = run_cli("demo-data", "--users", "5", "--orders", "10", "--products", "0", env=env)
+    assert result.returncode == 1
+    assert "no products to put in orders: add some with --products N" in result.stderr
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_demo_items_take_existing_products_at_their_current_price(
+    env: dict[str, str], conn: asyncpg.Connection
+):
+    users_only = ("demo-data", "--users", "20", "--orders", "0", "--products", "0")
+    assert run_cli(*users_only, env=env).returncode == 0
+    await conn.execute(
+        "INSERT INTO products (sku, name, price, created_at)"
+        " VALUES ('OWN-1', 'Own product', 12.34, now() - interval '3 years')"
+    )
+    result = run_cli("demo-data", "--users", "0", "--orders", "50", "--products", "0", env=env)
+    assert result.returncode == 0, result.stderr
+    assert await conn.fetchval("SELECT count(*) FROM products") == 1
+    lines = await conn.fetch("SELECT quantity, unit_price FROM order_items")
+    assert len(lines) == 50  # one product: one line per order
+    assert {line["unit_price"] for line in lines} == {Decimal("12.34")}
+    assert await conn.fetchval(
+        "SELECT bool_and(o.total = i.quantity * i.unit_price)"
+        " FROM orders o JOIN order_items i ON i.order_id = o.id"
+    )
 
 
 async def test_demo_data_rejects_a_negative_count(env: dict[str, str]):
@@ -223,14 +324,18 @@ async def test_large_load_rebuilds_exactly_the_same_indexes(
 ):
     definitions = (
         "SELECT indexname, indexdef FROM pg_indexes"
-        " WHERE tablename IN ('users', 'orders') ORDER BY indexname"
+        " WHERE tablename IN ('users', 'orders', 'products', 'order_items')"
+        " ORDER BY indexname"
     )
     before = [tuple(row) for row in await conn.fetch(definitions)]
-    await load_demo_data(database_url, users=300, orders=400, rebuild_min_rows=1)
-    assert "users: rebuilt" in capsys.readouterr().out
+    await load_demo_data(database_url, users=300, orders=400, products=200, rebuild_min_rows=1)
+    out = capsys.readouterr().out
+    for table in ("users", "products", "orders", "order_items"):
+        assert f"{table}: rebuilt" in out
     assert [tuple(row) for row in await conn.fetch(definitions)] == before
     assert await conn.fetchval("SELECT count(*) FROM users") == 300
     assert await conn.fetchval("SELECT count(*) FROM orders") == 400
+    assert await conn.fetchval("SELECT count(*) FROM products") == 200
     await check_demo_rows(conn)
     # the unique indexes are back and enforced
     with pytest.raises(asyncpg.UniqueViolationError):
