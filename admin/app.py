@@ -32,7 +32,7 @@ from admin import (
     user_views,
 )
 from admin.access import Access, CsrfFrom, route
-from admin.account import account_page, change_password
+from admin.account import account_page, change_password, change_time_zone
 from admin.audit_pages import audit_log
 from admin.headers import SecurityHeadersMiddleware
 from admin.migrations import migrate
@@ -175,6 +175,7 @@ def routes() -> list[BaseRoute]:
         ),
         route("/account", account_page, access=Access.STAFF, name="account"),
         route("/account/password", change_password, access=Access.STAFF, methods=["POST"]),
+        route("/account/time-zone", change_time_zone, access=Access.STAFF, methods=["POST"]),
         route("/audit", audit_log, access=Access.ADMIN, name="audit"),
     ]
 
