@@ -1,4 +1,4 @@
-"""/account: every staff member changes their own password here.
+"""/account: every staff member changes their own password and time zone here.
 
 The current password is asked for (and counts toward login throttling when wrong, so a
 borrowed session cannot be used to guess it). A change ends every other session of the
@@ -7,12 +7,13 @@ member; this one stays valid by following the new session_version.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, devices, metrics, throttle
+from admin import audit, db, devices, metrics, throttle, timefmt
 from admin import staff as staff_table
 from admin.access import client_ip, current_staff
 from admin.forms import text_field
@@ -22,17 +23,54 @@ from admin.passwords import hash_password_async, verify_password_async
 CURRENT = "current_password"
 NEW = "new_password"
 CONFIRM = "confirm_password"
+TIME_ZONE = "time_zone"
 
 
-def _form(request: Request, errors: dict[str, str], status_code: int = 200, **kw: Any) -> Response:
-    context = {"errors": errors, "min_password_length": staff_table.MIN_PASSWORD_LENGTH}
-    return render(
-        request, "account.html", "_account_password.html", context, status_code=status_code, **kw
-    )
+def _form(
+    request: Request,
+    errors: dict[str, str],
+    status_code: int = 200,
+    fragment: str = "_account_password.html",
+    **kw: Any,
+) -> Response:
+    current = current_staff(request).time_zone
+    context = {
+        "errors": errors,
+        "min_password_length": staff_table.MIN_PASSWORD_LENGTH,
+        "zone_groups": timefmt.zone_groups(),
+        "current_zone": current,
+        "current_zone_offered": timefmt.is_offered(current),
+        "now": datetime.now(UTC),
+    }
+    return render(request, "account.html", fragment, context, status_code=status_code, **kw)
 
 
 async def account_page(request: Request) -> Response:
     return _form(request, {})
+
+
+async def change_time_zone(request: Request) -> Response:
+    member = current_staff(request)
+    form = await request.form()
+    chosen = text_field(form, TIME_ZONE)
+    problem = timefmt.zone_problem(chosen)
+    if problem:
+        return _form(request, {TIME_ZONE: problem}, 422, "_account_time_zone.html")
+    if chosen != member.time_zone:
+        async with db.connection(request) as conn, conn.transaction():
+            before, after = await staff_table.set_time_zone(conn, member.id, chosen)
+            await audit.record(
+                conn,
+                staff=member,
+                action="time_zone_change",
+                resource="staff",
+                resource_id=member.id,
+                before={"time_zone": before.time_zone},
+                after={"time_zone": after.time_zone},
+                ip=client_ip(request),
+            )
+    request.state.session.flash(f"Times are now shown in {chosen}.", "success")
+    return redirect(request, "/account")
 
 
 async def change_password(request: Request) -> Response:

@@ -31,7 +31,7 @@ from admin import (
     sse,
 )
 from admin.access import Access, CsrfFrom, route
-from admin.account import account_page, change_password
+from admin.account import account_page, change_password, change_time_zone
 from admin.audit_pages import audit_log
 from admin.headers import SecurityHeadersMiddleware
 from admin.metrics_page import metrics_route, serve_separately
@@ -144,6 +144,7 @@ def routes() -> list[BaseRoute]:
         ),
         route("/account", account_page, access=Access.STAFF, name="account"),
         route("/account/password", change_password, access=Access.STAFF, methods=["POST"]),
+        route("/account/time-zone", change_time_zone, access=Access.STAFF, methods=["POST"]),
         route("/audit", audit_log, access=Access.ADMIN, name="audit"),
         route("/tables/refresh", refresh_tables, access=Access.ADMIN, methods=["POST"]),
         # ---- Prometheus (admins, or the METRICS_TOKEN bearer)

@@ -42,6 +42,7 @@ class StaffMember:
     role: str
     is_active: bool
     session_version: int
+    time_zone: str = "UTC"
 
     @property
     def is_admin(self) -> bool:
@@ -55,6 +56,7 @@ class StaffMember:
             role=row["role"],
             is_active=row["is_active"],
             session_version=row["session_version"],
+            time_zone=row["time_zone"],
         )
 
 
@@ -68,7 +70,7 @@ class StaffListing:
     last_login_at: datetime | None
 
 
-_COLUMNS = "id, username, role, is_active, session_version"
+_COLUMNS = "id, username, role, is_active, session_version, time_zone"
 
 
 def username_problem(username: str) -> str | None:
@@ -241,6 +243,22 @@ async def set_password(
         f" WHERE id = $1 RETURNING {_COLUMNS}",
         staff_id,
         new_hash,
+    )
+    return StaffMember.from_record(before_row), StaffMember.from_record(row)
+
+
+async def set_time_zone(
+    conn: asyncpg.Connection, staff_id: int, time_zone: str
+) -> tuple[StaffMember, StaffMember]:
+    """Store the zone the member reads times in; returns (before, after). The name is not
+    checked here: see timefmt.zone_problem."""
+    before_row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM staff WHERE id = $1 FOR UPDATE", staff_id
+    )
+    if before_row is None:
+        raise StaffNotFound(staff_id)
+    row = await conn.fetchrow(
+        f"UPDATE staff SET time_zone = $2 WHERE id = $1 RETURNING {_COLUMNS}", staff_id, time_zone
     )
     return StaffMember.from_record(before_row), StaffMember.from_record(row)
 

@@ -9,9 +9,11 @@ from urllib.parse import quote
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
+from admin import timefmt
 from admin.paths import TEMPLATES_DIR
 from admin.resources import cells
 from admin.resources.model import OFFSET_CAP
@@ -41,6 +43,22 @@ def _datetime(value: datetime | str | None, fmt: str = MINUTES) -> str:
     if isinstance(value, str):  # pg_values.PgDateTime: infinity, BC, past year 9999
         return value
     return value.strftime(fmt)
+
+
+@pass_context
+def _localtime(
+    context: Context, value: datetime | str | None, fmt: str = MINUTES, zone: str | None = None
+) -> str:
+    """`{{ at | localtime }}`: in the reader's zone (or `zone`), the zone named."""
+    return timefmt.local_text(value, timefmt.reader_zone(context, zone), fmt)
+
+
+@pass_context
+def _localtime_tag(
+    context: Context, value: datetime | str | None, fmt: str = MINUTES, zone: str | None = None
+) -> Markup:
+    """The same inside `<time datetime="...">`."""
+    return timefmt.local_tag(value, timefmt.reader_zone(context, zone), fmt)
 
 
 def _amount(value: Decimal | float | int | None, grouping: bool = True) -> str:
@@ -78,6 +96,8 @@ def _nav_tables(context: Context) -> list[Any]:
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
 templates.env.filters["datetime"] = _datetime
+templates.env.filters["localtime"] = _localtime
+templates.env.filters["localtime_tag"] = _localtime_tag
 templates.env.filters["amount"] = _amount
 # jsonb numbers past Python's integer limit decode as Decimal (db._json_loads); tojson shows
 # them as text rather than failing the page

@@ -46,6 +46,39 @@
     }
   });
 
+  // My account: offer the browser's own zone when the list has it. On the document, so the
+  // button works on pages that arrive by a boosted navigation too.
+  function browserZone() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (error) {
+      return "";
+    }
+  }
+
+  function offerBrowserZone(root) {
+    var button = root.querySelector("[data-use-browser-zone]");
+    var select = root.querySelector("[data-time-zone-select]");
+    if (!button || !select) return;
+    var zone = browserZone();
+    var offered = Array.prototype.some.call(select.options, function (option) {
+      return option.value === zone;
+    });
+    button.hidden = !offered;
+    if (offered) button.textContent = "Use my browser's zone (" + zone + ")";
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-use-browser-zone]");
+    if (!button) return;
+    var select = button.form && button.form.querySelector("[data-time-zone-select]");
+    if (!select) return;
+    select.value = browserZone();
+    button.form.requestSubmit();
+  });
+  document.addEventListener("DOMContentLoaded", function () { offerBrowserZone(document); });
+  document.addEventListener("htmx:load", function (event) { offerBrowserZone(event.detail.elt); });
+
   // "/" focuses the search box; Escape leaves it.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
