@@ -139,6 +139,8 @@ def _schemas(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     if not schemas or any(len(s) > 63 or "\x00" in s for s in schemas):
         raise SettingsError(f"{name} must be a comma-separated list of schema names, got {raw!r}")
     return schemas
+
+
 def _pooler(env: Mapping[str, str], database_url: str | None, listen_url: str | None) -> bool:
     """Whether DATABASE_URL goes through a transaction-pooling proxy (PgBouncer).
 

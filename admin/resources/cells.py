@@ -15,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from admin import pg_values
+from admin import timefmt
 from admin.resources import keys, values
 from admin.resources.model import Column, Table
 from admin.resources.tables import Kind
@@ -42,14 +42,7 @@ def amount(value: Decimal) -> str:
 
 def moment(value: Any, zone: tzinfo) -> str:
     """A timestamptz in `zone`, with the zone named (its abbreviation, else its offset)."""
-    if isinstance(value, pg_values.PgDateTime) or not isinstance(value, datetime):
-        return str(value)
-    local = value.astimezone(zone)
-    name = local.tzname() or ""
-    if not name or name[0] in "+-":
-        offset = local.strftime("%z")
-        name = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
-    return f"{local.isoformat(' ', 'minutes')[:16]} {name}"
+    return timefmt.local_text(value, zone)
 
 
 def _text(limit: int | None) -> Renderer:
@@ -91,10 +84,7 @@ def _amount(value: Any, row: Any, zone: tzinfo) -> Markup:
 
 
 def _moment(value: Any, row: Any, zone: tzinfo) -> Markup:
-    text = moment(value, zone)
-    if isinstance(value, datetime):  # ISO text and a zone name: nothing to escape
-        return _built(f'<time datetime="{value.isoformat()}">{escape(text)}</time>')
-    return escape(text)
+    return timefmt.local_tag(value, zone)
 
 
 def _plain_time(value: Any, row: Any, zone: tzinfo) -> Markup:

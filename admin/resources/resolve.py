@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from datetime import UTC, tzinfo
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from jinja2 import Template
@@ -15,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from admin import timefmt
 from admin.access import current_staff
 from admin.htmx import wants_fragment
 from admin.resources.model import Table
@@ -58,18 +58,10 @@ def allowed(request: Request, table: Table) -> dict[str, bool]:
     return {VERBS[a]: table.allows(role, a) for a in Action}
 
 
-@lru_cache(maxsize=64)
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
 def zone(request: Request) -> tzinfo:
     """The staff member's time zone (UTC until they choose one)."""
-    name = getattr(current_staff(request), "time_zone", None)
-    return _zone(name) if name and name != "UTC" else UTC
+    name = getattr(current_staff(request), "time_zone", None) or "UTC"
+    return UTC if name == "UTC" else timefmt.zone(name)
 
 
 def template(table: Table, name: str) -> Template:
