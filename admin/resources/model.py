@@ -75,7 +75,8 @@ class Column:
 
     @property
     def css(self) -> str:
-        return "num" if self.kind in NUMERIC_KINDS else ""
+        # a reference shows the referenced record's label: text, not a number
+        return "num" if self.kind in NUMERIC_KINDS and self.reference is None else ""
 
     @property
     def choices(self) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ def title_of(table: Table, row: Any) -> str:
     label = table.label_column
     if label is not None and row[label.name] is not None:
         return str(row[label.name])
-    return f"{table.label} {table.key_of(row)}"
+    return f"{table.label[:1].upper()}{table.label[1:]} {table.key_of(row)}"
 
 
 async def _related(
