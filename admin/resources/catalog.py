@@ -21,8 +21,13 @@ from admin.resources.tables import (
     TableInfo,
 )
 
+# A table never analyzed (reltuples -1: new, or too small for autovacuum to analyze) gets
+# an upper bound from its size instead (a heap row takes at least 28 bytes): small tables are
+# still searched by substring, and a big one is never taken for small.
 RELATIONS = """
-SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.reltuples,
+SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
+       CASE WHEN c.reltuples >= 0 OR c.relkind NOT IN ('r', 'm') THEN c.reltuples
+            ELSE pg_relation_size(c.oid) / 28 END AS reltuples,
        obj_description(c.oid, 'pg_class') AS comment
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
