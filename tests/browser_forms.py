@@ -121,6 +121,14 @@ def form_fields(html: str, form_id: str | None = "record-form") -> list[tuple[st
     return reader.fields
 
 
+def as_posted(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """form_fields() in the shape httpx posts, every value of a name kept in order."""
+    posted: dict[str, list[str]] = {}
+    for name, value in fields:
+        posted.setdefault(name, []).append(value)
+    return posted
+
+
 def form_dict(html: str, form_id: str | None = "record-form") -> dict[str, str]:
     """form_fields() as a dict: the last value of a name wins (a checkbox after its hidden
     "false"), as the server reads it."""
