@@ -45,7 +45,7 @@ class _FormReader(HTMLParser):
     def __init__(self, form_id: str | None) -> None:
         super().__init__(convert_charrefs=True)
         self.form_id = form_id
-        self.inside = False
+        self.inside = form_id is None  # None: every field of the page (an htmx include)
         self.fields: list[tuple[str, str]] = []
         self.select: _Select | None = None
         self.textarea: tuple[str, list[str]] | None = None
@@ -88,7 +88,7 @@ class _FormReader(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
-            self.inside = False
+            self.inside = self.form_id is None
         elif tag == "option" and self.select is not None and self.select.text is not None:
             value = self.select.value
             text = " ".join(self.select.text.split())
