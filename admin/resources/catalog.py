@@ -21,8 +21,13 @@ from admin.resources.tables import (
     TableInfo,
 )
 
+# A table never analyzed (reltuples -1: new, or too small for autovacuum to analyze) gets
+# an upper bound from its size instead (a heap row takes at least 28 bytes): small tables are
+# still searched by substring, and a big one is never taken for small.
 RELATIONS = """
-SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.reltuples,
+SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
+       CASE WHEN c.reltuples >= 0 OR c.relkind NOT IN ('r', 'm') THEN c.reltuples
+            ELSE pg_relation_size(c.oid) / 28 END AS reltuples,
        obj_description(c.oid, 'pg_class') AS comment
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -31,11 +36,12 @@ WHERE n.nspname = any($1::text[])
   AND NOT c.relispartition
 """
 
-# Domains are read as their base type; arrays by their element type.
+# Domains are read as their base type; arrays by their element type. "char" columns are
+# cast to text: asyncpg returns them as bytes, which never equal 'e' or 'A'.
 COLUMNS = """
 SELECT a.attrelid AS oid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type_sql,
-       bt.typname, bt.typtype, bt.typcategory,
-       et.typname AS elem_typname, et.typtype AS elem_typtype,
+       bt.typname, bt.typtype::text AS typtype, bt.typcategory::text AS typcategory,
+       et.typname AS elem_typname, et.typtype::text AS elem_typtype,
        format_type(et.oid, NULL) AS elem_type_sql,
        a.attnotnull OR coalesce(t.typnotnull, false) AS notnull,
        pg_get_expr(d.adbin, d.adrelid) AS default_sql,
@@ -183,7 +189,8 @@ def _column(row: asyncpg.Record) -> ColumnInfo:
         max_length=row["max_length"],
         numeric_scale=row["numeric_scale"],
         numeric_precision=row["numeric_precision"],
-        integer_range=INTEGER_RANGES.get(row["typname"]),
+        # an array's range is its elements'
+        integer_range=INTEGER_RANGES.get(row["elem_typname"] or row["typname"]),
         comment=row["comment"],
     )
 

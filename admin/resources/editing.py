@@ -32,10 +32,18 @@ class Submitted:
 def field_text(form: Mapping[str, Any], column: Column) -> str | None:
     """The field's text, None when the form did not carry the field at all. A checkbox
     comes with a hidden "false" before it; the last value wins."""
+    raw = _as_sent(form, column)
+    if raw is None:
+        return None
+    return raw.strip() if column.widget in STRIPPED_WIDGETS else raw
+
+
+def _as_sent(form: Mapping[str, Any], column: Column) -> str | None:
     raw = form.get(column.name)
     if raw is None or not isinstance(raw, str):
         return None
-    return raw.strip() if column.widget in STRIPPED_WIDGETS else raw
+    # browsers send a textarea's line breaks as CR LF
+    return raw.replace("\r\n", "\n")
 
 
 def read(
@@ -58,10 +66,11 @@ def read(
                 continue
             text = ""
         result.texts[column.name] = text
-        if current is not None and text == values.form_text(
-            column.info, current[column.name], zone=zone
-        ):
-            continue
+        if current is not None:
+            shown = values.form_text(column.info, current[column.name], zone=zone)
+            # compared before stripping too: "  a " shown and sent back is no change
+            if text == shown or _as_sent(form, column) == shown:
+                continue
         message = _check(column, text, zone, result, creating=current is None)
         if message:
             result.errors[column.name] = message

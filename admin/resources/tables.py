@@ -129,7 +129,8 @@ class TableInfo:
     constraints: tuple[Constraint, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     indexes: tuple[IndexInfo, ...] = ()
-    estimated_rows: float = -1.0  # pg_class.reltuples; -1 when never analyzed
+    # pg_class.reltuples; for a table never analyzed, an upper bound from its size
+    estimated_rows: float = -1.0
     comment: str | None = None
     referenced_by: tuple[ForeignKey, ...] = field(default=())
 

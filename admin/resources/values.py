@@ -190,7 +190,8 @@ def _array(column: ColumnInfo, text: str, zone: tzinfo) -> list[Any] | None:
             values.append(None)
             continue
         try:
-            values.append(scalar(element, item, zone=zone))
+            # the column carries its elements' range and enum labels
+            values.append(scalar(element, item, column=column, zone=zone))
         except ValueError as exc:
             raise ValueError(f"Line {number}: {exc}") from None
     return values
