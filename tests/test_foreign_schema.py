@@ -277,3 +277,24 @@ async def test_a_column_dropped_under_an_open_form(app, admin_client, conn, sett
     # the catalog was read again: the form now opens without the column
     again = await admin_client.get("/notes/1/edit")
     assert again.status_code == 200 and 'name="extra"' not in again.text
+
+
+async def test_a_column_dropped_under_an_open_form_after_the_catalog_was_read_again(
+    app, admin_client, conn, settings
+) -> None:
+    app.state.registry = Registry(settings.admin_schemas, check_seconds=3600)
+    await conn.execute(
+        "CREATE TABLE memos (id serial PRIMARY KEY, body text, extra text);"
+        "INSERT INTO memos (body, extra) VALUES ('kept', 'doomed')"
+    )
+    await admin_client.post("/tables/refresh")
+    edit = await admin_client.get("/memos/1/edit")
+    data = form_dict(edit.text)
+    data["extra"] = "my change to a column that is gone"
+    await conn.execute("ALTER TABLE memos DROP COLUMN extra")
+    await admin_client.post("/tables/refresh")  # the panel already knows the column is gone
+    saved = await admin_client.http.post("/memos/1", data=data)
+    assert saved.status_code == 409
+    assert "'extra' no longer exist" in saved.text
+    assert await conn.fetchval("SELECT body FROM memos") == "kept"
+    assert await audit_entries(conn, "memos") == []

@@ -102,10 +102,13 @@ ORDER BY i.indrelid, ic.relname
 """
 
 # Any DDL on the schemas writes catalog rows with a new xmin: the sum moves (and the counts
-# catch drops). One cheap query, so a running panel notices new and altered tables.
+# catch drops). One cheap query, so a running panel notices new and altered tables. ANALYZE
+# updates pg_class in place (no new xmin): the tables' sizes count by order of magnitude, so a
+# table that grows tenfold gets the search plan of its new size.
 FINGERPRINT = """
 SELECT concat_ws(':',
-  (SELECT count(*) || '/' || coalesce(sum(c.xmin::text::bigint), 0)
+  (SELECT count(*) || '/' || coalesce(sum(c.xmin::text::bigint), 0) || '/'
+          || coalesce(sum(floor(log(greatest(c.reltuples, 1)::numeric))), 0)
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = any($1::text[])),
   (SELECT count(*) || '/' || coalesce(sum(a.xmin::text::bigint), 0)

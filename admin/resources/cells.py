@@ -76,7 +76,11 @@ def _active(value: Any, row: Any, zone: tzinfo) -> Markup:
 
 
 def _number(value: Any, row: Any, zone: tzinfo) -> Markup:
-    return _built(str(value)) if type(value) is int else escape(str(value))
+    if type(value) is int:
+        return _built(str(value))
+    if isinstance(value, float):
+        return escape(values.form_text_float(value))
+    return escape(str(value))
 
 
 def _amount(value: Any, row: Any, zone: tzinfo) -> Markup:

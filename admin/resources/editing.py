@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from admin.resources import values
+from admin.resources import keys, values
 from admin.resources.model import Column, Table
 from admin.resources.tables import Kind
 
@@ -56,6 +56,7 @@ def read(
 ) -> Submitted:
     """Parse and check the form's fields. For an edit (`current` given) a field whose text
     is what the form showed is left out: unchanged, so it round-trips exactly."""
+    _check_fields_still_exist(table, form)
     result = Submitted(texts={}, values={})
     for column in columns if columns is not None else table.form_columns:
         if not column.editable:
@@ -100,6 +101,33 @@ def _check(
             return message
     result.values[column.name] = value
     return None
+
+
+FIELDS = "__fields"
+
+
+def shown_fields(columns: Sequence[Column]) -> str:
+    """The names of the fields a form shows, for `__fields`: it says which columns it was
+    built for, so a column dropped while it was open is noticed on save."""
+    return keys.encode([c.name for c in columns])
+
+
+def _check_fields_still_exist(table: Table, form: Mapping[str, Any]) -> None:
+    raw = form.get(FIELDS)
+    if not isinstance(raw, str) or not raw:
+        return
+    try:
+        names = [keys.tilde_decode(part) for part in raw.split(",")]
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "The form's list of fields is not valid.") from None
+    gone = [name for name in names if name not in table.by_name]
+    if gone:
+        listed = ", ".join(repr(name[:60]) for name in gone[:5])
+        raise HTTPException(
+            409,
+            f"The table {table.info.name!r} changed while this form was open: {listed} no"
+            " longer exist(s). Nothing was saved; reload the form.",
+        )
 
 
 def parse_token(raw: Any) -> str:

@@ -7,6 +7,7 @@ returns, PostgreSQL accepts for that column (so bad input is a 422 or 400, never
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from datetime import UTC, date, datetime, tzinfo
@@ -226,7 +227,16 @@ def _scalar_text(kind: Kind | None, value: Any, zone: tzinfo) -> str:
         return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return form_text_float(value)
     return str(value)
+
+
+def form_text_float(value: float) -> str:
+    """A float as PostgreSQL writes it: NaN and Infinity, where Python writes nan and inf."""
+    if math.isfinite(value):
+        return str(value)
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
 
 
 def key_text(column: ColumnInfo, value: Any) -> str:
