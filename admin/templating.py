@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from admin import timefmt
 from admin.paths import TEMPLATES_DIR
-from admin.resources import cells, editing
+from admin.resources import cells, editing, rows
 from admin.resources.model import OFFSET_CAP
 
 
@@ -105,7 +105,7 @@ templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str
 templates.env.globals["static_url"] = _static_url
 templates.env.globals["cell"] = cells.render
 templates.env.globals["cell_moment"] = cells.moment
-templates.env.globals["row_cells"] = cells.row_cells
+templates.env.globals["list_rows"] = rows.list_rows
 templates.env.globals["shown_fields"] = editing.shown_fields
 templates.env.globals["nav_tables"] = _nav_tables
 templates.env.globals["offset_cap"] = OFFSET_CAP

@@ -10,6 +10,7 @@ import asyncpg
 
 from admin.declarations.rules import amount_between
 from admin.declarations.users import SEARCH_EXPRESSION as USER_SEARCH_EXPRESSION
+from admin.resources.query import like_pattern
 from admin.resources.spec import BulkAction, Field, Filter, FilterKind, ParamFn, Resource, Search
 
 MAX_TOTAL = Decimal("9999999999.99")
@@ -22,8 +23,6 @@ def search(text: str, param: ParamFn) -> str:
     if text.isascii() and text.isdigit():
         number = int(text)
         return f"id = {param(number)}" if number <= MAX_ORDER_ID else "false"
-    from admin.resources.query import like_pattern
-
     pattern = param(like_pattern(text))
     # the trigram index narrows the users; the recheck keeps it to username/email
     return (

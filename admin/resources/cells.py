@@ -175,17 +175,3 @@ def render(render_fn: Renderer, value: Any, row: Any, zone: tzinfo = UTC) -> Mar
     if value is None:
         return NULL
     return render_fn(value, row, zone)
-
-
-def row_cells(table: Table, row: Any, zone: tzinfo, href: str | None) -> Markup:
-    """A list row's cells (`<td>`s), the key column linked to the record. One call per row:
-    a list page renders hundreds of cells."""
-    parts = []
-    for column, render_fn, opening, links in table.list_layout:
-        value = row[column.name]
-        inner = NULL if value is None else render_fn(value, row, zone)
-        if links and href is not None:
-            parts.append(f'{opening}<a href="{href}">{inner}</a></td>')
-        else:
-            parts.append(f"{opening}{inner}</td>")
-    return _built("".join(parts))

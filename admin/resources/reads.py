@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 from starlette.requests import HTTPConnection
 
 from admin.resources import cursors
-from admin.resources.model import Column, Table, quote_ident
+from admin.resources.model import OFFSET_CAP, Column, Table, quote_ident
 from admin.resources.query import ListQuery
 from admin.resources.tables import ForeignKey, Kind
 
@@ -100,8 +101,6 @@ async def fetch_page(conn: asyncpg.Connection, query: ListQuery, select: str) ->
 async def _offset_page(
     conn: asyncpg.Connection, query: ListQuery, select: str, where: str, args: list[object]
 ) -> Page:
-    from admin.resources.model import OFFSET_CAP
-
     limit = min(query.limit, OFFSET_CAP - query.offset)
     sql = (
         f"SELECT {select} FROM {query.table.qualified} AS t {where}"
@@ -269,8 +268,6 @@ async def related(
             param = other.filter_param(column.name)
             url = None
             if param is not None:
-                from urllib.parse import urlencode
-
                 url = f"{other.url}?{urlencode({param: str(value)})}"
             found.append(Related(other, key, column, rows[:limit], len(rows) > limit, url))
     return found
@@ -300,8 +297,6 @@ async def lookup(
 ) -> list[asyncpg.Record]:
     """Records matching `text` by the table's own search (its indexes decide how), for
     reference fields: each with `key` and `label`."""
-    from dataclasses import replace
-
     query = replace(ListQuery.default(table), q=text, limit=limit)
     key = table.primary_key[0]
     label = table.label_column or key

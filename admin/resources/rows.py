@@ -1,0 +1,62 @@
+"""A list's rows: the one copy of their markup, built in Python.
+
+A list page renders fifty rows of up to ten cells; as a Jinja macro that cost three times the
+rest of the page (an escape and a lookup per `{{ }}`), so rows are assembled here from parts
+that are escaped once per table (labels) or safe by construction (keys are tilde-encoded,
+URLs are built from them, row versions are digits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import tzinfo
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from admin.resources.cells import NULL
+from admin.resources.model import Table
+from admin.resources.reads import ROW_VERSION
+
+
+def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str, bool]) -> Markup:
+    selectable = bool(table.bulk_actions) and (can.get("change") or can.get("delete"))
+    label = str(escape(table.label))
+    parts: list[str] = []
+    for row in found:
+        if table.keyed:
+            key = table.key_of(row)
+            href = f"{table.url}/{key}"
+            parts.append(f'<tr id="row-{key}" tabindex="0" data-href="{href}">')
+        else:
+            key = href = ""
+            parts.append("<tr>")
+        if selectable:
+            parts.append(
+                f'<td><input type="checkbox" name="ids" value="{key}" form="bulk-form"'
+                f' aria-label="Select {label} {key}"></td>'
+            )
+        for column, render_fn, opening, links in table.list_layout:
+            value = row[column.name]
+            inner = NULL if value is None else render_fn(value, row, zone)
+            if links and href:
+                parts.append(f'{opening}<a href="{href}">{inner}</a></td>')
+            else:
+                parts.append(f"{opening}{inner}</td>")
+        if table.keyed:
+            parts.append('<td class="row-actions">')
+            if can.get("change"):
+                parts.append(
+                    f'<a href="{href}/edit" hx-get="{href}/inline" hx-target="closest tr"'
+                    ' hx-swap="outerHTML" data-inline-open>Edit</a> '
+                )
+            if can.get("delete"):
+                version = row[ROW_VERSION]
+                parts.append(
+                    f'<a href="{href}/delete" hx-delete="{href}?version={version}"'
+                    f' hx-confirm="Delete {label} {key}?" hx-target="closest tr"'
+                    ' hx-swap="outerHTML">Delete</a>'
+                )
+            parts.append("</td>")
+        parts.append("</tr>\n")
+    return Markup("".join(parts))  # noqa: S704 - see the module's docstring
