@@ -138,6 +138,8 @@ class Table:
         self.keyed = bool(self.primary_key) and len(self.primary_key) == len(info.primary_key)
         self.writable = self.keyed and info.relkind in ("r", "p")
         self.token_sql = self._token_sql()
+        single = self.primary_key[0] if len(self.primary_key) == 1 else None
+        self._integer_key = single.name if single and single.kind is Kind.INTEGER else None
         # set by the registry once every table is known (references cross tables)
         self.targets: dict[str, Table | None] = {}
         self.list_cells: tuple[tuple[Column, Any], ...] = ()
@@ -281,9 +283,9 @@ class Table:
             if index.method == "gin" and definition.startswith("to_tsvector("):
                 return SearchPlan("fulltext", expression=definition)
         text_columns = tuple(c.name for c in self.columns if c.kind in TEXT_KINDS)
-        if 0 <= self.info.estimated_rows <= SCAN_SEARCH_MAX_ROWS or self.info.is_view:
-            columns = text_columns or tuple(c.name for c in self.primary_key)
-            return SearchPlan("scan", exact_columns=columns) if columns else SearchPlan("none")
+        small = 0 <= self.info.estimated_rows <= SCAN_SEARCH_MAX_ROWS or self.info.is_view
+        if small and text_columns:
+            return SearchPlan("scan", exact_columns=text_columns)
         exact = tuple(
             c.name
             for c in self.columns
@@ -296,12 +298,16 @@ class Table:
             )
         )
         if not exact:
-            return SearchPlan("none", note="This large table has no index to search with.")
+            note = "" if small else "This large table has no index to search with."
+            return SearchPlan("none", note=note)
         labels = ", ".join(self.by_name[n].label for n in exact)
         return SearchPlan(
             "exact",
             exact_columns=exact,
-            note=f"Search on this large table matches exact values of: {labels}"
+            # a small table without text is searched the same way, and needs no excuse
+            note=""
+            if small
+            else f"Search on this large table matches exact values of: {labels}"
             " (no index for substring search).",
             placeholder="Exact " + labels,
         )
@@ -341,6 +347,8 @@ class Table:
     # ---- keys
 
     def key_of(self, row: Any) -> str:
+        if self._integer_key is not None:  # the usual key: its digits are the URL segment
+            return str(row[self._integer_key])
         return self.encode_key([row[c.name] for c in self.primary_key])
 
     def encode_key(self, key: Any) -> str:
