@@ -7,20 +7,23 @@ Needs the topology up: `bash deploy/ci/topology.sh up` (prints the TOPOLOGY_* va
 then: flock /tmp/bench.lock python bench/topology.py [--seconds 10] [--clients 16]
 A third instance (port 28003, DATABASE_URL straight to the primary) is started for the
 PgBouncer comparison and stopped at the end.
+
+SSE only, at several client counts and through each route (TLS through nginx, plain HTTP
+through a second nginx with the same config, the instances directly), to see where the
+time goes: --sse-only --sse-counts 500,1000,2000 --sse-via nginx-tls,nginx-http,direct
+The clients run in --client-procs processes (bench/sse_clients.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,7 +31,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.sse_fanout import ORDER, _percentiles, _raw_listen_latency, _write_steady  # noqa: E402
+from bench import topology_sse  # noqa: E402
+from bench.sse_clients import Target  # noqa: E402
+from bench.sse_fanout import _raw_listen_latency  # noqa: E402
 
 DIRECT_PORT = 28003
 LIST_PATH = "/users"
@@ -103,85 +108,12 @@ def start_direct_instance(work: Path) -> None:
     )  # fmt: skip
 
 
-# ---- SSE through nginx ---------------------------------------------------------------
-
-
-class _Stream(asyncio.Protocol):
-    def __init__(self, request: bytes, receipts: dict[int, list[float]] | None) -> None:
-        self._request, self._receipts, self._tail = request, receipts, b""
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        cast(asyncio.WriteTransport, transport).write(self._request)
-
-    def data_received(self, data: bytes) -> None:
-        if not self.opened.done():
-            self.opened.set_result(None)
-        if self._receipts is None:
-            return
-        now = time.time()
-        *complete, self._tail = (self._tail + data).split(b"\r\n\r\n")
-        for event in complete:
-            for match in ORDER.finditer(event):
-                self._receipts.setdefault(int(match.group(1)), []).append(now)
-
-
-async def _clients(port: int, cookie: str, count: int, probes: int, seconds: float) -> None:
-    loop = asyncio.get_running_loop()
-    request = f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode()
-    receipts: dict[int, list[float]] = {}
-    transports = []
-    context = _tls()
-    for start in range(0, count, 50):
-        batch = [
-            _Stream(request, receipts if i % (count // probes) == 0 else None)
-            for i in range(start, min(start + 50, count))
-        ]
-        for stream in batch:
-            transport, _ = await loop.create_connection(
-                lambda s=stream: s, "127.0.0.1", port, ssl=context
-            )
-            transports.append(transport)
-        async with asyncio.timeout(60):
-            await asyncio.gather(*(stream.opened for stream in batch))
-    print("ready", flush=True)
-    await asyncio.sleep(seconds)
-    for transport in transports:
-        transport.close()
-    print(json.dumps({"receipts": receipts}), flush=True)
-
-
-async def sse(
-    port: int, cookie: str, clients: int, rate: float, seconds: float
-) -> tuple[float, float, int]:
-    probes = 20
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--clients", str(port), cookie, str(clients), str(probes),
-        str(seconds + 3), stdout=asyncio.subprocess.PIPE, limit=2**28,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    assert (await proc.stdout.readline()).strip() == b"ready"
-    await asyncio.sleep(2.0)
-    committed = await _write_steady(os.environ["TOPOLOGY_PRIMARY_URL"], rate, seconds)
-    out = json.loads(await proc.stdout.readline())
-    await proc.wait()
-    latencies, missing = [], 0
-    for order_id, at in committed.items():
-        got = out["receipts"].get(str(order_id), [])
-        missing += probes - len(got)
-        latencies += [(t - at) * 1000 for t in got]
-    p50, p99 = _percentiles(latencies)
-    return p50, p99, missing
-
-
-async def main(args: argparse.Namespace) -> None:
+async def lists(args: argparse.Namespace, work: Path, direct_cookie: str) -> None:
     nginx = urlsplit(os.environ["TOPOLOGY_URL"])
     first = int(os.environ["TOPOLOGY_INSTANCES"].split()[0])
-    work = Path(os.environ["TOPOLOGY_RESTART"].split()[-2])
     start_direct_instance(work)
     try:
         proxied_cookie = await login(os.environ["TOPOLOGY_URL"], verify=False)
-        direct_cookie = await login(f"http://127.0.0.1:{first}", verify=True)
         results = {}
         for label, host, port, tls, cookie in [
             ("one instance direct (PgBouncer)", "127.0.0.1", first, False, direct_cookie),
@@ -193,29 +125,69 @@ async def main(args: argparse.Namespace) -> None:
         a, b, c = results.values()
         print(f"nginx + 2 instances / 1 instance direct: {b / a:.2f}x")
         print(f"PgBouncer / direct database:            {a / c:.2f}x (target >= 0.8x)")
-        raw = await _raw_listen_latency(os.environ["TOPOLOGY_PRIMARY_URL"], args.rate, 5.0)
-        print(f"reference: bare LISTEN p50 {raw[0]:.1f} ms, p99 {raw[1]:.1f} ms")
-        p50, p99, missing = await sse(
-            nginx.port or 443, proxied_cookie, args.sse_clients, args.rate, args.seconds
-        )
-        print(
-            f"SSE {args.sse_clients} clients via nginx at {args.rate:.0f} events/s:"
-            f" p50 {p50:.1f} ms, p99 {p99:.1f} ms (target < 150 ms), missing {missing}"
-        )
     finally:
         subprocess.run(
             ["bash", "deploy/ci/instance.sh", "stop", str(work), str(DIRECT_PORT)], cwd=ROOT
         )
 
 
+async def sse(args: argparse.Namespace, work: Path, cookie: str) -> None:
+    """SSE at each client count, through each route: the route the target is about (TLS
+    through nginx) and, to locate the cost, plain HTTP through nginx and the instances
+    directly. Streams are spread evenly over the two instances in every route."""
+    primary = os.environ["TOPOLOGY_PRIMARY_URL"]
+    ports = [int(p) for p in os.environ["TOPOLOGY_INSTANCES"].split()]
+    await topology_sse.ensure_customer(primary)
+    raw = await _raw_listen_latency(primary, args.rate, 5.0)
+    print(f"reference: bare LISTEN p50 {raw[0]:.1f} ms, p99 {raw[1]:.1f} ms", flush=True)
+    tls_port = urlsplit(os.environ["TOPOLOGY_URL"]).port or 443
+    with topology_sse.plain_nginx(work) as plain_port:
+        routes = {
+            # nginx round-robins: two streams in a row land on the two instances
+            "nginx-tls": [Target("127.0.0.1", tls_port, True)],
+            "nginx-http": [Target("127.0.0.1", plain_port, False)],
+            "direct": [Target("127.0.0.1", port, False) for port in ports],
+        }
+        for count in args.sse_counts:
+            for via in args.sse_via:
+                result = await topology_sse.run(
+                    via=via, targets=routes[via], cookie=cookie, clients=count,
+                    procs=args.client_procs, probes=args.probes, rate=args.rate,
+                    seconds=args.seconds, dsn=primary, work=work, instance_ports=ports,
+                )  # fmt: skip
+                print(topology_sse.report(result), flush=True)
+                await asyncio.sleep(3.0)  # the instances drop the closed streams
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(os.environ["TOPOLOGY_RESTART"].split()[-2])
+    first = int(os.environ["TOPOLOGY_INSTANCES"].split()[0])
+    # the session cookie is signed with the shared key: it is valid on every instance
+    cookie = await login(f"http://127.0.0.1:{first}", verify=True)
+    if not args.sse_only:
+        await lists(args, work, cookie)
+    await sse(args, work, cookie)
+
+
+def _words(value: str) -> list[str]:
+    routes = {"nginx-tls", "nginx-http", "direct"}
+    words = [w for w in value.split(",") if w]
+    unknown = [w for w in words if w not in routes]
+    if unknown or not words:
+        raise argparse.ArgumentTypeError(f"routes are {sorted(routes)}, got {value!r}")
+    return words
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--clients":
-        port, cookie, count, probes, secs = sys.argv[2:7]
-        asyncio.run(_clients(int(port), cookie, int(count), int(probes), float(secs)))
-        sys.exit(0)
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--sse-clients", type=int, default=2000)
+    parser.add_argument("--sse-only", action="store_true", help="skip the list pages")
+    parser.add_argument(
+        "--sse-counts", type=lambda v: [int(n) for n in v.split(",")], default=[2000]
+    )
+    parser.add_argument("--sse-via", type=_words, default=["nginx-tls"])
+    parser.add_argument("--client-procs", type=int, default=3)
+    parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--rate", type=float, default=500.0)
     asyncio.run(main(parser.parse_args()))
