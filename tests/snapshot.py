@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 USER_TABLES = """
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+SELECT CASE WHEN n.nspname = 'public' THEN quote_ident(c.relname)
+            ELSE quote_ident(n.nspname) || '.' || quote_ident(c.relname) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
@@ -14,7 +15,8 @@ ORDER BY 1
 
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, str]:
-    """table -> md5 of all its rows (order-independent), for every table of the database."""
+    """table (schema-qualified outside public) -> md5 of all its rows (order-independent), for
+    every table of the database."""
     result: dict[str, str] = {}
     for table in await conn.fetch(USER_TABLES):
         name = table[0]

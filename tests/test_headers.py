@@ -31,7 +31,7 @@ async def test_pages_static_files_redirects_and_errors_carry_the_headers(client,
         await client.get("/static/does-not-exist.js"),
         await client.get("/"),  # 303 to the login page
         await client.get("/", headers={"HX-Request": "true"}),  # HX-Redirect
-        await client.get("/no/such/page"),
+        await client.get("/no/such/page/at/all"),
         await client.post("/login", data={}),  # 403: no CSRF token
         await client.get("/healthz"),
         await staff_client.get("/staff"),  # 403 wrong role
@@ -65,7 +65,8 @@ async def _boom(request) -> Response:  # type: ignore[no-untyped-def]
 
 async def test_an_unhandled_error_page_carries_the_headers(settings, pool):
     app = create_app(settings, pool=pool)
-    app.router.routes.append(route("/boom", _boom, access=Access.PUBLIC))
+    # first: /{resource} would answer for it otherwise
+    app.router.routes.insert(0, route("/boom", _boom, access=Access.PUBLIC))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         response = await http.get("/boom")

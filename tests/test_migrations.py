@@ -105,7 +105,8 @@ async def test_the_catalog_migration_applies_on_a_database_already_in_use(
             "INSERT INTO orders (user_id, total) VALUES ($1, 12.50) RETURNING id", user_id
         )
 
-        assert await migrate(conn, MIGRATIONS_DIR) == ["009_shop_catalog"]
+        applied = await migrate(conn, MIGRATIONS_DIR)
+        assert applied == [m.version for m in available() if m.version >= "009_"]
         product_id = await conn.fetchval(
             "INSERT INTO products (sku, name, price) VALUES ('EARLY-1', 'Mug', 12.50) RETURNING id"
         )

@@ -30,7 +30,7 @@ settings = Settings(database_url="postgresql://nobody@127.0.0.1:1/none",
                     secret_key="installed-check-secret-key")
 client = TestClient(create_app(settings))
 css = client.get("/static/admin.css")
-missing = client.get("/no-such-page", headers={"Accept": "text/html"})
+missing = client.get("/no/such/page/here", headers={"Accept": "text/html"})
 print(json.dumps({
     "package": admin.__file__,
     "templates": str(admin.paths.TEMPLATES_DIR),

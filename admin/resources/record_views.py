@@ -287,6 +287,10 @@ async def quick(request: Request, table: Table) -> Response:
     return render(request, table, "show.html", "_quick_form.html", full, status_code=status)
 
 
+async def no_page(request: Request, table: Table) -> Response:
+    raise HTTPException(404, "Not Found")
+
+
 # ---- checks while typing
 
 

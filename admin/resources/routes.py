@@ -67,4 +67,6 @@ def resource_routes() -> list[Route]:
         resource_route(RECORD + "/history", history_views.show, Action.VIEW),
         resource_route(RECORD + "/revert", history_views.revert, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD + "/{field}", record_views.quick, Action.CHANGE, methods=["POST"]),
+        # a GET under a record that names nothing: 404, not 405 for the POST above
+        resource_route(RECORD + "/{field}", record_views.no_page, Action.VIEW),
     ]
