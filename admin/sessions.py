@@ -12,6 +12,7 @@ import functools
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -122,9 +123,21 @@ def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt="admin.session")
 
 
+@functools.lru_cache(maxsize=4096)
+def _verified(raw: str, secret_key: str) -> tuple[Any, datetime] | None:
+    """The signed payload of a cookie and when it was signed, or None when the signature
+    does not hold. Kept per cookie text: a dashboard's every request sends the same one,
+    and the same text always verifies the same way (its age is checked by the caller)."""
+    try:
+        payload, issued = _serializer_for(secret_key).loads(raw, return_timestamp=True)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return payload, issued
+
+
 def wants_secure_cookies(request: HTTPConnection, settings: Settings) -> bool:
     """Secure when configured, and whenever the browser reached us over https."""
-    return settings.secure_cookies or request.url.scheme == "https"
+    return settings.secure_cookies or request.scope.get("scheme") == "https"
 
 
 def load(request: HTTPConnection, settings: Settings) -> Session:
@@ -138,11 +151,8 @@ def _load_cookie(request: HTTPConnection, settings: Settings) -> Session:
     raw = request.cookies.get(COOKIE_NAME)
     if raw:
         max_age = int(settings.session_idle_hours * 3600)
-        try:
-            payload, issued = _serializer(settings).loads(
-                raw, max_age=max_age, return_timestamp=True
-            )
-        except (BadSignature, ValueError, TypeError):
+        payload, issued = _verified(raw, settings.secret_key) or (None, None)
+        if issued is not None and time.time() - issued.timestamp() > max_age:
             payload, issued = None, None
         if issued is not None:
             session = Session.from_payload(payload, issued.timestamp())

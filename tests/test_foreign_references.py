@@ -45,7 +45,8 @@ async def test_a_reference_links_to_its_record_with_its_label(library, admin_cli
     page = await admin_client.get("/books")
     assert page.status_code == 200
     obrien = library["O'Brien"]
-    assert re.search(rf'<a href="/Authors/{obrien}">O(&#39;|&#x27;)Brien</a>', page.text)
+    # text content: an apostrophe needs no escaping there
+    assert re.search(rf'<a href="/Authors/{obrien}">O(&#39;|&#x27;|\')Brien</a>', page.text)
     shown = await admin_client.get(f"/Authors/{obrien}")
     assert shown.status_code == 200
     # the author's page lists the books that refer to it, with a link to the filtered list

@@ -91,7 +91,8 @@ async def test_sizes_and_unknown_types_are_shown_not_decoded(typed, admin_client
     assert page.status_code == 200
     assert "4 bytes" in page.text  # bytea: \xdeadbeef
     assert "deadbeef" not in page.text and "192.168.0.1" not in page.text
-    assert "日本" in page.text and "very &#34;happy&#34;" in page.text
+    # text content: quotes need no escaping there (attributes escape them)
+    assert "日本" in page.text and 'very "happy"</span>' in page.text
     listing = await admin_client.get("/typed")
     assert listing.status_code == 200
 

@@ -24,10 +24,13 @@ def search(text: str, param: ParamFn) -> str:
         number = int(text)
         return f"id = {param(number)}" if number <= MAX_ORDER_ID else "false"
     pattern = param(like_pattern(text))
-    # the trigram index narrows the users; the recheck keeps it to username/email
+    # Correlated, so that a list walking orders in order probes each order's customer (and
+    # stops at a full page) instead of first collecting every matching customer; for a rare
+    # name the planner still starts from the users' trigram index. The recheck keeps the
+    # match to username and email.
     return (
-        "user_id IN (SELECT users.id FROM users"
-        f" WHERE {USER_SEARCH_EXPRESSION} ILIKE {pattern}"
+        "EXISTS (SELECT 1 FROM users"
+        f" WHERE users.id = user_id AND {USER_SEARCH_EXPRESSION} ILIKE {pattern}"
         f" AND (users.username ILIKE {pattern} OR users.email ILIKE {pattern}))"
     )
 

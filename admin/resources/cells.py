@@ -1,11 +1,13 @@
 """How a value is shown, one renderer per kind: list cells and record pages alike.
 
-Renderers are plain functions returning escaped markup, chosen once per column (a list page
-renders hundreds of cells; a Jinja macro call per cell would cost several times more).
+Renderers are plain functions returning escaped HTML, chosen once per column (a list page
+renders hundreds of cells; a Jinja macro call per cell would cost several times more). Each
+escapes what it shows: text with html.escape, numbers, ISO times and URL-safe keys as they are.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable
@@ -13,25 +15,31 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from admin import timefmt
 from admin.resources import keys, values
 from admin.resources.model import Column, Table
 from admin.resources.tables import Kind
 
+NULL_HTML = '<span class="null">—</span>'
 NULL = Markup('<span class="null">—</span>')
 LIST_TEXT_MAX = 200
 LIST_JSON_MAX = 80
 _CSS_WORD = re.compile(r"[^a-z0-9-]+")
 
-Renderer = Callable[[Any, Any, tzinfo], Markup]  # (value, row, zone) -> markup
+# (value, row, zone) -> escaped HTML. Plain str, not Markup: a list page joins hundreds of
+# these, and a Markup per cell cost more than the cell; `render` marks the result safe where a
+# template takes it.
+Renderer = Callable[[Any, Any, tzinfo], str]
 
 
-def _built(html: str) -> Markup:
-    """Markup assembled here from escaped text, numbers, ISO times and URL-safe keys (never
-    raw input): f-strings, because Markup.format costs several times more per cell."""
-    return Markup(html)  # noqa: S704
+def _text_html(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _attribute(text: str) -> str:
+    return html.escape(text, quote=True)
 
 
 def amount(value: Decimal) -> str:
@@ -46,96 +54,100 @@ def moment(value: Any, zone: tzinfo) -> str:
 
 
 def _text(limit: int | None) -> Renderer:
-    def render(value: Any, row: Any, zone: tzinfo) -> Markup:
+    def render(value: Any, row: Any, zone: tzinfo) -> str:
         text = str(value)
         if limit is not None and len(text) > limit:
-            return _built(f'<span title="{escape(text)}">{escape(text[:limit])}…</span>')
-        return escape(text)
+            return f'<span title="{_attribute(text)}">{_text_html(text[:limit])}…</span>'
+        return _text_html(text)
 
     return render
 
 
-def _badge(value: Any, row: Any, zone: tzinfo) -> Markup:
+def _badge(value: Any, row: Any, zone: tzinfo) -> str:
     text = str(value)
     css = _CSS_WORD.sub("-", text.lower())[:40]
-    return _built(f'<span class="badge status-{css}">{escape(text)}</span>')
+    return f'<span class="badge status-{css}">{_text_html(text)}</span>'
 
 
-YES = Markup('<span class="badge ok">yes</span>')
-NO = Markup('<span class="badge">no</span>')
-ACTIVE = Markup('<span class="badge ok">active</span>')
-INACTIVE = Markup('<span class="badge">inactive</span>')
+YES = '<span class="badge ok">yes</span>'
+NO = '<span class="badge">no</span>'
+ACTIVE = '<span class="badge ok">active</span>'
+INACTIVE = '<span class="badge">inactive</span>'
 
 
-def _boolean(value: Any, row: Any, zone: tzinfo) -> Markup:
+def _boolean(value: Any, row: Any, zone: tzinfo) -> str:
     return YES if value else NO
 
 
-def _active(value: Any, row: Any, zone: tzinfo) -> Markup:
+def _active(value: Any, row: Any, zone: tzinfo) -> str:
     return ACTIVE if value else INACTIVE
 
 
-def _number(value: Any, row: Any, zone: tzinfo) -> Markup:
+def _number(value: Any, row: Any, zone: tzinfo) -> str:
     if type(value) is int:
-        return _built(str(value))
+        return str(value)
     if isinstance(value, float):
-        return escape(values.form_text_float(value))
-    return escape(str(value))
+        return values.form_text_float(value)
+    return _text_html(str(value))
 
 
-def _amount(value: Any, row: Any, zone: tzinfo) -> Markup:
-    return escape(amount(value)) if isinstance(value, Decimal) else escape(str(value))
+def _amount(value: Any, row: Any, zone: tzinfo) -> str:
+    return amount(value) if isinstance(value, Decimal) else _text_html(str(value))
 
 
-def _moment(value: Any, row: Any, zone: tzinfo) -> Markup:
-    return timefmt.local_tag(value, zone)
+def _moment(value: Any, row: Any, zone: tzinfo) -> str:
+    if zone is UTC and type(value) is datetime and value.tzinfo is not None:
+        # the common case, cut from one isoformat(): a third of the general path's cost
+        iso = value.astimezone(UTC).isoformat()
+        return f'<time datetime="{iso}">{iso[:10]} {iso[11:16]} UTC</time>'
+    return str(timefmt.local_tag(value, zone))
 
 
-def _plain_time(value: Any, row: Any, zone: tzinfo) -> Markup:
+def _plain_time(value: Any, row: Any, zone: tzinfo) -> str:
     if isinstance(value, datetime):
-        return escape(value.isoformat(" ", "minutes")[:16])
+        return _text_html(value.isoformat(" ", "minutes")[:16])
     if isinstance(value, date):
-        return escape(value.isoformat())
-    return escape(str(value))
+        return value.isoformat()
+    return _text_html(str(value))
 
 
 def _json(limit: int | None) -> Renderer:
-    def render(value: Any, row: Any, zone: tzinfo) -> Markup:
+    def render(value: Any, row: Any, zone: tzinfo) -> str:
         if limit is None:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-            return _built(f"<pre>{escape(text)}</pre>")
+            return f"<pre>{_text_html(text)}</pre>"
         text = json.dumps(value, ensure_ascii=False, default=str)
         if len(text) > limit:
             text = text[:limit] + "…"
-        return _built(f"<code>{escape(text)}</code>")
+        return f"<code>{_text_html(text)}</code>"
 
     return render
 
 
 def _array(column: Column) -> Renderer:
-    def render(value: Any, row: Any, zone: tzinfo) -> Markup:
+    def render(value: Any, row: Any, zone: tzinfo) -> str:
         items = [
             "NULL" if v is None else values.form_text(column.info, [v], zone=zone) for v in value
         ]
-        return escape(", ".join(items))
+        return _text_html(", ".join(items))
 
     return render
 
 
-def _size(value: Any, row: Any, zone: tzinfo) -> Markup:
-    return _built(f'<span class="muted">{int(value):,} bytes</span>')
+def _size(value: Any, row: Any, zone: tzinfo) -> str:
+    return f'<span class="muted">{int(value):,} bytes</span>'
 
 
 def _reference(column: Column, target: Table | None) -> Renderer:
     alias = column.ref_label_alias
 
-    def render(value: Any, row: Any, zone: tzinfo) -> Markup:
+    def render(value: Any, row: Any, zone: tzinfo) -> str:
         label = row[alias] if target is not None and alias in row.keys() else None
         text = str(label) if label is not None else str(value)
         if target is None or not target.keyed:
-            return escape(text)
+            return _text_html(text)
         href = f"{target.url}/{keys.encode([values.key_text(column.info, value)])}"
-        return _built(f'<a href="{href}">{escape(text)}</a>')
+        return f'<a href="{href}">{_text_html(text)}</a>'
 
     return render
 
@@ -172,6 +184,7 @@ def renderer(column: Column, target: Table | None, *, full: bool = False) -> Ren
 
 
 def render(render_fn: Renderer, value: Any, row: Any, zone: tzinfo = UTC) -> Markup:
+    """A cell for a template: the renderer's HTML, marked safe (it escapes what it shows)."""
     if value is None:
         return NULL
-    return render_fn(value, row, zone)
+    return Markup(render_fn(value, row, zone))  # noqa: S704

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -92,6 +93,14 @@ class ListQuery:
 
     def filter_sql(self, first_param: int = 1) -> tuple[str, str, list[object]]:
         """(WHERE clause or "", ORDER BY clause, args) over the table's own columns."""
+        search, conditions, args = self.conditions(first_param)
+        if search:
+            conditions = [search, *conditions]
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        return where, self.order_sql(ascending=not self.descending), args
+
+    def conditions(self, first_param: int = 1) -> tuple[str | None, list[str], list[object]]:
+        """(the search condition or None, the filters' conditions, args)."""
         conditions: list[str] = []
         args: list[object] = []
 
@@ -99,12 +108,10 @@ class ListQuery:
             args.append(value)
             return f"${first_param + len(args) - 1}"
 
-        if self.q:
-            conditions.append(self._search_condition(param))
+        search = self._search_condition(param) if self.q else None
         for item in self.filters:
             conditions.append(_filter_condition(self.table, item, param))
-        where = "WHERE " + " AND ".join(conditions) if conditions else ""
-        return where, self.order_sql(ascending=not self.descending), args
+        return search, conditions, args
 
     def order_sql(self, *, ascending: bool) -> str:
         if self.sort is None:
@@ -147,6 +154,16 @@ class ListQuery:
 
     def params(self, **changes: str | None) -> dict[str, str]:
         """The query string of this view (without cursors), with `changes` applied."""
+        if not changes:
+            return dict(self._params)
+        return self._params_with(changes)
+
+    @cached_property
+    def _params(self) -> dict[str, str]:
+        # a list page asks for its own query string a dozen times (links, forms, exports)
+        return self._params_with({})
+
+    def _params_with(self, changes: dict[str, str | None]) -> dict[str, str]:
         table = self.table
         current: dict[str, str | None] = {"q": self.q or None}
         for item in self.filters:
@@ -165,11 +182,19 @@ class ListQuery:
 
     def sort_urls(self) -> dict[str, str]:
         """Each sortable column header's link: ascending, or reversed when it is the sort."""
+        rest = {k: v for k, v in self._params.items() if k not in ("sort", "dir")}
+        prefix = f"{self.table.url}?{urlencode(rest)}&" if rest else f"{self.table.url}?"
+        default = (self.table.default_sort, self.table.default_dir)
         urls = {}
         for name in self.table.sorts:
             current = self.sort is not None and name == self.sort.name
             direction = "asc" if current and self.descending else ("desc" if current else "asc")
-            urls[name] = self.url(sort=name, dir=direction)
+            if (name, direction) == default:
+                urls[name] = prefix.rstrip("?&")
+            elif name == self.table.default_sort:
+                urls[name] = f"{prefix}dir={direction}"
+            else:
+                urls[name] = f"{prefix}{urlencode({'sort': name, 'dir': direction})}"
         return urls
 
 

@@ -67,11 +67,18 @@ class Page:
     capped: bool = False  # the offset cap was reached
 
 
+# A search first looks at this many rows in list order (after filters and the cursor): a
+# common word fills the page there (the first matches in order are the page), where the
+# search index would hand over every match to be sorted. A rarer one falls back to the index.
+SEARCH_WINDOW = 2000
+
+
 async def fetch_page(conn: asyncpg.Connection, query: ListQuery, select: str) -> Page:
     table = query.table
-    where, order, args = query.filter_sql()
     if query.sort is None:
+        where, _, args = query.filter_sql()
         return await _offset_page(conn, query, select, where, args)
+    search, conditions, args = query.conditions()
     cursor = query.after or query.before
     backwards = query.before is not None
     ascending = query.descending == backwards
@@ -79,12 +86,17 @@ async def fetch_page(conn: asyncpg.Connection, query: ListQuery, select: str) ->
         condition, extra = cursors.condition(
             table, query.sort, cursor, ascending=ascending, first_param=len(args) + 1
         )
-        where = f"{where} AND {condition}" if where else f"WHERE {condition}"
+        conditions.append(condition)
         args = [*args, *extra]
-    if backwards:
-        order = query.order_sql(ascending=ascending)
-    sql = f"SELECT {select} FROM {table.qualified} AS t {where} {order} LIMIT {query.limit + 1}"
-    rows = await conn.fetch(sql, *args)
+    order = query.order_sql(ascending=ascending)
+    rows: list[asyncpg.Record] | None = None
+    if search is not None and table.search.mode != "exact":
+        rows = await _search_in_order(conn, query, select, search, conditions, order, args)
+    if rows is None:
+        where = " AND ".join([c for c in (search, *conditions) if c])
+        where = f"WHERE {where}" if where else ""
+        sql = f"SELECT {select} FROM {table.qualified} AS t {where} {order} LIMIT {query.limit + 1}"
+        rows = list(await conn.fetch(sql, *args))
     more = len(rows) > query.limit
     rows = list(rows[: query.limit])
     if backwards:
@@ -96,6 +108,29 @@ async def fetch_page(conn: asyncpg.Connection, query: ListQuery, select: str) ->
         next_cursor=cursors.encode(table, query.sort, rows[-1]) if has_next and rows else None,
         prev_cursor=cursors.encode(table, query.sort, rows[0]) if has_prev and rows else None,
     )
+
+
+async def _search_in_order(
+    conn: asyncpg.Connection,
+    query: ListQuery,
+    select: str,
+    search: str,
+    conditions: list[str],
+    order: str,
+    args: list[object],
+) -> list[asyncpg.Record] | None:
+    """The page when the first SEARCH_WINDOW rows in order hold a full page of matches;
+    None when they don't (then only the search index can say which rows match)."""
+    table = query.table
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    # xmin is a system column: `t.*` leaves it out, and the select list may want it
+    system = ", t.xmin" if table.writable and not table.bumps_version else ""
+    window = f"SELECT t.*{system} FROM {table.qualified} AS t {where} {order} LIMIT {SEARCH_WINDOW}"
+    rows = await conn.fetch(
+        f"SELECT {select} FROM ({window}) AS t WHERE {search} {order} LIMIT {query.limit + 1}",
+        *args,
+    )
+    return list(rows) if len(rows) > query.limit else None
 
 
 async def _offset_page(

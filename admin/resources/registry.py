@@ -75,6 +75,7 @@ class Registry:
         self.check_seconds = check_seconds
         self.tables: dict[str, Table] = {}
         self.by_name: dict[tuple[str, str], Table] = {}
+        self._visible: dict[str, list[Table]] = {}
         self._fingerprint: str | None = None
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
@@ -127,6 +128,7 @@ class Registry:
             _bind(table, by_name)
         self.tables = tables
         self.by_name = by_name
+        self._visible = {}
 
     def get(self, slug: str) -> Table | None:
         return self.tables.get(slug)
@@ -136,12 +138,15 @@ class Registry:
 
     def visible_to(self, role: str) -> list[Table]:
         """Declared tables first (in declaration order), then the rest by name."""
-        order = {key: i for i, key in enumerate(self.declarations)}
-        allowed = [t for t in self.tables.values() if t.allows(role, Action.VIEW)]
-        return sorted(
-            allowed,
-            key=lambda t: (order.get((t.info.schema, t.info.name), len(order)), t.slug),
-        )
+        found = self._visible.get(role)
+        if found is None:
+            order = {key: i for i, key in enumerate(self.declarations)}
+            allowed = [t for t in self.tables.values() if t.allows(role, Action.VIEW)]
+            found = self._visible[role] = sorted(
+                allowed,
+                key=lambda t: (order.get((t.info.schema, t.info.name), len(order)), t.slug),
+            )
+        return found
 
 
 def _bind(table: Table, by_name: dict[tuple[str, str], Table]) -> None:

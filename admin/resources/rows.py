@@ -14,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from admin.resources.cells import NULL
+from admin.resources.cells import NULL_HTML
 from admin.resources.model import Table
 from admin.resources.reads import ROW_VERSION
 
@@ -38,7 +38,7 @@ def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str
             )
         for column, render_fn, opening, links in table.list_layout:
             value = row[column.name]
-            inner = NULL if value is None else render_fn(value, row, zone)
+            inner = NULL_HTML if value is None else render_fn(value, row, zone)
             if links and href:
                 parts.append(f'{opening}<a href="{href}">{inner}</a></td>')
             else:
