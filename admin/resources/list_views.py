@@ -43,8 +43,9 @@ async def list_page(request: Request, table: Table) -> Response:
         }
         return render(request, table, "index.html", "_table.html", context, status_code=400)
     async with replica.read_connection(request) as conn:
-        page = await reads.fetch_page(conn, query, table.list_select)
         total = await reads.estimate_total(conn, query, reads.row_estimates(request))
+        dense = reads.dense_search(query, total.planned)
+        page = await reads.fetch_page(conn, query, table.list_select, dense=dense)
     context = {"query": query, "page": page, "total": total, "error": None}
     return render(request, table, "index.html", "_table.html", context)
 

@@ -35,7 +35,7 @@ TEXT_KINDS = frozenset({Kind.TEXT, Kind.ENUM})
 EDITABLE_KINDS = frozenset(Kind) - {Kind.BYTEA, Kind.UNKNOWN}
 SCALAR_KINDS = frozenset(Kind) - {Kind.ARRAY, Kind.JSON, Kind.BYTEA, Kind.UNKNOWN}
 # past this many rows (planner estimate) a search without an index is not run as a scan
-SCAN_SEARCH_MAX_ROWS = 100_000
+SCAN_SEARCH_MAX_ROWS = 10_000
 OFFSET_CAP = 10_000  # tables without a primary key: how deep the pages go
 MAX_LIST_COLUMNS = 8
 

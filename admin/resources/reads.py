@@ -67,13 +67,30 @@ class Page:
     capped: bool = False  # the offset cap was reached
 
 
-# A search first looks at this many rows in list order (after filters and the cursor): a
-# common word fills the page there (the first matches in order are the page), where the
-# search index would hand over every match to be sorted. A rarer one falls back to the index.
+# A search that matches many rows first looks at this many rows in list order (after filters
+# and the cursor): a common word fills the page there (the first matches in order are the
+# page), where the search index would hand over every match to be sorted. The planner's
+# estimate decides: enough matches that sorting them costs, dense enough to fill a page here.
 SEARCH_WINDOW = 2000
+WINDOW_MIN_MATCHES = 10_000
+WINDOW_MIN_DENSITY = 0.025
 
 
-async def fetch_page(conn: asyncpg.Connection, query: ListQuery, select: str) -> Page:
+def dense_search(query: ListQuery, matches: float) -> bool:
+    """Whether a search expected to match `matches` rows should try the list's order first."""
+    rows = query.table.info.estimated_rows
+    return (
+        bool(query.q)
+        and matches >= WINDOW_MIN_MATCHES
+        and rows > 0
+        and matches / rows >= WINDOW_MIN_DENSITY
+    )
+
+
+async def fetch_page(
+    conn: asyncpg.Connection, query: ListQuery, select: str, *, dense: bool = False
+) -> Page:
+    """One page of the list. `dense`: the search is expected to match many rows."""
     table = query.table
     if query.sort is None:
         where, _, args = query.filter_sql()
@@ -90,7 +107,7 @@ async def fetch_page(conn: asyncpg.Connection, query: ListQuery, select: str) ->
         args = [*args, *extra]
     order = query.order_sql(ascending=ascending)
     rows: list[asyncpg.Record] | None = None
-    if search is not None and table.search.mode != "exact":
+    if search is not None and dense and table.search.mode != "exact":
         rows = await _search_in_order(conn, query, select, search, conditions, order, args)
     if rows is None:
         where = " AND ".join([c for c in (search, *conditions) if c])
@@ -160,6 +177,7 @@ async def _offset_page(
 class Total:
     value: int
     exact: bool
+    planned: float = -1.0  # the planner's estimate of matching rows (filtered lists)
 
 
 class RowEstimates:
@@ -219,8 +237,8 @@ async def estimate_total(
     if estimate <= SMALL_TABLE:
         exact = await exact_total(conn, query)
         if exact is not None:
-            return Total(exact, True)
-    return Total(int(estimate), False)
+            return Total(exact, True, estimate)
+    return Total(int(estimate), False, estimate)
 
 
 async def exact_total(conn: asyncpg.Connection, query: ListQuery) -> int | None:
