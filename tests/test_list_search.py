@@ -39,8 +39,9 @@ async def test_the_in_order_search_gives_the_pages_the_index_gives(conn) -> None
     await conn.execute(
         """
         INSERT INTO users (username, email, full_name)
-        SELECT 'user' || g, 'user' || g || '@example.com',
-               CASE WHEN g % 3 = 0 THEN 'Jo Smith ' || g ELSE 'Jo Brown ' || g END
+        SELECT 'user' || g,
+               CASE WHEN g % 3 = 0 THEN 'smith' ELSE 'brown' END || g || '@example.com',
+               'Jo ' || g
         FROM generate_series(1, 400) AS g
         """
     )
