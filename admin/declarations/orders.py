@@ -19,15 +19,14 @@ HISTORY_EVENTS = 200
 
 
 def search(text: str, param: ParamFn) -> str:
-    """An order id, or the customer's username or email (through the users' trigram index)."""
+    """An order id, or its customer's username or email (through the users' trigram index)."""
     if text.isascii() and text.isdigit():
         number = int(text)
         return f"id = {param(number)}" if number <= MAX_ORDER_ID else "false"
-    pattern = param(like_pattern(text))
     # Correlated, so that a list walking orders in order probes each order's customer (and
-    # stops at a full page) instead of first collecting every matching customer; for a rare
-    # name the planner still starts from the users' trigram index. The recheck keeps the
-    # match to username and email.
+    # stops at a full page) instead of first collecting every matching customer; the
+    # trigram index narrows the users, the recheck keeps the match to username and email.
+    pattern = param(like_pattern(text))
     return (
         "EXISTS (SELECT 1 FROM users"
         f" WHERE users.id = user_id AND {USER_SEARCH_EXPRESSION} ILIKE {pattern}"
@@ -58,7 +57,12 @@ ORDERS = Resource(
         "created_at": Field(label="Created"),
         "updated_at": Field(label="Updated"),
     },
-    search=Search(condition=search, placeholder="Order id, or customer username / email"),
+    search=Search(
+        condition=search,
+        placeholder="Order id, or customer username / email",
+        # a customer's name matches many orders, and the planner cannot tell how many
+        in_order_first=True,
+    ),
     filters=(
         Filter("status", "status", FilterKind.CHOICE, "Status"),
         Filter("user", "user_id", FilterKind.EQUALS, "User id"),

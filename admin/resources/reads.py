@@ -71,14 +71,17 @@ class Page:
 # and the cursor): a common word fills the page there (the first matches in order are the
 # page), where the search index would hand over every match to be sorted. The planner's
 # estimate decides: enough matches that sorting them costs, dense enough to fill a page here.
-SEARCH_WINDOW = 2000
+SEARCH_WINDOW = 4000
 WINDOW_MIN_MATCHES = 10_000
-WINDOW_MIN_DENSITY = 0.025
+WINDOW_MIN_DENSITY = 0.02
 
 
 def dense_search(query: ListQuery, matches: float) -> bool:
     """Whether a search expected to match `matches` rows should try the list's order first."""
     rows = query.table.info.estimated_rows
+    declared = query.table.search.declared
+    if query.q and declared is not None and declared.in_order_first:
+        return True
     return (
         bool(query.q)
         and matches >= WINDOW_MIN_MATCHES

@@ -83,6 +83,9 @@ class Search:
     expression: str | None = None
     condition: Callable[[str, ParamFn], str] | None = None
     placeholder: str = ""
+    # look through the list in its own order first, whatever the planner expects (for
+    # searches that usually match many rows where its estimate is poor)
+    in_order_first: bool = False
 
 
 @dataclass(frozen=True)
