@@ -45,6 +45,9 @@ async def page() -> AsyncIterator[Page]:
         )
         context = await browser.new_context()
         context.set_default_timeout(10_000)
+        # a navigation may wait on a login's password hash, slow by design and slower still
+        # on a busy machine (CI runs the suite beside other work)
+        context.set_default_navigation_timeout(30_000)
         yield await context.new_page()
         await browser.close()
 
