@@ -36,6 +36,30 @@ async def load(
     return row
 
 
+async def audit_row(
+    request: Request,
+    conn: asyncpg.Connection,
+    table: Table,
+    action: str,
+    row: Any,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """The audit entry of one record's write, in the write's transaction: who, which record
+    (its key as in the URL), the row before and after."""
+    await audit.record(
+        conn,
+        staff=current_staff(request),
+        action=action,
+        resource=table.slug,
+        resource_id=table.key_of(row),
+        before=None if before is None else store.snapshot(before),
+        after=None if after is None else store.snapshot(after),
+        ip=client_ip(request),
+    )
+
+
 def title_of(table: Table, row: Any) -> str:
     """How a record is named on its pages: its label column, else its key."""
     label = table.label_column
@@ -115,15 +139,7 @@ async def create(request: Request, table: Table) -> Response:
         try:
             async with conn.transaction():
                 row = await store.insert(conn, table, submitted.values, table.detail_select)
-                await audit.record(
-                    conn,
-                    staff=current_staff(request),
-                    action="create",
-                    resource=table.slug,
-                    resource_id=table.key_of(row),
-                    after=store.snapshot(row),
-                    ip=client_ip(request),
-                )
+                await audit_row(request, conn, table, "create", row, after=row)
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
             context["errors"] = store.constraint_errors(table, exc)
             return _form(request, table, context, 422)
@@ -186,15 +202,8 @@ async def save(
                     conn, table, key, token, submitted.values, table.detail_select
                 )
                 if updated is not None and submitted.values:
-                    await audit.record(
-                        conn,
-                        staff=current_staff(request),
-                        action=action,
-                        resource=table.slug,
-                        resource_id=table.key_of(current),
-                        before=store.snapshot(current),
-                        after=store.snapshot(updated),
-                        ip=client_ip(request),
+                    await audit_row(
+                        request, conn, table, action, current, before=current, after=updated
                     )
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
             return 422, {**base, "errors": store.constraint_errors(table, exc)}
@@ -375,15 +384,7 @@ async def _delete(request: Request, table: Table, token: str | None) -> Response
             async with conn.transaction():
                 deleted = await store.delete(conn, table, key, token, table.detail_select)
                 if deleted is not None:
-                    await audit.record(
-                        conn,
-                        staff=current_staff(request),
-                        action="delete",
-                        resource=table.slug,
-                        resource_id=table.key_of(found),
-                        before=store.snapshot(deleted),
-                        ip=client_ip(request),
-                    )
+                    await audit_row(request, conn, table, "delete", found, before=deleted)
         except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError):
             blockers = await _blockers(request, conn, table, found)
             described = (
