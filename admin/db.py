@@ -178,11 +178,17 @@ def connect_options(settings: Settings, *, pooled: bool | None = None) -> dict[s
     outlive it: the statement cache is off (asyncpg then parses unnamed statements, which
     live within one round of messages). PgBouncer also refuses startup parameters other than
     a few (`statement_timeout` among the refused): its `connect_query` sets the timeout.
+
+    Cached statements are always planned for their values: after five runs PostgreSQL may
+    switch a statement to one plan for any value, and for a search pattern or a filter on a
+    skewed column that plan can be a full scan (a one-user search went from 1 ms to 2 s).
+    Unnamed statements (the pooler's) are always planned for their values anyway.
     """
     pooler = settings.database_pooler if pooled is None else pooled
     server_settings = {"application_name": APPLICATION_NAME}
     if not pooler:
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+        server_settings["plan_cache_mode"] = "force_custom_plan"
     options: dict[str, Any] = {"server_settings": server_settings}
     if pooler:
         options["statement_cache_size"] = 0

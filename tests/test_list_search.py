@@ -62,3 +62,52 @@ async def test_the_in_order_search_gives_the_pages_the_index_gives(conn) -> None
         by_index = await _pages(conn, query, dense=False)
         assert in_order == by_index, (name, params)
         assert len({i for page in in_order for i in page}) == 133  # every match, once a page
+
+
+async def test_a_total_the_page_contradicts_is_not_counted_up_front(staff_client, conn) -> None:
+    # 120 orders of one customer. Before ANALYZE the planner guesses a handful, which the
+    # full page contradicts; after it, the declaration still says such searches may match
+    # anything (a common name: a count of every order), so neither is counted up front
+    await conn.execute(
+        "INSERT INTO users (username, email, full_name) VALUES ('smithy', 's@x.io', 'S')"
+    )
+    await conn.execute(
+        "INSERT INTO orders (user_id, total, status)"
+        " SELECT (SELECT id FROM users WHERE username = 'smithy'), g, 'paid'"
+        " FROM generate_series(1, 120) AS g"
+    )
+    response = await staff_client.get("/orders?q=smithy")
+    assert response.status_code == 200
+    assert "more than 50 orders" in response.text and "exact count" in response.text
+    await conn.execute("ANALYZE users; ANALYZE orders")
+    response = await staff_client.get("/orders?q=smithy")
+    assert "more than 50 orders" in response.text
+    count = await staff_client.get("/orders/count?q=smithy", headers={"HX-Request": "true"})
+    assert "120 exactly" in count.text
+    # a first page with nothing after it is its own exact total, estimate or not
+    response = await staff_client.get("/orders?q=smithy&limit=200")
+    assert "120 orders" in response.text and "more than" not in response.text
+
+
+async def test_a_search_on_a_big_table_looks_in_order_first_and_is_not_counted(conn) -> None:
+    # the planner's guess for a text pattern is often 100 whatever it matches: on a big
+    # table a plain search tries the list's order first, and a full page is not counted
+    await conn.execute(
+        "INSERT INTO users (username, email, full_name)"
+        " SELECT 'pat' || g, 'pat' || g || '@x.io', 'P' FROM generate_series(1, 60) AS g"
+    )
+    for estimated_rows, expected in ((60.0, False), (500_000.0, True)):
+        registry = Registry(["public"])  # this test's own: its table is changed below
+        await registry.refresh(conn)
+        table = registry.tables["users"]
+        table.info = replace(table.info, estimated_rows=estimated_rows)
+        query = ListQuery.from_params(table, {"q": "pat"})
+        assert reads.dense_search(query, 100.0) is expected
+        # a filter may leave few rows in order: then only the planner's estimate decides
+        filtered = ListQuery.from_params(table, {"q": "pat", "active": "true"})
+        assert reads.dense_search(filtered, 100.0) is False
+        page = await reads.fetch_page(conn, query, table.list_select, dense=expected)
+        assert len(page.rows) == 50 and page.next_cursor is not None
+        total = await reads.settle_total(conn, query, reads.Total(100, False, 100.0), page)
+        assert (total.exact, total.at_least) == ((False, True) if expected else (True, False))
+        assert total.value == (50 if expected else 60)

@@ -46,6 +46,7 @@ async def list_page(request: Request, table: Table) -> Response:
         total = await reads.estimate_total(conn, query, reads.row_estimates(request))
         dense = reads.dense_search(query, total.planned)
         page = await reads.fetch_page(conn, query, table.list_select, dense=dense)
+        total = await reads.settle_total(conn, query, total, page)
     context = {"query": query, "page": page, "total": total, "error": None}
     return render(request, table, "index.html", "_table.html", context)
 

@@ -67,27 +67,31 @@ class Page:
     capped: bool = False  # the offset cap was reached
 
 
-# A search that matches many rows first looks at this many rows in list order (after filters
-# and the cursor): a common word fills the page there (the first matches in order are the
-# page), where the search index would hand over every match to be sorted. The planner's
-# estimate decides: enough matches that sorting them costs, dense enough to fill a page here.
-SEARCH_WINDOW = 4000
+# A search that matches many rows first looks at up to this many rows in list order (after
+# filters and the cursor): a common word fills the page there (the first matches in order are
+# the page), where the search index would hand over every match to be sorted. The scan stops
+# at a full page, so a common word costs a few hundred rows; a rare one costs the whole window
+# before the index answers. The planner's estimates for text patterns are poor (a trigram
+# search matching 1% of a million rows is often guessed at 100), so on a big table a search
+# with no other filter always looks here first; with filters (which may leave few rows in
+# order) only when the planner expects enough matches, dense enough to fill a page here.
+SEARCH_WINDOW = 8000
+WINDOW_MIN_TABLE = 100_000
 WINDOW_MIN_MATCHES = 10_000
 WINDOW_MIN_DENSITY = 0.02
 
 
 def dense_search(query: ListQuery, matches: float) -> bool:
     """Whether a search expected to match `matches` rows should try the list's order first."""
+    if not query.q or query.table.search.mode == "exact":
+        return False
     rows = query.table.info.estimated_rows
     declared = query.table.search.declared
-    if query.q and declared is not None and declared.in_order_first:
+    if declared is not None and declared.in_order_first:
         return True
-    return (
-        bool(query.q)
-        and matches >= WINDOW_MIN_MATCHES
-        and rows > 0
-        and matches / rows >= WINDOW_MIN_DENSITY
-    )
+    if not query.filters and rows >= WINDOW_MIN_TABLE:
+        return True
+    return matches >= WINDOW_MIN_MATCHES and rows > 0 and matches / rows >= WINDOW_MIN_DENSITY
 
 
 async def fetch_page(
@@ -110,7 +114,7 @@ async def fetch_page(
         args = [*args, *extra]
     order = query.order_sql(ascending=ascending)
     rows: list[asyncpg.Record] | None = None
-    if search is not None and dense and table.search.mode != "exact":
+    if search is not None and dense:
         rows = await _search_in_order(conn, query, select, search, conditions, order, args)
     if rows is None:
         where = " AND ".join([c for c in (search, *conditions) if c])
@@ -146,6 +150,12 @@ async def _search_in_order(
     # xmin is a system column: `t.*` leaves it out, and the select list may want it
     system = ", t.xmin" if table.writable and not table.bumps_version else ""
     window = f"SELECT t.*{system} FROM {table.qualified} AS t {where} {order} LIMIT {SEARCH_WINDOW}"
+    declared = table.search.declared
+    if declared is not None and declared.in_order_first:
+        # OFFSET 0 keeps the planner from turning a lookup in another table into a join that
+        # first reads every match there (orders by a common customer name: 19k users, 100+
+        # ms); tested row by row, the window's few thousand rows cost a few index probes each
+        search = f"EXISTS (SELECT 1 WHERE {search} OFFSET 0)"
     rows = await conn.fetch(
         f"SELECT {select} FROM ({window}) AS t WHERE {search} {order} LIMIT {query.limit + 1}",
         *args,
@@ -181,6 +191,7 @@ class Total:
     value: int
     exact: bool
     planned: float = -1.0  # the planner's estimate of matching rows (filtered lists)
+    at_least: bool = False  # `value` rows were seen and there are more; the estimate was wrong
 
 
 class RowEstimates:
@@ -222,7 +233,7 @@ async def _planned_rows(conn: asyncpg.Connection, query: ListQuery) -> float:
 async def estimate_total(
     conn: asyncpg.Connection, query: ListQuery, estimates: RowEstimates | None = None
 ) -> Total:
-    """The planner's estimate; the exact count when that is small (never cached)."""
+    """The planner's estimate of the rows the list shows (see `settle_total`)."""
     table = query.table
     if query.is_filtered:
         estimate = await _planned_rows(conn, query)
@@ -237,11 +248,38 @@ async def estimate_total(
             if estimates is not None:
                 estimates.put(table.qualified, float(cached))
         estimate = float(cached)
-    if estimate <= SMALL_TABLE:
-        exact = await exact_total(conn, query)
-        if exact is not None:
-            return Total(exact, True, estimate)
     return Total(int(estimate), False, estimate)
+
+
+async def settle_total(
+    conn: asyncpg.Connection, query: ListQuery, total: Total, page: Page
+) -> Total:
+    """The total to show once the page is known: exact when the page itself says it (a first
+    page with nothing after it) or when the estimate is small enough to count. A full page
+    the estimate cannot be trusted for says "more than" what it shows, the count one click
+    away: an estimate below a full page is wrong, and a text search on a big table (or one
+    its declaration calls unpredictable) may match anything, where counting means reading
+    every match."""
+    first = query.after is None and query.before is None and not query.offset
+    full = page.next_cursor is not None or page.next_offset is not None
+    if first and not full:
+        return Total(len(page.rows), True, total.planned)
+    if total.planned > SMALL_TABLE:
+        return total
+    if full and (total.planned < len(page.rows) or _unpredictable(query)):
+        return Total(len(page.rows), False, total.planned, at_least=True)
+    exact = await exact_total(conn, query)
+    if exact is None:
+        return total
+    return Total(exact, True, total.planned)
+
+
+def _unpredictable(query: ListQuery) -> bool:
+    if not query.q or query.table.search.mode == "exact":
+        return False
+    declared = query.table.search.declared
+    in_order_first = declared is not None and declared.in_order_first
+    return in_order_first or query.table.info.estimated_rows >= WINDOW_MIN_TABLE
 
 
 async def exact_total(conn: asyncpg.Connection, query: ListQuery) -> int | None:

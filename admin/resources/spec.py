@@ -84,7 +84,9 @@ class Search:
     condition: Callable[[str, ParamFn], str] | None = None
     placeholder: str = ""
     # look through the list in its own order first, whatever the planner expects (for
-    # searches that usually match many rows where its estimate is poor)
+    # searches that usually match many rows where its estimate is poor), testing each row
+    # with the condition on its own: a condition that looks rows up in another table then
+    # probes that table per row instead of first collecting every match there
     in_order_first: bool = False
 
 
