@@ -106,13 +106,15 @@
     }
     if (!row) return;
     if (change.op === "delete") { strike(row); return; }
+    // a row open in the inline editor is left alone: its save meets the conflict check
+    if (editing(row)) return;
     fetch(el.dataset.liveUrl + "/" + change.key + "/row", {
       headers: { "HX-Request": "true" }, credentials: "same-origin"
     }).then(function (response) {
       if (response.status === 404) { strike(row); return null; }
       return response.ok ? response.text() : null;
     }).then(function (html) {
-      if (!html || !row.isConnected) return;
+      if (!html || !row.isConnected || editing(row)) return;
       var holder = document.createElement("tbody");
       holder.innerHTML = html.trim();
       var fresh = holder.querySelector("tr");
@@ -125,6 +127,10 @@
       fresh.classList.add("live-updated");
       setTimeout(function () { fresh.classList.remove("live-updated"); }, 2000);
     });
+  }
+
+  function editing(row) {
+    return row.hasAttribute("data-inline-edit") || row.querySelector("input:not([type=checkbox]), select, textarea") !== null;
   }
 
   function strike(row) {
