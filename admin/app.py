@@ -25,6 +25,7 @@ from admin import (
     errors,
     health,
     live,
+    live_changes,
     metrics,
     observe,
     replica,
@@ -83,6 +84,12 @@ def routes() -> list[BaseRoute]:
         route("/", dashboard.dashboard, access=Access.STAFF, name="dashboard"),
         # ---- live events (SSE)
         route("/events", sse.events_stream, access=Access.STAFF, name="events"),
+        route(
+            "/live/changes",
+            live_changes.changes_stream,
+            access=Access.STAFF,
+            name="live_changes",
+        ),
         # ---- CSV import / export (admin); before the /users/{id} routes
         route(
             "/users/import", csv_routes.users_import_page, access=Access.ADMIN, name="users_import"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -62,10 +63,10 @@ def _event(row: asyncpg.Record) -> OrderEvent:
     )
 
 
-async def last_allocated_id(conn: asyncpg.Connection) -> int:
+async def last_allocated_id(conn: asyncpg.Connection, table: str = "order_events") -> int:
     """The highest id the sequence has handed out, committed or not (0 when none yet)."""
     value = await conn.fetchval(
-        "SELECT pg_sequence_last_value(pg_get_serial_sequence('order_events', 'id')::regclass)"
+        "SELECT pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass)", table
     )
     return int(value or 0)
 
@@ -77,7 +78,7 @@ class Poll:
 
     xmin: int
     horizon: int
-    events: list[OrderEvent]
+    events: list[Any]
     xid: int | None
 
 
@@ -87,7 +88,9 @@ class Poll:
 # transaction that holds an id <= allocated has a smaller xid; all xids below xmin have
 # ended, so each such id is now visible or never will be. (The snapshot's xmax is no such
 # bound: a writer whose xid is above every completed one is running yet not below xmax.)
-_POLL = f"""
+def poll_sql(table: str, columns: str) -> str:
+    """The poll statement for an event table whose columns (aliased `e`) are `columns`."""
+    return f"""
 WITH snap AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin
 ), horizon AS (
@@ -97,16 +100,33 @@ WITH snap AS (
 )
 SELECT snap.xmin, horizon.h,
        CASE WHEN $6::boolean THEN pg_current_xact_id()::text::bigint END AS xid,
-       {_COLUMNS}
+       {columns}
 FROM snap CROSS JOIN horizon
 LEFT JOIN LATERAL (
-    SELECT {_COLUMNS} FROM order_events e
+    SELECT {columns} FROM {table} e
     WHERE e.id > $1 AND e.id <= horizon.h
     ORDER BY e.id
     LIMIT $4
 ) AS e ON true
 ORDER BY e.id
 """
+
+
+@dataclass(frozen=True)
+class Source:
+    """An event table the hub releases: its name (also its NOTIFY channel), its columns
+    as the poll selects them, and how a row becomes an event (anything with an `id`)."""
+
+    table: str
+    columns: str
+    decode: Callable[[asyncpg.Record], Any]
+
+    @cached_property
+    def sql(self) -> str:
+        return poll_sql(self.table, self.columns)
+
+
+ORDERS = Source("order_events", _COLUMNS, _event)
 
 
 async def poll(
@@ -117,6 +137,7 @@ async def poll(
     pending: Sequence[tuple[int, int]],
     limit: int,
     take_xid: bool,
+    source: Source = ORDERS,
 ) -> Poll:
     """Events above `released` that are final, given the horizon already known to be
     settled and pending (allocated id, xid) pairs.
@@ -126,7 +147,7 @@ async def poll(
     reading the allocated id, and the pair (that id, returned xid) settles in a later poll.
     """
     rows = await conn.fetch(
-        _POLL,
+        source.sql,
         released,
         [allocated for allocated, _ in pending],
         [xid for _, xid in pending],
@@ -135,7 +156,7 @@ async def poll(
         take_xid,
     )
     first = rows[0]
-    events = [_event(row) for row in rows if row["id"] is not None]
+    events = [source.decode(row) for row in rows if row["id"] is not None]
     return Poll(xmin=first["xmin"], horizon=first["h"], events=events, xid=first["xid"])
 
 

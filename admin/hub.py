@@ -145,8 +145,12 @@ class Hub:
         gap_per_client: float = 25e-6,
         max_release_gap: float = 0.025,
         heartbeat_interval: float = 15.0,
+        source: events.Source = events.ORDERS,
+        application_name: str = APPLICATION_NAME,
     ) -> None:
         self._dsn = dsn
+        self.source = source
+        self._application_name = application_name
         self.queue_size = queue_size
         self._batch_limit = batch_limit
         self._health_interval = health_interval
@@ -177,8 +181,9 @@ class Hub:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="order-events-hub")
-            self._heartbeat_task = asyncio.create_task(self._beat(), name="order-events-heartbeat")
+            name = self.source.table.replace("_", "-")
+            self._task = asyncio.create_task(self._run(), name=f"{name}-hub")
+            self._heartbeat_task = asyncio.create_task(self._beat(), name=f"{name}-heartbeat")
 
     def close_all(self, reason: str) -> None:
         """End every stream now and refuse new ones (the server is shutting down)."""
@@ -281,7 +286,7 @@ class Hub:
                     self._dsn,
                     timeout=self._query_timeout,
                     server_settings={
-                        "application_name": APPLICATION_NAME,
+                        "application_name": self._application_name,
                         # polls take an xid to date what they read; no need to flush that
                         "synchronous_commit": "off",
                     },
@@ -321,9 +326,9 @@ class Hub:
             self._wake.set()
 
         conn.add_termination_listener(on_terminated)
-        await conn.add_listener(CHANNEL, on_notify)
+        await conn.add_listener(self.source.table, on_notify)
         self.connected = True
-        log.info("listening on %s", CHANNEL)
+        log.info("listening on %s", self.source.table)
         interval = self._health_interval
         while not lost.is_set():
             # catch up right away on (re)connect, then after each wake-up or timer
@@ -353,7 +358,7 @@ class Hub:
 
     async def _poll(self, conn: asyncpg.Connection) -> bool:
         """One round: returns True if it released events or settled a pair."""
-        allocated = await events.last_allocated_id(conn)
+        allocated = await events.last_allocated_id(conn, self.source.table)
         pending = list(self._pending)
         newest = max([self.watermark or 0, self._settled] + [pair[0] for pair in pending])
         fresh = allocated > newest
@@ -370,6 +375,7 @@ class Hub:
             pending=pending,
             limit=self._batch_limit,
             take_xid=take_xid,
+            source=self.source,
         )
         remaining = [(a, x) for a, x in pending if x > result.xmin]
         settled_any = len(remaining) < len(pending)
@@ -387,7 +393,7 @@ class Hub:
             if self._settled > 0 or not self._pending:
                 self.watermark = self._settled
                 self._ready.set()
-                log.info("live events start after id %d", self.watermark)
+                log.info("%s start after id %d", self.source.table, self.watermark)
             return settled_any or take_xid
         if not result.events:
             if self.watermark < self._settled:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
+from admin import changes
 from admin.hub import Hub
 from admin.live_stats import StatsFeed
 from admin.settings import Settings
@@ -16,6 +17,10 @@ from admin.sse_slots import StreamSlots
 
 # how often the process checks whether the server was told to exit
 EXIT_POLL_SECONDS = 0.1
+# resource_changes sends no notifications (they would serialise writers' commits): its hub
+# polls the id sequence this often, one cheap query, which bounds the added latency
+CHANGES_POLL_SECONDS = 0.03
+CHANGES_APPLICATION_NAME = "pg-admin-panel-changes"
 # replay batches read and rendered at once, whatever the number of replaying clients: they
 # take turns, so a crowd of deep replays slows itself, not the pages of everyone else
 REPLAY_BATCHES_AT_ONCE = 1
@@ -24,6 +29,8 @@ REPLAY_BATCHES_AT_ONCE = 1
 @dataclass
 class Live:
     hub: Hub
+    # changes to every resource table (resource_changes), for /live/changes
+    changes: Hub
     stats: StatsFeed
     slots: StreamSlots
     exit_watch: asyncio.Task[None]
@@ -36,13 +43,23 @@ def start(app: Starlette) -> Live:
     dsn = settings.listen_database_url or settings.database_url
     assert dsn is not None
     hub = Hub(dsn)
+    changes_hub = Hub(
+        dsn,
+        source=changes.SOURCE,
+        application_name=CHANGES_APPLICATION_NAME,
+        health_interval=CHANGES_POLL_SECONDS,
+    )
     stats = StatsFeed(hub, app.state.pool)
     hub.start()
+    changes_hub.start()
     stats.start()
-    exit_watch = asyncio.create_task(_end_streams_on_exit(hub), name="order-events-exit")
+    exit_watch = asyncio.create_task(
+        _end_streams_on_exit(hub, changes_hub), name="order-events-exit"
+    )
     slots = StreamSlots(settings.sse_max_per_session, settings.sse_max_per_process)
     app.state.live = Live(
         hub=hub,
+        changes=changes_hub,
         stats=stats,
         slots=slots,
         exit_watch=exit_watch,
@@ -61,15 +78,17 @@ async def stop(app: Starlette) -> None:
         await live.exit_watch
     await live.stats.stop()
     await live.hub.stop()
+    await live.changes.stop()
 
 
-async def _end_streams_on_exit(hub: Hub) -> None:
+async def _end_streams_on_exit(*hubs: Hub) -> None:
     """The server waits for open responses before its shutdown runs `stop()`, and
     streams never finish by themselves: end them as soon as it is told to exit."""
     # nothing to wait on: uvicorn only sets a flag
     while not server_exiting():  # noqa: ASYNC110
         await asyncio.sleep(EXIT_POLL_SECONDS)
-    hub.close_all("shutdown")
+    for hub in hubs:
+        hub.close_all("shutdown")
 
 
 def running_hub(app: Starlette) -> Hub | None:

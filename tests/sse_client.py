@@ -51,6 +51,10 @@ class Follower:
     query: str = ""
     after: int | None = None
     ids: list[int] = field(default_factory=list)
+    path: str = "/events"
+    event: str = "order"
+    # the data of every `event` message, in order
+    data: list[str] = field(default_factory=list)
     connects: int = 0
     reloads: int = 0
     _task: asyncio.Task[None] | None = None
@@ -74,7 +78,7 @@ class Follower:
                 headers["Last-Event-ID"] = str(self.after)
             try:
                 async with self.http.stream(
-                    "GET", "/events" + self.query, headers=headers, timeout=None
+                    "GET", self.path + self.query, headers=headers, timeout=None
                 ) as response:
                     if response.status_code != 200:
                         await asyncio.sleep(0.2)
@@ -85,8 +89,9 @@ class Follower:
                             continue
                         # open once the stream said where it starts (its first frame)
                         self._open.set()
-                        if message.event == "order":
+                        if message.event == self.event:
                             self.ids.append(int(message.id))
+                            self.data.append(message.data)
                         elif message.event == "reload":
                             self.reloads += 1
                         self.after = int(message.id)

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db
+from admin import audit, db, live_actor
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
 from admin.ids import InvalidId, parse_id
@@ -122,6 +122,7 @@ async def revert(request: Request, table: Table) -> Response:
         changes = {n: v for n, v in restored.values.items() if v != current[n]}
         try:
             async with conn.transaction():
+                await live_actor.mark(request, conn)
                 updated = await store.update(conn, table, key, token, changes, table.detail_select)
                 if updated is not None and changes:
                     marker = {"entry": entry_id, "state": state}

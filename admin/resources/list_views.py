@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, replica
+from admin import audit, db, live_actor, replica
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
 from admin.resources import reads, store
@@ -130,6 +130,7 @@ async def bulk(request: Request, table: Table) -> Response:
             return render(request, table, "bulk_confirm.html", None, context)
         try:
             async with conn.transaction():
+                await live_actor.mark(request, conn)
                 changed = await _apply(request, conn, table, action, value, target)
         except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError) as exc:
             request.state.session.flash(

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from admin import audit, db
+from admin import audit, db, live_actor
 from admin.access import client_ip, current_staff
 from admin.htmx import is_htmx, redirect
 from admin.resources import editing, reads, store, values
@@ -138,6 +138,7 @@ async def create(request: Request, table: Table) -> Response:
     async with db.connection(request) as conn:
         try:
             async with conn.transaction():
+                await live_actor.mark(request, conn)
                 row = await store.insert(conn, table, submitted.values, table.detail_select)
                 await audit_row(request, conn, table, "create", row, after=row)
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
@@ -198,6 +199,7 @@ async def save(
             return 422, base
         try:
             async with conn.transaction():
+                await live_actor.mark(request, conn)
                 updated = await store.update(
                     conn, table, key, token, submitted.values, table.detail_select
                 )
@@ -382,6 +384,7 @@ async def _delete(request: Request, table: Table, token: str | None) -> Response
         found = await load(conn, table, key)
         try:
             async with conn.transaction():
+                await live_actor.mark(request, conn)
                 deleted = await store.delete(conn, table, key, token, table.detail_select)
                 if deleted is not None:
                     await audit_row(request, conn, table, "delete", found, before=deleted)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 from starlette.requests import HTTPConnection
 
+from admin import capture
 from admin.declarations import DECLARATIONS
 from admin.resources import catalog, cells, keys, reads
 from admin.resources.model import Table
@@ -33,6 +34,7 @@ INTERNAL_TABLES = frozenset(
         "audit_log",
         "schema_migrations",
         "order_events",
+        "resource_changes",
         "revoked_sessions",
     }
 )
@@ -46,6 +48,7 @@ RESERVED_SLUGS = frozenset(
         "static",
         "healthz",
         "events",
+        "live",
         "staff",
         "account",
         "audit",
@@ -107,7 +110,12 @@ class Registry:
         started = time.perf_counter()
         infos = await catalog.read_tables(conn, self.schemas)
         self._install(infos)
-        self._fingerprint = fingerprint
+        installed, missed = await capture.ensure(conn, [t.info for t in self.tables.values()])
+        if installed:
+            # the triggers touched pg_class: take the fingerprint they left
+            fingerprint = await catalog.fingerprint(conn, self.schemas)
+        # a table without capture yet is tried again at the next check
+        self._fingerprint = "" if missed else fingerprint
         log.info(
             "catalog read: %d resources in %.0f ms",
             len(self.tables),

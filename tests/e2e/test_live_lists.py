@@ -1,0 +1,127 @@
+"""Live lists, records and forms in a real browser, and ten tabs sharing one stream."""
+
+from __future__ import annotations
+
+import asyncpg
+from playwright.async_api import Page, Request, expect
+
+from tests.live import LiveServer
+
+
+async def _categories(database_url: str, names: list[str]) -> list[int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "INSERT INTO categories (name) SELECT unnest($1::text[]) RETURNING id", names
+        )
+        return [row["id"] for row in rows]
+    finally:
+        await conn.close()
+
+
+async def _execute(database_url: str, sql: str, *args: object) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _live(page: Page) -> None:
+    await expect(page.locator(".live-bar .live-state")).to_have_text("Live")
+
+
+async def test_a_list_updates_strikes_counts_new_rows_and_pauses(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    tea, coffee = await _categories(database_url, ["Tea", "Coffee"])
+    await page.goto(server.url + "/categories")
+    await _live(page)
+    await _execute(database_url, "UPDATE categories SET name = 'Green tea' WHERE id = $1", tea)
+    row = page.locator(f"#row-{tea}")
+    await expect(row).to_contain_text("Green tea")
+    await expect(row).to_have_class("live-updated")
+    await _execute(database_url, "DELETE FROM categories WHERE id = $1", coffee)
+    await expect(page.locator(f"#row-{coffee}")).to_have_class("live-deleted")
+    await expect(page.locator(f"#row-{coffee}")).to_have_attribute("aria-disabled", "true")
+    # new rows wait above the list instead of shoving it
+    await _categories(database_url, ["Cocoa", "Mate", "Rooibos"])
+    show = page.locator("[data-changes-show]")
+    await expect(show).to_have_text("3 new — show them")
+    assert await page.locator("tbody tr").count() == 2
+    # paused: changes wait, counted, until resumed
+    await page.click("[data-changes-pause]")
+    await _execute(database_url, "UPDATE categories SET name = 'Black tea' WHERE id = $1", tea)
+    await expect(page.locator(".live-bar .live-state")).to_have_text("Paused · 1 waiting")
+    await expect(row).to_contain_text("Green tea")
+    await page.click("[data-changes-pause]")
+    await expect(row).to_contain_text("Black tea")
+    await show.click()
+    await expect(page.locator("tbody tr")).to_have_count(4)
+
+
+async def test_an_open_edit_form_says_who_changed_the_record(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    (tea,) = await _categories(database_url, ["Tea"])
+    await page.goto(f"{server.url}/categories/{tea}/edit")
+    await page.fill("input[name=name]", "My half-typed name")
+    conn = await asyncpg.connect(database_url)
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('admin.actor', 'alice', true)")
+        await conn.execute("UPDATE categories SET name = 'Herbal' WHERE id = $1", tea)
+    await conn.close()
+    notice = page.locator(".live-record .live-state")
+    await expect(notice).to_contain_text("Changed by alice")
+    await expect(notice.locator("a")).to_have_attribute("href", f"/categories/{tea}/history")
+    await expect(page.locator("input[name=name]")).to_have_value("My half-typed name")
+    # the record page refreshes its fields
+    await page.goto(f"{server.url}/categories/{tea}")
+    await _execute(database_url, "UPDATE categories SET name = 'Rooibos' WHERE id = $1", tea)
+    await expect(page.locator(".details")).to_contain_text("Rooibos")
+
+
+async def test_ten_tabs_share_one_stream_and_stay_live_when_the_leader_closes(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    (tea,) = await _categories(database_url, ["Tea"])
+    context = logged_in_page.context
+    streams: list[str] = []
+    ended: list[str] = []
+
+    def count(request: Request) -> None:
+        if "/live/changes" in request.url:
+            streams.append(request.url)
+
+    def end(request: Request) -> None:
+        if "/live/changes" in request.url:
+            ended.append(request.url)
+
+    context.on("request", count)
+    context.on("requestfinished", end)
+    context.on("requestfailed", end)
+    tabs = [logged_in_page]
+    tabs += [await context.new_page() for _ in range(9)]
+    for tab in tabs:
+        await tab.goto(f"{server.url}/categories")
+    for tab in tabs:
+        await _live(tab)
+    assert len(streams) == 1
+    await _execute(database_url, "UPDATE categories SET name = 'One' WHERE id = $1", tea)
+    for tab in tabs:
+        await expect(tab.locator(f"#row-{tea}")).to_contain_text("One")
+    # every tab can still load pages: one stream leaves the browser's connections free
+    for tab in tabs:
+        await tab.goto(f"{server.url}/categories/{tea}")
+        await tab.goto(f"{server.url}/categories")
+    await _live(tabs[-1])
+    leader = next(t for t in tabs if t is logged_in_page)
+    await leader.close()
+    rest = [t for t in tabs if t is not leader]
+    await _execute(database_url, "UPDATE categories SET name = 'Two' WHERE id = $1", tea)
+    for tab in rest:
+        await expect(tab.locator(f"#row-{tea}")).to_contain_text("Two")
+    # leadership moved with each navigation and at the close; one stream open at a time
+    assert len(streams) - len(ended) == 1
