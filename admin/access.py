@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from admin import bodies, db, forms, sessions
+from admin import bodies, db, forms, sessions, staff_cache
 from admin import staff as staff_table
 from admin.htmx import is_htmx
 from admin.resources.registry import registry
@@ -105,12 +105,21 @@ async def _csrf_ok(request: Request, csrf_from: CsrfFrom) -> bool:
 async def _load_staff(request: Request, session: sessions.Session) -> StaffMember | None:
     if session.staff_id is None:
         return None
-    async with db.connection(request) as conn:
-        member = await staff_table.get_for_session(conn, session.staff_id, session.session_id)
-        if member is not None:
-            # the navigation lists the tables: keep the catalog current (one cheap check
-            # every few seconds)
-            await registry(request).current(conn)
+    cache = staff_cache.staff_cache(request)
+    tables = registry(request)
+    # a write always asks the database: only pages are served from what was remembered
+    reuse = cache is not None and request.method not in UNSAFE_METHODS
+    member = cache.get(session.staff_id, session.session_id) if reuse and cache else None
+    if member is None or tables.due:
+        generation = cache.generation if cache is not None else 0
+        async with db.connection(request) as conn:
+            member = await staff_table.get_for_session(conn, session.staff_id, session.session_id)
+            if member is not None:
+                # the navigation lists the tables: keep the catalog current (one cheap check
+                # every few seconds)
+                await tables.current(conn)
+        if member is not None and cache is not None:
+            cache.put(session.staff_id, session.session_id, member, generation)
     if member is None or not member.is_active or member.session_version != session.staff_version:
         session.log_out()
         session.flash("Your session has ended. Please log in again.", "warning")
@@ -141,25 +150,32 @@ def guard(
         request.state.session = session
         request.state.staff = None
         request.state.csrf_pending = False
-        if session.staff_id is None:
-            if access is Access.PUBLIC and request.method in UNSAFE_METHODS:
+        try:
+            if session.staff_id is None:
+                if access is Access.PUBLIC and request.method in UNSAFE_METHODS:
+                    await _receive(request, csrf_from, settings)
+                response = await _checked(request, endpoint, access, csrf_from)
+            elif request.method not in UNSAFE_METHODS:
+                async with db.request_connection(request):
+                    request.state.staff = await _load_staff(request, session)
+                    response = await _checked(request, endpoint, access, csrf_from)
+            elif csrf_from is CsrfFrom.ENDPOINT:
                 await _receive(request, csrf_from, settings)
-            response = await _checked(request, endpoint, access, csrf_from)
-        elif request.method not in UNSAFE_METHODS:
-            async with db.request_connection(request):
-                request.state.staff = await _load_staff(request, session)
+                # the endpoint streams the body and takes a connection when it needs one
+                async with db.request_connection(request):
+                    request.state.staff = await _load_staff(request, session)
                 response = await _checked(request, endpoint, access, csrf_from)
-        elif csrf_from is CsrfFrom.ENDPOINT:
-            await _receive(request, csrf_from, settings)
-            # the endpoint streams the body and takes a connection when it needs one
-            async with db.request_connection(request):
-                request.state.staff = await _load_staff(request, session)
-            response = await _checked(request, endpoint, access, csrf_from)
-        else:
-            await _receive(request, csrf_from, settings)
-            async with db.request_connection(request):
-                request.state.staff = await _load_staff(request, session)
-                response = await _checked(request, endpoint, access, csrf_from)
+            else:
+                await _receive(request, csrf_from, settings)
+                async with db.request_connection(request):
+                    request.state.staff = await _load_staff(request, session)
+                    response = await _checked(request, endpoint, access, csrf_from)
+        finally:
+            cache = staff_cache.staff_cache(request)
+            if cache is not None and request.method in UNSAFE_METHODS:
+                # this process's own writes (log out, roles, passwords) count from the next
+                # request on, without waiting for their notification
+                cache.forget()
         sessions.save(response, session, settings)
         return response
 

@@ -30,6 +30,7 @@ from admin import (
     observe,
     replica,
     sse,
+    staff_cache,
 )
 from admin.access import Access, CsrfFrom, route
 from admin.account import account_page, change_password, change_time_zone
@@ -219,6 +220,12 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
             await replica.start(app)
             health.start(app)
             live.start(app)
+            staff_cache.start(
+                app,
+                current.listen_database_url or current.database_url or "",
+                f"{db.APPLICATION_NAME} staff",
+                current.staff_cache_s,
+            )
             _observe(app)
             # What startup built lives as long as the process: leave it out of every garbage
             # collection (page rendering allocates enough to trigger one nearly every request).
@@ -232,6 +239,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
         finally:
             metrics.remove_source(id(app))
             await live.stop(app)
+            await staff_cache.stop(app)
             await csv_export.abort_all(app.state.exports, EXPORT_ABORT_SECONDS)
             await health.stop(app)
             await replica.stop(app)

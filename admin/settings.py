@@ -47,6 +47,7 @@ class Settings:
     # the schemas whose tables get an admin, and how often a running panel looks for changes
     admin_schemas: tuple[str, ...] = ("public",)
     catalog_check_s: float = 5.0
+    staff_cache_s: float = 2.0
     # production topology: a transaction-pooling proxy, a read replica, metrics, logs
     database_pooler: bool = False
     replica_database_url: str | None = None
@@ -248,6 +249,7 @@ def load_settings(
         shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 10.0),
         admin_schemas=_schemas(env, "ADMIN_SCHEMAS"),
         catalog_check_s=_float(env, "CATALOG_CHECK_S", 5.0),
+        staff_cache_s=_float(env, "STAFF_CACHE_S", 2.0),
         database_pooler=_pooler(env, database_url, listen_url),
         replica_database_url=_database_url(env, "DATABASE_REPLICA_URL"),
         replica_max_lag_s=_float(env, "REPLICA_MAX_LAG_S", 10.0),

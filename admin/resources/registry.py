@@ -83,6 +83,13 @@ class Registry:
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
 
+    @property
+    def due(self) -> bool:
+        """Whether the next `current` call reads the catalog's fingerprint."""
+        return (
+            self._fingerprint is None or time.monotonic() - self._checked_at >= self.check_seconds
+        )
+
     async def current(self, conn: asyncpg.Connection) -> Registry:
         """Up to date within `check_seconds`: reads the catalog when its fingerprint moved."""
         if (
