@@ -73,7 +73,8 @@ async def last_allocated_id(conn: asyncpg.Connection, table: str = "order_events
 
 @dataclass(frozen=True)
 class Poll:
-    """What one snapshot showed: its xmin, the settled horizon and the events up to it,
+    """What one snapshot showed: the xid below which this database runs no transaction
+    (`xmin`: pairs with a larger xid stay pending), the settled horizon and the events up to it,
     plus the xid this poll took (when asked to) to bound an allocated id read before it."""
 
     xmin: int
@@ -83,25 +84,49 @@ class Poll:
 
 
 # One statement, so the snapshot that decides the horizon is the one that reads the events.
-# A pending pair (allocated, xid) is settled when xid <= xmin: `xid` was taken after
-# `allocated` was read, and a writer takes its xid before drawing an event id, so every
-# transaction that holds an id <= allocated has a smaller xid; all xids below xmin have
-# ended, so each such id is now visible or never will be. (The snapshot's xmax is no such
-# bound: a writer whose xid is above every completed one is running yet not below xmax.)
+# A pending pair (allocated, xid) is settled when no transaction of this database with a
+# smaller xid still runs: `xid` was taken after `allocated` was read, and a writer takes its
+# xid before drawing an event id, so every transaction that holds an id <= allocated has a
+# smaller xid; once they have all ended, each such id is visible or never will be.
+#
+# The snapshot's xmin (the oldest running xid of the whole cluster) settles most polls. When
+# it does not, the snapshot's running xids are looked up: one held by a session of another
+# database cannot hold an id here, so it must not hold the feed back (a writer left idle in
+# transaction in any database of the cluster used to stop every live feed). An xid that
+# cannot be placed (its session just ended, or belongs to a role whose sessions this one may
+# not see) counts as this database's: the next poll sees it gone. (The snapshot's xmax is no
+# bound by itself: a writer whose xid is above every completed one is running yet not below
+# xmax; it is in the running list.)
 def poll_sql(table: str, columns: str) -> str:
     """The poll statement for an event table whose columns (aliased `e`) are `columns`."""
     return f"""
 WITH snap AS (
-    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin
+    SELECT s, pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax
+    FROM pg_current_snapshot() AS s
+), pending AS (
+    SELECT p.allocated, p.xid FROM unnest($2::bigint[], $3::bigint[]) AS p(allocated, xid)
+), bound AS (
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT 1 FROM pending WHERE pending.xid > snap.xmin) THEN snap.xmin
+        ELSE least(snap.xmax, (
+            SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_stat_activity a
+                WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
+                  AND a.datname IS DISTINCT FROM current_database()
+            )
+        ))
+    END AS b
+    FROM snap
 ), horizon AS (
     SELECT greatest($5::bigint, max(p.allocated)) AS h
-    FROM snap, unnest($2::bigint[], $3::bigint[]) AS p(allocated, xid)
-    WHERE p.xid <= snap.xmin
+    FROM bound, pending AS p
+    WHERE p.xid <= bound.b
 )
-SELECT snap.xmin, horizon.h,
+SELECT bound.b AS xmin, horizon.h,
        CASE WHEN $6::boolean THEN pg_current_xact_id()::text::bigint END AS xid,
        {columns}
-FROM snap CROSS JOIN horizon
+FROM bound CROSS JOIN horizon
 LEFT JOIN LATERAL (
     SELECT {columns} FROM {table} e
     WHERE e.id > $1 AND e.id <= horizon.h

@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests import pg
 from tests.conftest import TEST_SECRET_KEY
 from tests.live import LiveServer, live_server
 from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client
@@ -197,3 +198,33 @@ async def test_shutdown_with_connected_clients_ends_promptly(server: LiveServer,
     for follower in followers:
         await follower.disconnect()
     await http.aclose()
+
+
+async def test_a_writer_left_open_in_another_database_does_not_hold_the_feed_back(
+    server: LiveServer, database_url: str, server_url: str, db: asyncpg.Connection
+):
+    # an xid held open anywhere on the server is below every later snapshot's xmin; only
+    # this database's transactions can hold event ids, so only they may hold events back
+    elsewhere = await asyncpg.connect(pg.with_database(server_url, "postgres"))
+    http = await logged_in_client(server.url, database_url, "watcher")
+    try:
+        open_writer = elsewhere.transaction()
+        await open_writer.start()
+        await elsewhere.fetchval("SELECT pg_current_xact_id()")
+        customer = await add_customer(db)
+        async with http.stream("GET", "/events", timeout=None) as response:
+            stream = messages(response)
+            await anext(stream)
+            await insert_orders(db, customer, 2)
+            got = []
+            async with asyncio.timeout(10):
+                async for message in stream:
+                    if message.event == "order":
+                        got.append(message)
+                    if len(got) == 2:
+                        break
+        assert [int(m.id or 0) for m in got] == await event_ids(db)
+        await open_writer.rollback()
+    finally:
+        await elsewhere.close()
+        await http.aclose()
