@@ -25,10 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -196,7 +198,9 @@ async def latencies(port: int, cookie: str, path: str, runs: int) -> tuple[float
     return statistics.median(times), times[int(len(times) * 0.95) - 1], size
 
 
-async def throughput(port: int, cookie: str, path: str, clients: int, seconds: float) -> float:
+async def throughput(
+    port: int, cookie: str, path: str, clients: int, seconds: float
+) -> tuple[float, int]:
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -215,7 +219,17 @@ async def throughput(port: int, cookie: str, path: str, clients: int, seconds: f
     await asyncio.gather(*(KeepAliveClient(port, cookie).get(path) for _ in range(clients)))
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    return done / (time.perf_counter() - started)
+    return done / (time.perf_counter() - started), done
+
+
+def measured(pid: int, run: Callable[[], Awaitable[tuple[float, int]]]) -> tuple[float, float]:
+    """requests/s of `run`, and the server process's CPU seconds per request meanwhile."""
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    rps, done = asyncio.run(run())
+    after = process.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return rps, cpu / max(done, 1)
 
 
 def login_cookie(base_url: str) -> str:
@@ -279,13 +293,19 @@ def main() -> None:
                 worst = max(worst, p95)
                 print(f"{label:<46} {p50:8.1f} {p95:8.1f} {size:8,}")
             page_size = asyncio.run(latencies(port, cookie, "/users", 1))[2]
-            app_rps = asyncio.run(throughput(port, cookie, "/users", args.clients, args.seconds))
+            app_rps, app_cpu = measured(
+                server.process.pid,
+                lambda: throughput(port, cookie, "/users", args.clients, args.seconds),
+            )
         sample_path = log_dir / "bare.json"
         sample_path.write_text(json.dumps({"rows": sample["rows"], "size": page_size}))
         process, bare_port = bare_server(sample_path, log_dir)
         try:
             bare_size = asyncio.run(latencies(bare_port, "x=1", "/", 1))[2]
-            bare_rps = asyncio.run(throughput(bare_port, "x=1", "/", args.clients, args.seconds))
+            bare_rps, bare_cpu = measured(
+                process.pid,
+                lambda: throughput(bare_port, "x=1", "/", args.clients, args.seconds),
+            )
         finally:
             process.terminate()
             process.wait(10)
@@ -293,6 +313,11 @@ def main() -> None:
     print(f"  app  /users        {app_rps:8.0f} req/s  ({page_size:,} bytes)")
     print(f"  bare Starlette+Jinja {bare_rps:6.0f} req/s  ({bare_size:,} bytes)")
     print(f"  ratio app/bare: {app_rps / bare_rps:.2f}  (target >= 0.6)")
+    print(
+        f"  server CPU per request: app {app_cpu * 1000:.3f} ms, bare {bare_cpu * 1000:.3f} ms;"
+        f" ratio bare/app {bare_cpu / app_cpu:.2f} (what the req/s ratio is on a core of its"
+        " own: a machine shared with other work moves req/s, not this)"
+    )
     print(f"  worst p95: {worst:.1f} ms (target < 20)")
 
 
