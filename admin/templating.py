@@ -13,7 +13,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from admin import timefmt
+from admin import timefmt, wording
 from admin.paths import TEMPLATES_DIR
 from admin.resources import cells, editing, rows
 from admin.resources.model import OFFSET_CAP
@@ -99,6 +99,8 @@ templates.env.filters["datetime"] = _datetime
 templates.env.filters["localtime"] = _localtime
 templates.env.filters["localtime_tag"] = _localtime_tag
 templates.env.filters["amount"] = _amount
+templates.env.filters["plural"] = wording.plural
+templates.env.filters["counted"] = wording.counted
 # jsonb numbers past Python's integer limit decode as Decimal (db._json_loads); tojson shows
 # them as text rather than failing the page
 templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str}
@@ -107,6 +109,7 @@ templates.env.globals["cell"] = cells.render
 templates.env.globals["cell_moment"] = cells.moment
 templates.env.globals["list_rows"] = rows.list_rows
 templates.env.globals["shown_fields"] = editing.shown_fields
+templates.env.globals["field_hint"] = editing.hint
 templates.env.globals["nav_tables"] = _nav_tables
 templates.env.globals["offset_cap"] = OFFSET_CAP
 templates.env.trim_blocks = True

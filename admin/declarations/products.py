@@ -29,7 +29,11 @@ PRODUCTS = Resource(
     list_columns=("id", "sku", "name", "price", "stock", "category_id", "active"),
     form_columns=("sku", "name", "description", "price", "stock", "category_id", "active"),
     fields={
-        "sku": Field(label="SKU", placeholder="ABC-123"),
+        "sku": Field(
+            label="SKU",
+            placeholder="ABC-123",
+            help="3 to 32 characters: A to Z, digits and '-'.",
+        ),
         "name": Field(validate=max_length(200)),
         "description": Field(widget="textarea", validate=max_length(10_000)),
         "price": Field(validate=amount_between(Decimal(0), Decimal("9999999999.99"))),

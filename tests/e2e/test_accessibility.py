@@ -1,0 +1,132 @@
+"""Every page and main state of every table, in light and dark, at desktop and phone width:
+zero axe-core violations, control and table edges at 3:1, nothing wider than a 390 px phone."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import pytest
+from playwright.async_api import Page, expect
+
+from admin.demo import load_demo_data
+from tests import axe
+from tests.live import LiveServer
+
+SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
+SCHEMES = ("light", "dark")
+
+# a change someone else saves while a form is open, per table: the conflict state
+TOUCH = {
+    "users": "UPDATE users SET full_name = full_name || ' (theirs)' WHERE id = $1",
+    "orders": "UPDATE orders SET total = total + 1 WHERE id = $1",
+    "products": "UPDATE products SET stock = stock + 1 WHERE id = $1",
+    "categories": "UPDATE categories SET name = name || ' (theirs)' WHERE id = $1",
+    "order_items": "UPDATE order_items SET quantity = quantity + 1 WHERE id = $1",
+}
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    return axe.axe_source()
+
+
+@pytest.fixture
+def seeded(database_url: str) -> str:
+    from tests import pg
+
+    pg.run(load_demo_data(database_url, users=12, orders=12, products=12, seed=11))
+    return database_url
+
+
+async def _sql(database_url: str, sql: str, *args: object) -> object:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+class Sweep:
+    """Checks the page as it stands in every size and scheme; collects what fails."""
+
+    def __init__(self, page: Page, source: str) -> None:
+        self.page = page
+        self.source = source
+        self.problems: list[str] = []
+
+    async def check(self, state: str) -> None:
+        page = self.page
+        for size in SIZES:
+            await page.set_viewport_size(size)
+            for scheme in SCHEMES:
+                await page.emulate_media(color_scheme=scheme)
+                where = f"{state} @{size['width']} {scheme}"
+                for v in await axe.violations(page, self.source):
+                    nodes = "; ".join(f"{n['target']}: {n['summary']}" for n in v["nodes"])
+                    self.problems.append(f"{where}: axe {v['id']} ({v['help']}): {nodes}")
+                for line in await axe.weak_borders(page):
+                    self.problems.append(f"{where}: {line}")
+            if size["width"] == 390:
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                if width > 390:
+                    self.problems.append(f"{state}: {width} px wide at 390 px")
+        await page.set_viewport_size(SIZES[0])
+        await page.emulate_media(color_scheme="light")
+
+    async def visit(self, url: str, state: str | None = None) -> None:
+        await self.page.goto(url)
+        await self.check(state or url)
+
+    def assert_clean(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+async def _submit(page: Page) -> None:
+    await page.locator("#record-form button[type=submit]").first.click()
+
+
+@pytest.mark.parametrize("slug", list(TOUCH))
+async def test_every_state_of_a_table_is_accessible(
+    logged_in_page: Page, server: LiveServer, seeded: str, axe_source: str, slug: str
+) -> None:
+    page = logged_in_page
+    sweep = Sweep(page, axe_source)
+    base = server.url + "/" + slug
+    await sweep.visit(base, f"{slug} list")
+    first = page.locator("#list-table tbody tr[data-href]").first
+    record = server.url + str(await first.get_attribute("data-href"))
+    record_id = int(record.rsplit("/", 1)[1])
+    await sweep.visit(record, f"{slug} record")
+    await sweep.visit(base + "/new", f"{slug} new form")
+    await _submit(page)
+    await expect(page.locator("#record-form [aria-invalid=true]").first).to_be_visible()
+    await sweep.check(f"{slug} new form with errors")
+    await page.goto(record + "/edit")
+    await sweep.check(f"{slug} edit form")
+    await _sql(seeded, TOUCH[slug], record_id)
+    await _submit(page)
+    await expect(page.locator(".conflict")).to_be_visible()
+    await sweep.check(f"{slug} conflict")
+    await sweep.visit(record + "/history", f"{slug} history")
+    await sweep.visit(record + "/delete", f"{slug} confirm delete")
+    sweep.assert_clean()
+
+
+PAGES: list[str] = ["/", "/audit", "/staff", "/account", "/users/import", "/orders/import"]
+
+
+async def test_other_pages_are_accessible(
+    logged_in_page: Page, server: LiveServer, seeded: str, axe_source: str
+) -> None:
+    page = logged_in_page
+    sweep = Sweep(page, axe_source)
+    for path in PAGES:
+        await sweep.visit(server.url + path, path)
+    await page.get_by_role("button", name="Log out").click()
+    await page.wait_for_url("**/login*")
+    await sweep.check("login")
+    sweep.assert_clean()
+
+
+Check = Callable[[], Awaitable[None]]
