@@ -17,7 +17,10 @@ from playwright.async_api import Page
 VERSION = "4.10.2"
 TARBALL = f"https://registry.npmjs.org/axe-core/-/axe-core-{VERSION}.tgz"
 # dist.integrity of https://registry.npmjs.org/axe-core/4.10.2
-INTEGRITY = "sha512-RE3mdQ7P3FRSe7eqCWoeQ/Z9QXrtniSjp1wUjt5nRC3WIpz5rSCve6o3fsZ2aCpJtrZjSZgjwXAoTO5k4tEI0w=="
+INTEGRITY = (
+    "sha512-"
+    "RE3mdQ7P3FRSe7eqCWoeQ/Z9QXrtniSjp1wUjt5nRC3WIpz5rSCve6o3fsZ2aCpJtrZjSZgjwXAoTO5k4tEI0w=="
+)
 CONTRAST_JS = Path(__file__).parent / "e2e" / "contrast.js"
 
 

@@ -1,0 +1,196 @@
+"""Browser: a refused form's summary takes focus and leads to its fields, conflicts keep every
+choice in view, focus and announcements after swaps, the shortcut overlay."""
+
+from __future__ import annotations
+
+import itertools
+
+import asyncpg
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.live import LiveServer
+
+SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
+
+
+async def _sql(database_url: str, sql: str, *args: object) -> object:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _seed(database_url: str) -> int:
+    await _sql(
+        database_url,
+        """
+        INSERT INTO users (username, email, full_name)
+        SELECT 'user' || g, 'user' || g || '@example.com', 'Person number ' || g
+        FROM generate_series(1, 12) AS g
+        """,
+    )
+    return int(str(await _sql(database_url, "SELECT id FROM users WHERE username = 'user3'")))
+
+
+async def _focused_id(page: Page) -> str:
+    return str(await page.evaluate("document.activeElement && document.activeElement.id"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_error_summary_takes_focus_and_links_to_fields(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await page.goto(server.url + "/users/new")
+    # the rule is there before any mistake
+    await expect(page.locator("#f-username-hint")).to_contain_text("lowercase letters")
+    await page.fill("#f-email", "not an email")
+    await page.get_by_role("button", name="Create user").click()
+    summary = page.locator("#error-summary")
+    await expect(summary).to_be_focused()
+    await expect(summary).to_contain_text("Username: Username is required.")
+    field = page.locator("#f-username")
+    await expect(field).to_have_attribute("aria-invalid", "true")
+    border = await field.evaluate("el => getComputedStyle(el).borderTopWidth")
+    assert border == "2px"  # visibly marked, not only for screen readers
+    await summary.get_by_role("link", name="Email: Enter a valid email address").click()
+    await expect(page.locator("#f-email")).to_be_focused()
+    # fixing the field clears its mark when the field is left
+    await page.fill("#f-email", "ok@example.com")
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#f-email")).not_to_have_attribute("aria-invalid", "true")
+    if size["width"] == 390:
+        boxes = await page.eval_on_selector_all(
+            "#record-form .field",
+            "els => els.map(e => [e.offsetTop, e.offsetTop + e.offsetHeight])",
+        )
+        # one column: each field starts below the one before it
+        assert all(b[0] >= a[1] - 1 for a, b in itertools.pairwise(boxes)), boxes
+    await page.fill("#f-username", "newbie")
+    await page.get_by_role("button", name="Save and add another").click()
+    await page.wait_for_url(server.url + "/users/new")
+    await expect(page.locator("#flashes")).to_contain_text("User newbie created.")
+    assert await _sql(database_url, "SELECT count(*) FROM users WHERE username = 'newbie'") == 1
+
+
+async def test_conflict_notice_takes_focus_and_the_saved_version_is_the_default(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    user_id = await _seed(database_url)
+    await page.goto(server.url + f"/users/{user_id}/edit")
+    await _sql(database_url, "UPDATE users SET full_name = 'Theirs' WHERE id = $1", user_id)
+    await page.fill("#f-full_name", "Mine")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    notice = page.locator("#conflict")
+    await expect(notice).to_be_focused()
+    for name in ("Use the saved version", "Overwrite with mine"):
+        await expect(notice.get_by_role("button", name=name)).to_be_visible()
+    await expect(notice.get_by_role("link", name="Cancel")).to_be_visible()
+    mine = notice.locator("tr.differs td.mine")
+    theirs = notice.locator("tr.differs td.theirs")
+    await expect(mine).to_contain_text("Mine")
+    await expect(theirs).to_contain_text("Theirs")
+    colours = [
+        await cell.evaluate("el => getComputedStyle(el).backgroundColor") for cell in (mine, theirs)
+    ]
+    assert colours[0] != colours[1], "yours and saved meanwhile look the same"
+    # Enter in a field presses the first button: the saved version, nothing written
+    await page.locator("#f-full_name").press("Enter")
+    await page.wait_for_url(server.url + f"/users/{user_id}/edit")
+    await expect(page.locator("#f-full_name")).to_have_value("Theirs")
+    await expect(page.locator("#conflict")).to_have_count(0)
+    assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == (
+        "Theirs"
+    )
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_inline_conflict_keeps_its_choices_in_view(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    user_id = await _seed(database_url)
+    await page.goto(server.url + "/users?q=user3")
+    row = page.locator(f"#row-{user_id}")
+    await row.get_by_role("link", name="Edit").click()
+    await expect(row.locator("input[name=username]")).to_be_focused()
+    await _sql(database_url, "UPDATE users SET full_name = 'Theirs' WHERE id = $1", user_id)
+    await row.locator("input[name=full_name]").fill("Mine")
+    await row.locator("input[name=full_name]").press("Enter")
+    await expect(row).to_contain_text("Saved meanwhile: Theirs")
+    wrap = await page.locator(".table-wrap").bounding_box()
+    assert wrap is not None
+    right = min(wrap["x"] + wrap["width"], size["width"])
+    for name in ("Use the saved version", "Overwrite with mine", "Cancel"):
+        box = await row.get_by_role("button", name=name).bounding_box()
+        assert box is not None, name
+        assert box["x"] >= 0 and box["x"] + box["width"] <= right + 1, f"{name} is off the edge"
+    await row.get_by_role("button", name="Use the saved version").click()
+    await expect(row.locator("input[name=full_name]")).to_have_value("Theirs")
+
+
+async def test_focus_and_announcements_after_swaps(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    user_id = await _seed(database_url)
+    await page.goto(server.url + "/users")
+    announcer = page.locator("#announcer")
+    # a boosted navigation: focus on the new page's heading
+    await page.locator(f"#row-{user_id} a[href='/users/{user_id}']").first.click()
+    await page.wait_for_url(server.url + f"/users/{user_id}")
+    await expect(page.locator("main h1")).to_be_focused()
+    await expect(announcer).to_have_text("user3")
+    # a search: the count is announced, focus stays in the box
+    await page.goto(server.url + "/users")
+    await page.keyboard.press("/")
+    await page.keyboard.type("user1")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(4)
+    await expect(announcer).to_contain_text("4 users")
+    await expect(page.locator("#list-search")).to_be_focused()
+    # an inline save is confirmed
+    first_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'user1'")
+    await page.goto(server.url + "/users?q=user1")
+    row = page.locator(f"#row-{first_id}")
+    await row.get_by_role("link", name="Edit").click()
+    await expect(row.locator("input[name=username]")).to_be_focused()
+    await row.locator("input[name=full_name]").fill("Renamed")
+    await row.locator("input[name=full_name]").press("Enter")
+    await expect(announcer).to_contain_text("Saved user1")
+
+
+async def test_shortcuts_overlay_and_keys(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url)
+    await page.goto(server.url + "/")
+    first_button = page.locator("header button").first
+    await expect(first_button).not_to_have_text("Log out")
+    await page.keyboard.press("?")
+    dialog = page.locator("#shortcuts")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("g u Users")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await page.keyboard.press("g")
+    await page.keyboard.press("u")
+    await page.wait_for_url(server.url + "/users")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(12)
+    await expect(page.locator("main h1")).to_be_focused()
+    await page.keyboard.press("j")
+    await expect(page.locator("#list-table tbody tr").nth(0)).to_be_focused()
+    await page.keyboard.press("j")
+    await expect(page.locator("#list-table tbody tr").nth(1)).to_be_focused()
+    await page.keyboard.press("k")
+    await expect(page.locator("#list-table tbody tr").nth(0)).to_be_focused()
+    await page.keyboard.press("x")
+    box = page.locator("#list-table tbody tr").nth(0).locator("input[type=checkbox]")
+    await expect(box).to_be_checked()
+    await page.keyboard.press("n")
+    await page.wait_for_url(server.url + "/users/new")
