@@ -51,6 +51,40 @@
     });
   }
 
+  // ---- times on record pages: how long ago, the exact time (zone named) on hover and for
+  // screen readers
+  var UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400],
+    ["hour", 3600], ["minute", 60], ["second", 1]];
+
+  function ago(when) {
+    var seconds = (when - Date.now()) / 1000;
+    var format = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+    for (var i = 0; i < UNITS.length; i++) {
+      if (Math.abs(seconds) >= UNITS[i][1] || UNITS[i][0] === "second") {
+        return format.format(Math.round(seconds / UNITS[i][1]), UNITS[i][0]);
+      }
+    }
+    return "";
+  }
+
+  function relativeTimes(root) {
+    if (!window.Intl || !Intl.RelativeTimeFormat) return;
+    root.querySelectorAll("[data-relative-times] time[datetime]").forEach(function (el) {
+      var iso = el.getAttribute("datetime");
+      if (el.hasAttribute("data-exact") || iso.length <= 10) return;  // a date alone stays
+      var when = Date.parse(iso);
+      if (isNaN(when)) return;
+      var exact = el.textContent.trim();
+      el.setAttribute("data-exact", exact);
+      el.setAttribute("title", exact);
+      el.textContent = ago(when);
+      var hidden = document.createElement("span");
+      hidden.className = "visually-hidden";
+      hidden.textContent = " (" + exact + ")";
+      el.appendChild(hidden);
+    });
+  }
+
   // ---- after a page load or a swap
   function settle(target, boosted) {
     var first = target.querySelector("[data-focus-first]") ||
@@ -80,6 +114,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     syncInvalid(document);
+    relativeTimes(document);
     var first = document.querySelector("[data-focus-first]");
     if (first) focusElement(first);
   });
@@ -90,6 +125,7 @@
     if (!target || !document.contains(target)) target = detail.elt;
     if (!target || !target.querySelector) return;
     syncInvalid(document);
+    relativeTimes(document);
     var boosted = !!(detail.boosted || (detail.requestConfig && detail.requestConfig.boosted)) ||
       target === document.body;
     if (target.classList && target.classList.contains("field-error")) return;

@@ -182,10 +182,11 @@ def _check_fields_still_exist(table: Table, form: Mapping[str, Any]) -> None:
     gone = [name for name in names if name not in table.by_name]
     if gone:
         listed = ", ".join(repr(name[:60]) for name in gone[:5])
+        verb = "exists" if len(gone) == 1 else "exist"
         raise HTTPException(
             409,
             f"The table {table.info.name!r} changed while this form was open: {listed} no"
-            " longer exist(s). Nothing was saved; reload the form.",
+            f" longer {verb}. Nothing was saved; reload the form.",
         )
 
 

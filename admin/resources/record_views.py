@@ -19,6 +19,7 @@ from admin.resources.model import Column, Table
 from admin.resources.resolve import current_registry, render, zone
 from admin.resources.spec import Action
 from admin.templating import templates
+from admin.wording import counted
 
 
 def record_key(request: Request, table: Table) -> tuple[Any, ...]:
@@ -423,7 +424,8 @@ async def _delete(request: Request, table: Table, token: str | None) -> Response
         except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError):
             blockers = await _blockers(request, conn, table, found)
             described = (
-                ", ".join(f"{n:,} {item.table.plural}" for item, n in blockers) or "other records"
+                ", ".join(counted(n, item.table.label, item.table.plural) for item, n in blockers)
+                or "other records"
             )
             message = (
                 f"{title_of(table, found)} cannot be deleted: {described} still refer to it."

@@ -194,3 +194,21 @@ async def test_shortcuts_overlay_and_keys(
     await expect(box).to_be_checked()
     await page.keyboard.press("n")
     await page.wait_for_url(server.url + "/users/new")
+
+
+async def test_record_times_read_relative_with_the_exact_time_on_hover(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    user_id = await _seed(database_url)
+    await _sql(
+        database_url,
+        "UPDATE users SET created_at = now() - interval '3 hours' WHERE id = $1",
+        user_id,
+    )
+    await page.goto(server.url + f"/users/{user_id}")
+    created = page.locator("dl.details time").first
+    await expect(created).to_contain_text("3 hours ago")
+    exact = await created.get_attribute("title")
+    assert exact and exact.endswith(" UTC"), exact
+    await expect(created.locator(".visually-hidden")).to_have_text(f" ({exact})")
