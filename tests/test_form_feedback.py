@@ -35,7 +35,8 @@ async def test_the_error_summary_lists_and_links_every_invalid_field(staff_clien
     assert "data-focus-first" in summary.group(0) and 'role="alert"' in summary.group(0)
     links = re.findall(r'<a href="#(f-[a-z_]+)" data-field-link>([^<]*)</a>', summary.group(0))
     assert [target for target, _ in links] == ["f-username", "f-email"]
-    assert "Username is required." in links[0][1]
+    assert links[0][1] == "Username is required."
+    assert links[1][1].startswith("Email: Enter a valid email address")
     assert "2 problems" in summary.group(0)
     # the summary's targets exist, and each invalid field is marked
     assert re.search(r'<input id="f-username"[^>]*aria-invalid="true"', response.text, re.S)
