@@ -117,6 +117,8 @@
     relativeTimes(document);
     var first = document.querySelector("[data-focus-first]");
     if (first) focusElement(first);
+    // a live region only speaks of changes: a message present at load is read out anew
+    else announce(flashText());
   });
 
   document.addEventListener("htmx:afterSettle", function (event) {
@@ -124,6 +126,10 @@
     var target = detail.target;
     if (!target || !document.contains(target)) target = detail.elt;
     if (!target || !target.querySelector) return;
+    if (!document.contains(target)) {
+      // the swap removed what it targeted (a deleted row): focus what holds it now
+      target = document.getElementById("list-table") || document.querySelector("main") || document.body;
+    }
     syncInvalid(document);
     relativeTimes(document);
     var boosted = !!(detail.boosted || (detail.requestConfig && detail.requestConfig.boosted)) ||
@@ -137,12 +143,18 @@
   document.addEventListener("announce", function (event) {
     var detail = event.detail || {};
     announce(detail.value || detail.message || "");
-    var row = detail.row ? document.getElementById(detail.row) : null;
-    if (row) {
-      row.classList.add("just-saved");
-      window.setTimeout(function () { row.classList.remove("just-saved"); }, 2500);
-      if (focusLost()) focusElement(row);
-    }
+    // the event comes before the swap, and a swap that removes its target (a deleted row)
+    // sends no event to the document: once it is done, mark the new row, keep focus in place
+    window.setTimeout(function () {
+      var row = detail.row ? document.getElementById(detail.row) : null;
+      if (row) {
+        row.classList.add("just-saved");
+        window.setTimeout(function () { row.classList.remove("just-saved"); }, 2500);
+      }
+      if (!focusLost()) return;
+      var list = document.getElementById("list-table");
+      focusElement(row || (list ? list.querySelector(".list-total") || list : document.querySelector("main h1")));
+    }, 100);
   });
 
   // ---- an error summary's links focus their field (also when the page is boosted)
@@ -258,7 +270,7 @@
         event.preventDefault();
         create.click();
       }
-    } else if (key === "e" && !row) {
+    } else if (key === "e" && !row && !rows().length) {
       var edit = document.querySelector("main a[href$='/edit']");
       if (edit) {
         event.preventDefault();

@@ -480,5 +480,6 @@ async def delete_htmx(request: Request, table: Table) -> Response:
     if refused is not None:
         return refused
     if request.headers.get("hx-target", "").startswith("row-"):
-        return HTMLResponse("")
+        said = f"Deleted {table.label} {table.encode_key(record_key(request, table))}."
+        return HTMLResponse("", headers={"HX-Trigger": json.dumps({"announce": said})})
     return redirect(request, table.url)

@@ -212,3 +212,21 @@ async def test_record_times_read_relative_with_the_exact_time_on_hover(
     exact = await created.get_attribute("title")
     assert exact and exact.endswith(" UTC"), exact
     await expect(created.locator(".visually-hidden")).to_have_text(f" ({exact})")
+
+
+async def test_a_row_deleted_from_the_list_is_announced_and_focus_is_kept(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    user_id = await _seed(database_url)
+    await page.goto(server.url + "/users?q=user3")
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.locator(f"#row-{user_id}").get_by_role("link", name="Delete").click()
+    await expect(page.locator(f"#row-{user_id}")).to_have_count(0)
+    await expect(page.locator("#announcer")).to_have_text(f"Deleted user {user_id}.")
+    # focus does not fall back to the page's body: it stays in the list
+    await page.wait_for_function(
+        "document.activeElement !== document.body"
+        " && document.getElementById('list-table').contains(document.activeElement)"
+    )
+    assert await _sql(database_url, "SELECT count(*) FROM users WHERE id = $1", user_id) == 0
