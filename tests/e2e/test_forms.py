@@ -230,3 +230,29 @@ async def test_a_row_deleted_from_the_list_is_announced_and_focus_is_kept(
         " && document.getElementById('list-table').contains(document.activeElement)"
     )
     assert await _sql(database_url, "SELECT count(*) FROM users WHERE id = $1", user_id) == 0
+
+
+async def test_a_quick_field_conflict_offers_the_saved_version(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    user_id = await _seed(database_url)
+    order_id = await _sql(
+        database_url,
+        "INSERT INTO orders (user_id, status, total) VALUES ($1, 'pending', 10) RETURNING id",
+        user_id,
+    )
+    await page.goto(server.url + f"/orders/{order_id}")
+    await _sql(database_url, "UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    await page.select_option("#quick-status", "paid")
+    await page.get_by_role("button", name="Change status").click()
+    notice = page.locator("#quick-form #conflict")
+    await expect(notice).to_be_focused()
+    await expect(notice.locator("tr.differs td.mine")).to_contain_text("paid")
+    await expect(notice.locator("tr.differs td.theirs")).to_contain_text("cancelled")
+    await notice.get_by_role("button", name="Use the saved version").click()
+    await expect(page.locator("#flashes")).to_contain_text("this is the saved value")
+    await expect(page.locator("#quick-status")).to_have_value("cancelled")
+    assert await _sql(database_url, "SELECT status FROM orders WHERE id = $1", order_id) == (
+        "cancelled"
+    )
