@@ -4,6 +4,7 @@ zero axe-core violations, control and table edges at 3:1, nothing wider than a 3
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -136,12 +137,30 @@ PAGES: list[str] = ["/", "/audit", "/staff", "/account", "/users/import", "/orde
 
 
 async def test_other_pages_are_accessible(
-    logged_in_page: Page, server: LiveServer, seeded: str, axe_source: str
+    logged_in_page: Page, server: LiveServer, seeded: str, axe_source: str, tmp_path: Path
 ) -> None:
     page = logged_in_page
     sweep = Sweep(page, axe_source)
     for path in PAGES:
         await sweep.visit(server.url + path, path)
+    # a refused import's list of problems
+    await page.goto(server.url + "/users/import")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("username,email,is_active\nann,ann@example.com,perhaps\n", encoding="utf-8")
+    await page.set_input_files("#import-file", str(bad))
+    await page.click("#import-form button[type=submit]")
+    await page.locator("#import-result [data-outcome=rejected]").wait_for()
+    await sweep.check("users import, rejected")
+    # an export asked for by another site: a page with a Download button, nothing exported
+    link = f'<a href="{server.url}/users/export.csv">export</a>'
+    await page.route(
+        "http://elsewhere.example/",
+        lambda route: route.fulfill(content_type="text/html", body=link),
+    )
+    await page.goto("http://elsewhere.example/")
+    await page.click("a")
+    await expect(page.get_by_role("button", name="Download")).to_be_visible()
+    await sweep.check("users export, asked for from elsewhere")
     await sweep.visit(server.url + "/users/999999", "not found")
     await page.goto(server.url + "/orders")
     await page.keyboard.press("?")
