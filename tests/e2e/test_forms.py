@@ -130,8 +130,13 @@ async def test_inline_conflict_keeps_its_choices_in_view(
         box = await row.get_by_role("button", name=name).bounding_box()
         assert box is not None, name
         assert box["x"] >= 0 and box["x"] + box["width"] <= right + 1, f"{name} is off the edge"
-    await row.get_by_role("button", name="Use the saved version").click()
+    # Enter now presses the safe choice: the saved values come back, nothing is written
+    await row.locator("input[name=full_name]").press("Enter")
     await expect(row.locator("input[name=full_name]")).to_have_value("Theirs")
+    await expect(row.locator("[role=alert]")).to_have_count(0)
+    assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == (
+        "Theirs"
+    )
 
 
 async def test_focus_and_announcements_after_swaps(
