@@ -139,6 +139,15 @@
     settle(target, boosted);
   });
 
+  // Back and Forward restore a page from htmx's history: the reader is told where they are
+  document.addEventListener("htmx:historyRestore", function () {
+    syncInvalid(document);
+    relativeTimes(document);
+    var heading = document.querySelector("main h1");
+    focusElement(heading);
+    announce(heading ? heading.textContent.trim() : document.title);
+  });
+
   // a server-side confirmation (HX-Trigger: {"announce": "..."}): read out, shown on the row
   document.addEventListener("announce", function (event) {
     var detail = event.detail || {};

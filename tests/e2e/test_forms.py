@@ -261,3 +261,18 @@ async def test_a_quick_field_conflict_offers_the_saved_version(
     assert await _sql(database_url, "SELECT status FROM orders WHERE id = $1", order_id) == (
         "cancelled"
     )
+
+
+async def test_back_puts_focus_on_the_restored_page_heading(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    user_id = await _seed(database_url)
+    await page.goto(server.url + "/users")
+    await page.locator(f"#row-{user_id} a[href='/users/{user_id}']").first.click()
+    await expect(page.locator("main h1")).to_have_text("user3")
+    await page.go_back()
+    await page.wait_for_url(server.url + "/users")
+    await expect(page.locator("main h1")).to_have_text("Users")
+    await expect(page.locator("main h1")).to_be_focused()
+    await expect(page.locator("#announcer")).to_have_text("Users")
