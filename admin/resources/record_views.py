@@ -144,8 +144,7 @@ async def create(request: Request, table: Table) -> Response:
                 row = await store.insert(conn, table, submitted.values, table.detail_select)
                 await audit_row(request, conn, table, "create", row, after=row)
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
-            errors = store.constraint_errors(table, exc)
-            context["errors"] = await _link_clashes(conn, table, errors, submitted.values, None)
+            context["errors"] = await _write_errors(conn, table, exc, submitted.values, None)
             return _form(request, table, context, 422)
     request.state.session.flash(
         f"{table.label.capitalize()} {title_of(table, row)} created.", "success"
@@ -211,9 +210,8 @@ async def save(
                         request, conn, table, action, current, before=current, after=updated
                     )
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
-            errors = store.constraint_errors(table, exc)
-            linked = await _link_clashes(conn, table, errors, submitted.values, key)
-            return 422, {**base, "errors": linked}
+            errors = await _write_errors(conn, table, exc, submitted.values, key)
+            return 422, {**base, "errors": errors}
         if updated is not None:
             return 200, {"row": updated}
         latest = await load(conn, table, key)
@@ -371,23 +369,26 @@ async def _unique_error(
     return editing.FieldError.linking(message, f"{table.url}/{other}", table.label)
 
 
-async def _link_clashes(
+async def _write_errors(
     conn: asyncpg.Connection,
     table: Table,
-    errors: dict[str, str],
+    exc: asyncpg.PostgresError,
     new: dict[str, Any],
     key: tuple[Any, ...] | None,
 ) -> dict[str, str]:
-    """A refused write's uniqueness errors, each linked to the record that holds the value."""
-    linked = dict(errors)
-    for name, message in errors.items():
+    """A refused write's errors by field; a uniqueness error links to the record that holds
+    the value."""
+    errors = store.constraint_errors(table, exc)
+    if not isinstance(exc, asyncpg.UniqueViolationError):
+        return errors
+    for name in list(errors):
         column = table.by_name.get(name)
-        if column is None or name not in new or not message.startswith("Another "):
+        if column is None or name not in new:
             continue
         found = await _unique_error(conn, table, column, new[name], key)
         if found is not None:
-            linked[name] = found
-    return linked
+            errors[name] = found
+    return errors
 
 
 # ---- delete
