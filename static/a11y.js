@@ -132,6 +132,8 @@
     }
     syncInvalid(document);
     relativeTimes(document);
+    // what the reader asked for moves focus; what a live stream pushes in never does
+    if (!detail.xhr && !detail.requestConfig) return;
     var boosted = !!(detail.boosted || (detail.requestConfig && detail.requestConfig.boosted)) ||
       target === document.body;
     if (target.classList && target.classList.contains("field-error")) return;

@@ -276,3 +276,24 @@ async def test_back_puts_focus_on_the_restored_page_heading(
     await expect(page.locator("main h1")).to_have_text("Users")
     await expect(page.locator("main h1")).to_be_focused()
     await expect(page.locator("#announcer")).to_have_text("Users")
+
+
+async def test_live_dashboard_updates_never_move_focus(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    from tests.live_helpers import add_customer, insert_orders
+
+    page = logged_in_page
+    await expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
+    # nothing focused: a reader looking at the page, not at a control
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    conn = await asyncpg.connect(database_url)
+    try:
+        customer = await add_customer(conn)
+        await insert_orders(conn, customer, 2)
+    finally:
+        await conn.close()
+    await expect(page.locator("#feed li")).to_have_count(2)
+    await expect(page.locator('[data-counter="total"]')).to_have_text("2")
+    await page.wait_for_timeout(300)  # past any focus move a settle would make
+    assert await page.evaluate("document.activeElement === document.body")
