@@ -116,9 +116,17 @@
     syncInvalid(document);
     relativeTimes(document);
     var first = document.querySelector("[data-focus-first]");
-    if (first) focusElement(first);
-    // a live region only speaks of changes: a message present at load is read out anew
-    else announce(flashText());
+    if (first) {
+      focusElement(first);
+      return;
+    }
+    var said = flashText();
+    if (said) {
+      // the page an action led to (a save redirects here): start at its heading, and read the
+      // message out (a live region only speaks of changes, not of what a page loads with)
+      focusElement(document.querySelector("main h1"));
+      announce(said);
+    }
   });
 
   document.addEventListener("htmx:afterSettle", function (event) {

@@ -297,3 +297,39 @@ async def test_live_dashboard_updates_never_move_focus(
     await expect(page.locator('[data-counter="total"]')).to_have_text("2")
     await page.wait_for_timeout(300)  # past any focus move a settle would make
     assert await page.evaluate("document.activeElement === document.body")
+
+
+async def test_create_and_edit_with_the_keyboard_alone(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url)
+    await page.goto(server.url + "/users")
+    await page.keyboard.press("n")
+    await page.wait_for_url(server.url + "/users/new")
+    await expect(page.locator("main h1")).to_be_focused()
+    # from the heading, Tab reaches the first field; Enter in a field submits
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#f-username")).to_be_focused()
+    await page.keyboard.type("keyboard.only")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("keys@example.com")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main h1")).to_have_text("keyboard.only")
+    await expect(page.locator("main h1")).to_be_focused()
+    await expect(page.locator("#announcer")).to_contain_text("User keyboard.only created.")
+    await page.keyboard.press("e")
+    await expect(page.locator("main h1")).to_have_text("Edit keyboard.only")
+    await expect(page.locator("main h1")).to_be_focused()
+    for _ in range(10):
+        await page.keyboard.press("Tab")
+        if await _focused_id(page) == "f-full_name":
+            break
+    await expect(page.locator("#f-full_name")).to_be_focused()
+    await page.keyboard.type("Typed Only")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#announcer")).to_contain_text("User keyboard.only saved.")
+    stored = await _sql(
+        database_url, "SELECT full_name FROM users WHERE username = 'keyboard.only'"
+    )
+    assert stored == "Typed Only"
