@@ -27,6 +27,7 @@ from admin import (
     live,
     live_changes,
     metrics,
+    money,
     observe,
     replica,
     sse,
@@ -204,6 +205,7 @@ def _observe(app: Starlette) -> None:
 def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = None) -> Starlette:
     """The application. Pass `pool` to reuse one (tests); otherwise the lifespan opens it."""
     settings = settings or load_settings()
+    money.configure(settings.currency)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from admin import money
+
 
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message is one line for the operator."""
@@ -55,6 +57,7 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     metrics_address: tuple[str, int] | None = None
     log_json: bool = False
+    currency: str = "USD"
 
     @property
     def embedded(self) -> bool:
@@ -256,7 +259,17 @@ def load_settings(
         metrics_token=_metrics_token(env),
         metrics_address=_address(env, "METRICS_ADDRESS"),
         log_json=_log_json(env, is_terminal),
+        currency=_currency(env),
     )
+
+
+def _currency(env: Mapping[str, str]) -> str:
+    code = env.get("CURRENCY", "").strip()
+    if not code:
+        return money.from_locale(env)
+    if not money.CODE.fullmatch(code):
+        raise SettingsError(f"CURRENCY must be an ISO 4217 code such as EUR or USD, got {code!r}")
+    return code
 
 
 def _metrics_token(env: Mapping[str, str]) -> str | None:

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from admin import timefmt
+from admin import money, timefmt, wording
 from admin.paths import TEMPLATES_DIR
 from admin.resources import cells, editing, rows
 from admin.resources.model import OFFSET_CAP
@@ -73,6 +73,11 @@ def _amount(value: Decimal | float | int | None, grouping: bool = True) -> str:
     return f"{value:,.2f}" if grouping else f"{value:.2f}"
 
 
+def _money(value: Decimal | float | int | None) -> str:
+    """An amount with the panel's currency and thousands separators."""
+    return "" if value is None else money.current.text(value)
+
+
 @pass_context
 def _static_url(context: Context, path: str) -> str:
     """The URL of a file under /static (below the app's root path, when mounted under one).
@@ -99,6 +104,9 @@ templates.env.filters["datetime"] = _datetime
 templates.env.filters["localtime"] = _localtime
 templates.env.filters["localtime_tag"] = _localtime_tag
 templates.env.filters["amount"] = _amount
+templates.env.filters["plural"] = wording.plural
+templates.env.filters["money"] = _money
+templates.env.filters["counted"] = wording.counted
 # jsonb numbers past Python's integer limit decode as Decimal (db._json_loads); tojson shows
 # them as text rather than failing the page
 templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str}
@@ -107,6 +115,7 @@ templates.env.globals["cell"] = cells.render
 templates.env.globals["cell_moment"] = cells.moment
 templates.env.globals["list_rows"] = rows.list_rows
 templates.env.globals["shown_fields"] = editing.shown_fields
+templates.env.globals["field_hint"] = editing.hint
 templates.env.globals["nav_tables"] = _nav_tables
 templates.env.globals["offset_cap"] = OFFSET_CAP
 templates.env.trim_blocks = True

@@ -28,7 +28,7 @@ async def test_dashboard_shows_feed_counters_chart_and_resume_point(
     assert f'sse-connect="/events?after={ids[-1]}"' in html
     assert re.search(r'data-counter="total">3<', html)
     assert re.search(r'data-counter="cancelled">1<', html)
-    assert re.search(r'data-counter="revenue">3.00<', html)  # 1 + 2, the cancelled 3 excluded
+    assert re.search(r'data-counter="revenue">\$3.00<', html)  # 1 + 2, the cancelled 3 excluded
     assert html.count('<rect class="bar"') == 60
     assert ' style="' not in html and "<script>" not in html
 

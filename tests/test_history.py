@@ -258,7 +258,9 @@ async def test_revert_with_a_stale_version_is_409_and_changes_nothing(
     assert response.status_code == 409
     assert "Nothing was restored" in response.text and "Saved now" in response.text
     assert re.search(
-        r"<th scope=\"row\">Email</th><td>alice@old.io</td><td>alice@new.io</td>", response.text
+        r'<th scope="row">Email</th><td class="mine">.*?alice@old.io</td>'
+        r'<td class="theirs">.*?alice@new.io</td>',
+        response.text,
     )
     assert await conn.fetchval("SELECT email FROM users WHERE id = $1", uid) == "alice@new.io"
     assert await audit_ids(conn, "users", "revert") == []

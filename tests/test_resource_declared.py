@@ -140,7 +140,7 @@ async def test_two_edits_from_one_form_version_conflict(
     assert first.status_code == 303
     second = await admin_client.http.post(url, data={**form, "name": "second edit"})
     assert second.status_code == 409
-    assert "Overwrite anyway" in second.text and "first edit" in second.text
+    assert "Overwrite with mine" in second.text and "first edit" in second.text
     assert await conn.fetchval(name) == "first edit"
     assert len(await audit_entries(conn, table, "update")) == 1
     # the conflict form carries the row's new xmin or version: sending it again overwrites

@@ -150,7 +150,7 @@ async def test_two_clients_editing_the_same_user(app, staff_client: LoggedIn, co
     )
     assert stale.status_code == 409
     assert "From first" in stale.text and "From second" in stale.text
-    assert "Overwrite anyway" in stale.text
+    assert "Overwrite with mine" in stale.text
     assert f'name="version" value="{alice["version"] + 1}"' in stale.text
     row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", alice["id"])
     assert row["full_name"] == "From first"

@@ -17,7 +17,9 @@ ORDER_ITEMS = Resource(
         "order_id": Field(label="Order"),
         "product_id": Field(label="Product"),
         "quantity": Field(validate=whole_between(1, 1_000_000)),
-        "unit_price": Field(validate=amount_between(Decimal(0), Decimal("9999999999.99"))),
+        "unit_price": Field(
+            cell="money", validate=amount_between(Decimal(0), Decimal("9999999999.99"))
+        ),
     },
     default_sort="id",
     default_dir="desc",

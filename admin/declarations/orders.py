@@ -53,7 +53,7 @@ ORDERS = Resource(
     form_columns=("status", "total"),
     fields={
         "user_id": Field(label="User"),
-        "total": Field(validate=amount_between(Decimal(0), MAX_TOTAL)),
+        "total": Field(cell="money", validate=amount_between(Decimal(0), MAX_TOTAL)),
         "created_at": Field(label="Created"),
         "updated_at": Field(label="Updated"),
     },

@@ -10,6 +10,7 @@ import asyncpg
 
 from admin.declarations.rules import amount_between, max_length, whole_between
 from admin.resources.spec import DELETE_ACTION, BulkAction, Field, Filter, FilterKind, Resource
+from admin.wording import counted
 
 
 async def times_ordered(conn: asyncpg.Connection, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -18,7 +19,7 @@ async def times_ordered(conn: asyncpg.Connection, row: Mapping[str, Any]) -> dic
         " FROM order_items WHERE product_id = $1",
         row["id"],
     )
-    text = f"{found['lines']:,} time(s), {found['units']:,} unit(s)"
+    text = f"{counted(found['lines'], 'time')}, {counted(found['units'], 'unit')}"
     return {"facts": [("Ordered", text, f"/order_items?product_id={row['id']}")]}
 
 
@@ -29,10 +30,14 @@ PRODUCTS = Resource(
     list_columns=("id", "sku", "name", "price", "stock", "category_id", "active"),
     form_columns=("sku", "name", "description", "price", "stock", "category_id", "active"),
     fields={
-        "sku": Field(label="SKU", placeholder="ABC-123"),
+        "sku": Field(
+            label="SKU",
+            placeholder="ABC-123",
+            help="3 to 32 characters: A to Z, digits and '-'.",
+        ),
         "name": Field(validate=max_length(200)),
         "description": Field(widget="textarea", validate=max_length(10_000)),
-        "price": Field(validate=amount_between(Decimal(0), Decimal("9999999999.99"))),
+        "price": Field(cell="money", validate=amount_between(Decimal(0), Decimal("9999999999.99"))),
         "stock": Field(validate=whole_between(0, 2**31 - 1)),
         "category_id": Field(label="Category"),
         "active": Field(cell="active"),

@@ -17,13 +17,19 @@ def no_control_characters(value: Any) -> str | None:
     return None
 
 
+def hinted(rule: Validator, hint: str) -> Validator:
+    """The rule, carrying the hint its form field shows before anything is typed."""
+    rule.hint = hint  # type: ignore[attr-defined]
+    return rule
+
+
 def max_length(limit: int) -> Validator:
     def check(value: Any) -> str | None:
         if isinstance(value, str) and len(value) > limit:
             return f"At most {limit} characters."
         return no_control_characters(value)
 
-    return check
+    return hinted(check, f"At most {limit:,} characters.")
 
 
 def amount_between(low: Decimal, high: Decimal) -> Validator:
@@ -32,7 +38,7 @@ def amount_between(low: Decimal, high: Decimal) -> Validator:
             return f"Enter an amount from {low:,} to {high:,}."
         return None
 
-    return check
+    return hinted(check, f"An amount from {low:,} to {high:,}, like 12.50.")
 
 
 def whole_between(low: int, high: int) -> Validator:
@@ -41,7 +47,7 @@ def whole_between(low: int, high: int) -> Validator:
             return f"Enter a whole number from {low:,} to {high:,}."
         return None
 
-    return check
+    return hinted(check, f"A whole number from {low:,} to {high:,}.")
 
 
 def all_of(*rules: Callable[[Any], str | None]) -> Validator:

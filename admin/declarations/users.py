@@ -49,8 +49,11 @@ USERS = Resource(
     list_columns=("id", "username", "email", "full_name", "is_active", "created_at"),
     form_columns=("username", "email", "full_name", "is_active"),
     fields={
-        "username": Field(validate=username_rule),
-        "email": Field(widget="email", validate=email_rule),
+        "username": Field(
+            validate=username_rule,
+            help="3 to 50 characters: lowercase letters, digits, '.', '_' or '-'.",
+        ),
+        "email": Field(widget="email", validate=email_rule, help="Like name@example.com."),
         "full_name": Field(label="Full name", validate=max_length(200)),
         "is_active": Field(label="Active", cell="active"),
         "created_at": Field(label="Created"),

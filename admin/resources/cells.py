@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from admin import timefmt
+from admin import money, timefmt
 from admin.resources import keys, values
 from admin.resources.model import Column, Table
 from admin.resources.tables import Kind
@@ -95,6 +95,12 @@ def _amount(value: Any, row: Any, zone: tzinfo) -> str:
     return amount(value) if isinstance(value, Decimal) else _text_html(str(value))
 
 
+def _money(value: Any, row: Any, zone: tzinfo) -> str:
+    if isinstance(value, (Decimal, int, float)):
+        return _text_html(money.current.text(value))
+    return _text_html(str(value))
+
+
 def _moment(value: Any, row: Any, zone: tzinfo) -> str:
     if zone is UTC and type(value) is datetime and value.tzinfo is not None:
         # the common case, cut from one isoformat(): a third of the general path's cost
@@ -163,6 +169,8 @@ def renderer(column: Column, target: Table | None, *, full: bool = False) -> Ren
         return _active
     if declared == "amount":
         return _amount
+    if declared == "money":
+        return _money
     kind = column.kind
     if kind is Kind.BOOLEAN:
         return _boolean

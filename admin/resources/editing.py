@@ -18,6 +18,19 @@ STRIPPED_WIDGETS = frozenset({"text", "number", "decimal", "date", "datetime", "
 MAX_TOKEN_LENGTH = 20
 
 
+class FieldError(str):
+    """A field's message that names another record (the one holding a unique value)."""
+
+    link: str | None = None
+    noun: str = ""
+
+    @classmethod
+    def linking(cls, message: str, link: str, noun: str) -> FieldError:
+        error = cls(message)
+        error.link, error.noun = link, noun
+        return error
+
+
 @dataclass
 class Submitted:
     texts: dict[str, str]  # as typed, to show again
@@ -78,12 +91,19 @@ def read(
     return result
 
 
+def required_message(column: Column) -> str:
+    return f"{column.label} is required."
+
+
 def _check(
     column: Column, text: str, zone: tzinfo, result: Submitted, *, creating: bool
 ) -> str | None:
     info = column.info
     if text == "" and creating and info.has_default and column.kind is not Kind.BOOLEAN:
         return None  # the column's default
+    if text.strip() == "" and column.required:
+        # before the format rule: an empty field is missing, not malformed
+        return required_message(column)
     if text == "" and column.kind is Kind.TEXT and info.nullable:
         value = None
     else:
@@ -94,13 +114,52 @@ def _check(
     if value is None and not info.nullable:
         if creating and info.has_default:
             return None
-        return "Enter a value."
+        return required_message(column)
     if column.field.validate is not None and value is not None:
         message = column.field.validate(value)
         if message:
             return message
     result.values[column.name] = value
     return None
+
+
+def hint(column: Column, zone_name: str = "UTC") -> str:
+    """What the field expects, shown before anything is typed: the declaration's help, else
+    its rule's hint, else what the column's type takes."""
+    if column.field.help:
+        return column.field.help
+    rule_hint = getattr(column.field.validate, "hint", None)
+    if isinstance(rule_hint, str):
+        return rule_hint
+    info, kind = column.info, column.kind
+    if column.choices or kind is Kind.BOOLEAN or column.reference is not None:
+        return ""
+    if kind is Kind.INTEGER:
+        return "A whole number."
+    if kind is Kind.NUMERIC:
+        if info.numeric_scale:
+            example = "12." + "5" + "0" * (info.numeric_scale - 1)
+            return f"A number with up to {info.numeric_scale} decimals, like {example}."
+        return "A number, like 12.5."
+    if kind is Kind.FLOAT:
+        return "A number, like 1.5."
+    if kind is Kind.DATE:
+        return "A date, YYYY-MM-DD."
+    if kind is Kind.TIMESTAMP:
+        return "YYYY-MM-DD HH:MM."
+    if kind is Kind.TIMESTAMPTZ:
+        return f"YYYY-MM-DD HH:MM, {zone_name} time."
+    if kind is Kind.UUID:
+        return "A UUID, like 123e4567-e89b-12d3-a456-426614174000."
+    if kind is Kind.ARRAY:
+        return "One value per line; the line NULL is an empty value."
+    if kind is Kind.JSON:
+        return "JSON, checked when you leave the field."
+    if column.widget == "email":
+        return "Like name@example.com."
+    if info.max_length:
+        return f"At most {info.max_length:,} characters."
+    return ""
 
 
 FIELDS = "__fields"
@@ -123,10 +182,11 @@ def _check_fields_still_exist(table: Table, form: Mapping[str, Any]) -> None:
     gone = [name for name in names if name not in table.by_name]
     if gone:
         listed = ", ".join(repr(name[:60]) for name in gone[:5])
+        verb = "exists" if len(gone) == 1 else "exist"
         raise HTTPException(
             409,
             f"The table {table.info.name!r} changed while this form was open: {listed} no"
-            " longer exist(s). Nothing was saved; reload the form.",
+            f" longer {verb}. Nothing was saved; reload the form.",
         )
 
 

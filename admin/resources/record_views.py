@@ -3,6 +3,7 @@ inline edit in the list, a declared one-field form, field checks, delete with a 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,7 @@ from admin.resources.model import Column, Table
 from admin.resources.resolve import current_registry, render, zone
 from admin.resources.spec import Action
 from admin.templating import templates
+from admin.wording import counted
 
 
 def record_key(request: Request, table: Table) -> tuple[Any, ...]:
@@ -142,12 +144,12 @@ async def create(request: Request, table: Table) -> Response:
                 row = await store.insert(conn, table, submitted.values, table.detail_select)
                 await audit_row(request, conn, table, "create", row, after=row)
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
-            context["errors"] = store.constraint_errors(table, exc)
+            context["errors"] = await _write_errors(conn, table, exc, submitted.values, None)
             return _form(request, table, context, 422)
     request.state.session.flash(
         f"{table.label.capitalize()} {title_of(table, row)} created.", "success"
     )
-    return redirect(request, table.record_url(row))
+    return redirect(request, _after_save(table, row, form))
 
 
 async def edit(request: Request, table: Table) -> Response:
@@ -208,7 +210,8 @@ async def save(
                         request, conn, table, action, current, before=current, after=updated
                     )
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
-            return 422, {**base, "errors": store.constraint_errors(table, exc)}
+            errors = await _write_errors(conn, table, exc, submitted.values, key)
+            return 422, {**base, "errors": errors}
         if updated is not None:
             return 200, {"row": updated}
         latest = await load(conn, table, key)
@@ -217,14 +220,30 @@ async def save(
     return 409, {**base, "row": latest, "token": latest[reads.ROW_VERSION], "conflict": conflict}
 
 
+def _after_save(table: Table, row: Any, form: Any) -> str:
+    """Where a saved form goes: the record, its form again, or a blank form for the next."""
+    then = form.get("_then")
+    if then == "continue":
+        return f"{table.record_url(row)}/edit"
+    if then == "another":
+        return f"{table.url}/new"
+    return table.record_url(row)
+
+
 async def update(request: Request, table: Table) -> Response:
-    status, context = await save(request, table, await request.form())
+    form = await request.form()
+    if form.get("_then") == "reload":
+        # a conflict's "use the saved version": nothing is written, the form reads the row anew
+        key = table.encode_key(record_key(request, table))
+        request.state.session.flash("Your changes were discarded; these are the saved values.")
+        return redirect(request, f"{table.url}/{key}/edit")
+    status, context = await save(request, table, form)
     if status == 200:
         row = context["row"]
         request.state.session.flash(
             f"{table.label.capitalize()} {title_of(table, row)} saved.", "success"
         )
-        return redirect(request, table.record_url(row))
+        return redirect(request, _after_save(table, row, form))
     return _form(request, table, context, status)
 
 
@@ -264,7 +283,11 @@ async def inline_save(request: Request, table: Table) -> Response:
     if status == 200:
         async with db.connection(request) as conn:
             fresh = await load(conn, table, record_key(request, table), select=table.list_select)
-        return render(request, table, "_row.html", None, {"row": fresh})
+        response = render(request, table, "_row.html", None, {"row": fresh})
+        # read out and shown on the row by static/a11y.js
+        said = {"message": f"Saved {title_of(table, fresh)}.", "row": f"row-{table.key_of(fresh)}"}
+        response.headers["HX-Trigger"] = json.dumps({"announce": said})
+        return response
     return render(request, table, "_row_edit.html", None, context, status_code=status)
 
 
@@ -277,6 +300,10 @@ async def quick(request: Request, table: Table) -> Response:
         raise HTTPException(404, "Not Found")
     column = table.by_name[name]
     form = await request.form()
+    if form.get("_then") == "reload":
+        found_key = record_key(request, table)
+        request.state.session.flash("Your change was discarded; this is the saved value.")
+        return redirect(request, f"{table.url}/{table.encode_key(found_key)}")
     status, context = await save(request, table, form, [column], action=f"set_{name}")
     if status == 200:
         request.state.session.flash(
@@ -326,7 +353,7 @@ async def validate(request: Request, table: Table) -> Response:
         async with db.connection(request) as conn:
             message = await _unique_error(conn, table, column, submitted.values[name], key)
     return templates.TemplateResponse(
-        request, "_field_error.html", {"field": name, "message": message}
+        request, "resource/_field_message.html", {"field": name, "error": message}
     )
 
 
@@ -334,27 +361,34 @@ async def _unique_error(
     conn: asyncpg.Connection, table: Table, column: Column, value: Any, key: tuple[Any, ...] | None
 ) -> str | None:
     """Whether another row already holds `value` under a unique constraint or index on this
-    column alone: the column itself, or an expression of it (lower(email))."""
-    key_sql = ", ".join(f"t.{c.quoted}" for c in table.primary_key)
-    typed = ", ".join(f"${i + 2}::{c.info.type_sql}" for i, c in enumerate(table.primary_key))
-    for constraint in table.info.constraints:
-        if constraint.kind not in ("u", "i", "p") or constraint.columns != (column.name,):
+    column alone; the message links to that row."""
+    other = await store.clashing_key(conn, table, column, value, key)
+    if other is None:
+        return None
+    message = f"Another {table.label} already has this {column.label.lower()}."
+    return editing.FieldError.linking(message, f"{table.url}/{other}", table.label)
+
+
+async def _write_errors(
+    conn: asyncpg.Connection,
+    table: Table,
+    exc: asyncpg.PostgresError,
+    new: dict[str, Any],
+    key: tuple[Any, ...] | None,
+) -> dict[str, str]:
+    """A refused write's errors by field; a uniqueness error links to the record that holds
+    the value."""
+    errors = store.constraint_errors(table, exc)
+    if not isinstance(exc, asyncpg.UniqueViolationError):
+        return errors
+    for name in list(errors):
+        column = table.by_name.get(name)
+        if column is None or name not in new:
             continue
-        expression = constraint.definition if constraint.kind == "i" else ""
-        if expression and expression != column.name and expression != column.quoted:
-            # the index's expression over the typed value, named like the column
-            value_sql = f"SELECT $1::{column.info.type_sql} AS {column.quoted}"
-            probe = f"(SELECT {expression} FROM ({value_sql}) AS v)"
-            condition = f"({expression}) = {probe}"
-        else:
-            condition = f"t.{column.quoted} = $1"
-        sql = (
-            f"SELECT EXISTS (SELECT 1 FROM {table.qualified} AS t WHERE {condition}"
-            f" AND ({key_sql}) IS DISTINCT FROM ({typed}))"
-        )
-        if await conn.fetchval(sql, value, *(key or [None] * len(table.primary_key))):
-            return f"Another {table.label} already has this {column.label.lower()}."
-    return None
+        found = await _unique_error(conn, table, column, new[name], key)
+        if found is not None:
+            errors[name] = found
+    return errors
 
 
 # ---- delete
@@ -391,7 +425,8 @@ async def _delete(request: Request, table: Table, token: str | None) -> Response
         except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError):
             blockers = await _blockers(request, conn, table, found)
             described = (
-                ", ".join(f"{n:,} {item.table.plural}" for item, n in blockers) or "other records"
+                ", ".join(counted(n, item.table.label, item.table.plural) for item, n in blockers)
+                or "other records"
             )
             message = (
                 f"{title_of(table, found)} cannot be deleted: {described} still refer to it."
@@ -446,5 +481,6 @@ async def delete_htmx(request: Request, table: Table) -> Response:
     if refused is not None:
         return refused
     if request.headers.get("hx-target", "").startswith("row-"):
-        return HTMLResponse("")
+        said = f"Deleted {table.label} {table.encode_key(record_key(request, table))}."
+        return HTMLResponse("", headers={"HX-Trigger": json.dumps({"announce": said})})
     return redirect(request, table.url)

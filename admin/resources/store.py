@@ -162,6 +162,38 @@ async def bulk_delete(
 # ---- errors
 
 
+async def clashing_key(
+    conn: asyncpg.Connection,
+    table: Table,
+    column: Column,
+    value: Any,
+    key: Sequence[Any] | None,
+) -> str | None:
+    """The key (as in URLs) of another row holding `value` under a unique constraint or index
+    on this column alone: the column itself, or an expression of it (lower(email))."""
+    key_sql = ", ".join(f"t.{c.quoted}" for c in table.primary_key)
+    typed = ", ".join(f"${i + 2}::{c.info.type_sql}" for i, c in enumerate(table.primary_key))
+    for constraint in table.info.constraints:
+        if constraint.kind not in ("u", "i", "p") or constraint.columns != (column.name,):
+            continue
+        expression = constraint.definition if constraint.kind == "i" else ""
+        if expression and expression != column.name and expression != column.quoted:
+            # the index's expression over the typed value, named like the column
+            value_sql = f"SELECT $1::{column.info.type_sql} AS {column.quoted}"
+            probe = f"(SELECT {expression} FROM ({value_sql}) AS v)"
+            condition = f"({expression}) = {probe}"
+        else:
+            condition = f"t.{column.quoted} = $1"
+        sql = (
+            f"SELECT {key_sql} FROM {table.qualified} AS t WHERE {condition}"
+            f" AND ({key_sql}) IS DISTINCT FROM ({typed}) LIMIT 1"
+        )
+        found = await conn.fetchrow(sql, value, *(key or [None] * len(table.primary_key)))
+        if found is not None:
+            return table.encode_key(tuple(found))
+    return None
+
+
 def constraint_errors(table: Table, exc: asyncpg.PostgresError) -> dict[str, str]:
     """The fields a refused write concerns, each with a message; `__all__` otherwise."""
     name = getattr(exc, "constraint_name", None) or ""
@@ -169,7 +201,7 @@ def constraint_errors(table: Table, exc: asyncpg.PostgresError) -> dict[str, str
     if isinstance(exc, asyncpg.NotNullViolationError):
         column = table.by_name.get(getattr(exc, "column_name", "") or "")
         if column is not None:
-            return {column.name: "Enter a value."}
+            return {column.name: f"{column.label} is required."}
     if columns:
         first = columns[0]
         if isinstance(exc, asyncpg.UniqueViolationError):

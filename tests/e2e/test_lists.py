@@ -91,7 +91,7 @@ async def test_conflict_view_then_overwrite(
     assert await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id) == (
         "Theirs"
     )
-    await page.get_by_role("button", name="Overwrite anyway").click()
+    await page.get_by_role("button", name="Overwrite with mine").click()
     # the conflict page already sits at /users/{id} (the form posted there): wait for the
     # show page that follows the save, not for the URL
     await expect(page.locator(".conflict")).to_have_count(0)
@@ -114,7 +114,7 @@ async def test_inline_conflict_shows_both_values(
     await row.locator("input[name=email]").fill("mine@smith.example")
     await row.locator("input[name=email]").press("Enter")
     await expect(row).to_contain_text("Saved meanwhile: new@smith.example")
-    await row.get_by_role("button", name="Overwrite anyway").click()
+    await row.get_by_role("button", name="Overwrite with mine").click()
     await expect(page.locator(f"#row-{user_id}[data-inline-edit]")).to_have_count(0)
     stored = await _sql(database_url, "SELECT email FROM users WHERE id = $1", user_id)
     assert stored == "mine@smith.example"
