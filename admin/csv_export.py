@@ -33,18 +33,23 @@ PUT_TIMEOUT_SECONDS = 60.0
 CANCEL_WAIT_SECONDS = 5.0
 
 
-def _select_list(spec: CsvTable, raw: bool) -> str:
+def _select_list(spec: CsvTable, raw: bool, names: list[str] | None) -> str:
     """The exported columns; text cells that a spreadsheet would run as a formula get a '."""
+    protected = {c.name for c in spec.columns if c.neutralise}
     parts = []
-    for column in spec.columns:
-        name = quote_ident(column.name)
-        parts.append(f"{neutralised(name)} AS {name}" if column.neutralise and not raw else name)
+    for name in names or spec.export_names:
+        quoted = quote_ident(name)
+        protect = name in protected and not raw
+        parts.append(f"{neutralised(quoted)} AS {quoted}" if protect else quoted)
     return ", ".join(parts)
 
 
-def export_query(spec: CsvTable, where: str, order_by: str, *, raw: bool) -> str:
-    """The SELECT that COPY (...) TO STDOUT (FORMAT csv, HEADER) runs for `spec`'s table."""
-    return f"SELECT {_select_list(spec, raw)} FROM {quote_ident(spec.table)} {where} {order_by}"
+def export_query(
+    spec: CsvTable, where: str, order_by: str, *, raw: bool, names: list[str] | None = None
+) -> str:
+    """The SELECT that COPY (...) TO STDOUT (FORMAT csv, HEADER) runs for `spec`'s table;
+    `names`: the columns to export (default: every column an import accepts)."""
+    return f"SELECT {_select_list(spec, raw, names)} FROM {spec.qualified} {where} {order_by}"
 
 
 @dataclass

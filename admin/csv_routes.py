@@ -1,9 +1,12 @@
-"""HTTP side of CSV import and export: /users|orders/import and /users|orders/export.csv."""
+"""HTTP side of CSV import and export, for every table: /<table>/import and
+/<table>/export.csv, each behind the table's import / export permission."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -12,20 +15,24 @@ import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from admin import audit, csv_export_gate, db, metrics, replica
-from admin.access import client_ip, csrf_matches, current_staff
+from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
 from admin.bodies import BodyLimits
 from admin.csv_export import ExportOutcome, export_query, start_export
-from admin.csv_import import ImportResult, check_header, header_names, import_csv
-from admin.csv_options import ImportOptions
+from admin.csv_import import DryRun, ImportResult, header_names, import_csv
+from admin.csv_mapping import map_header
+from admin.csv_options import ImportOptions, chosen_mapping
 from admin.csv_problems import ImportRejected, Problem
 from admin.csv_spool import spool
-from admin.csv_tables import ORDERS, USERS, CsvTable
+from admin.csv_tables import CsvTable, csv_table
 from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
 from admin.htmx import render
+from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
-from admin.resources.registry import registry
+from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
+from admin.resources.spec import Action
 from admin.settings import Settings
 
 PAGE = "csv/import.html"
@@ -49,6 +56,24 @@ def _context(request: Request, spec: CsvTable, **extra: Any) -> dict[str, Any]:
     }
 
 
+def summary(ctx: dict[str, Any]) -> str:
+    """The outcome in plain words ("Nothing imported: 6 problems")."""
+    result: ImportResult | None = ctx.get("result")
+    if result is not None:
+        rows = f"{result.rows:,} row{'s' if result.rows != 1 else ''}"
+        if ctx.get("dry_run"):
+            return (
+                f"No problems found in {rows}: nothing was written (validation only). "
+                f"An import would insert {result.inserted:,} and update {result.updated:,}."
+            )
+        return (
+            f"Imported {rows}: {result.inserted:,} inserted, {result.updated:,} updated, "
+            f"{result.unchanged:,} unchanged."
+        )
+    total = ctx.get("total") or len(ctx.get("problems", []))
+    return f"Nothing imported: {total:,} problem{'s' if total != 1 else ''}."
+
+
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -59,15 +84,21 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
     if _wants_json(request):
         result: ImportResult | None = ctx.get("result")
         problems: list[Problem] = ctx.get("problems", [])
-        body: dict[str, Any] = {"outcome": "imported" if result else "rejected"}
+        outcome = "rejected"
+        if result:
+            outcome = "valid" if ctx.get("dry_run") else "imported"
+        body: dict[str, Any] = {"outcome": outcome, "summary": summary(ctx)}
         if result:
             body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
                         unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
+            body["dry_run"] = bool(ctx.get("dry_run"))
         else:
             body["errors"] = [asdict(p) for p in problems]
+            body["error_count"] = ctx.get("total", len(problems))
             body["more_errors"] = ctx.get("more", False)
             body["options"] = OPTIONS_HELP
         return JSONResponse(body, status_code=status)
+    ctx["summary"] = summary(ctx)
     return render(request, PAGE, RESULT, _context(request, spec, **ctx), status_code=status)
 
 
@@ -151,23 +182,30 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         raise HTTPException(
             403, "The form has expired or its security token is missing. Reload and retry."
         )
+
+    def value_of(name: str) -> str | None:
+        return upload.fields.get(name) or request.query_params.get(name)
+
     try:
-        options = ImportOptions.parse(
-            lambda name: upload.fields.get(name) or request.query_params.get(name)
-        )
+        options = ImportOptions.parse(value_of)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     try:
         async with asyncio.timeout_at(deadline):
-            result = await _receive_and_import(request, spec, upload, options, deadline)
+            result = await _receive_and_import(request, spec, upload, options, deadline, value_of)
+    except DryRun as run:
+        await _audit_failure(request, spec, upload, options, "validated", rows=run.result.rows)
+        return _answer(request, spec, 200, result=run.result, options=options, dry_run=True)
     except (HeaderError, ImportRejected) as exc:
         await _drain(upload)
         if isinstance(exc, HeaderError):
-            problems, more = [Problem(str(exc), line=1)], False
+            problems, more, total = [Problem(str(exc), line=1)], False, 1
         else:
-            problems, more = exc.problems, exc.more
-        await _audit_failure(request, spec, upload, options, "rejected", errors=len(problems))
-        return _answer(request, spec, 422, problems=problems, more=more, options=options)
+            problems, more, total = exc.problems, exc.more, exc.total
+        await _audit_failure(request, spec, upload, options, "rejected", errors=total)
+        return _answer(
+            request, spec, 422, problems=problems, more=more, total=total, options=options
+        )
     except UploadRefused as exc:
         await _audit_failure(request, spec, upload, options, "refused", reason=str(exc))
         raise HTTPException(exc.status, str(exc)) from None
@@ -183,14 +221,25 @@ async def _import(request: Request, spec: CsvTable) -> Response:
 
 
 async def _receive_and_import(
-    request: Request, spec: CsvTable, upload: Upload, options: ImportOptions, deadline: float
+    request: Request,
+    spec: CsvTable,
+    upload: Upload,
+    options: ImportOptions,
+    deadline: float,
+    value_of: Callable[[str], str | None],
 ) -> ImportResult:
     """Receive the whole file to disk first, then take a connection and run the transaction.
 
     Nothing in the database is held while the client sends (see csv_spool).
     """
     header, rest = await split_header(upload.chunks(), header_names)
-    check_header(spec, header, options.mode)
+    mapping = map_header(
+        spec,
+        header.names,
+        options.mode,
+        ignore_unknown=options.ignore_unknown,
+        chosen=chosen_mapping(value_of, len(header.names)),
+    )
     with await spool(header.raw, rest) as file:
 
         async def on_success(result: ImportResult) -> None:
@@ -202,28 +251,16 @@ async def _receive_and_import(
         seconds_left = deadline - asyncio.get_running_loop().time()
         async with db.connection(request) as conn:
             return await import_csv(
-                conn, spec, header, options, file, on_success, seconds_left=seconds_left
+                conn, spec, header, mapping, options, file, on_success, seconds_left=seconds_left
             )
 
 
-async def _import_page(request: Request, spec: CsvTable) -> Response:
-    return render(request, PAGE, PAGE, _context(request, spec))
+async def import_page(request: Request, table: Table) -> Response:
+    return render(request, PAGE, PAGE, _context(request, csv_table(table)))
 
 
-async def users_import_page(request: Request) -> Response:
-    return await _import_page(request, USERS)
-
-
-async def orders_import_page(request: Request) -> Response:
-    return await _import_page(request, ORDERS)
-
-
-async def users_import(request: Request) -> Response:
-    return await _import(request, USERS)
-
-
-async def orders_import(request: Request) -> Response:
-    return await _import(request, ORDERS)
+async def import_file(request: Request, table: Table) -> Response:
+    return await _import(request, csv_table(table))
 
 
 def _filename(table: str) -> str:
@@ -280,21 +317,55 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
     )
 
 
-async def _list_query(request: Request, name: str) -> ListQuery:
-    """The export's filters, parsed as the table's list parses them."""
-    async with db.connection(request) as conn:
-        table = (await registry(request).current(conn)).get(name)
-    if table is None:
-        raise HTTPException(404, f"There is no table {name!r}.")
+async def export_file(request: Request, table: Table) -> Response:
     try:
-        return ListQuery.from_params(table, request.query_params)
+        query = ListQuery.from_params(table, request.query_params)
     except InvalidQuery as exc:
         raise HTTPException(400, str(exc)) from None
+    return await _export(request, csv_table(table), query)
 
 
-async def users_export(request: Request) -> Response:
-    return await _export(request, USERS, await _list_query(request, "users"))
+CsvHandler = Callable[[Request, Table], Awaitable[Response]]
 
 
-async def orders_export(request: Request) -> Response:
-    return await _export(request, ORDERS, await _list_query(request, "orders"))
+def _csv_route(
+    path: str,
+    handler: CsvHandler,
+    action: Action,
+    *,
+    methods: Sequence[str] = ("GET",),
+    csrf_from: CsrfFrom = CsrfFrom.FORM,
+) -> Route:
+    """A route for every table, once the staff member's role may `action` it (checked
+    before any of the body is read)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        async with db.connection(request) as conn:
+            table = await table_for(request, conn, action)
+        try:
+            return await handler(request, table)
+        except SCHEMA_DRIFT:
+            async with db.connection(request) as conn:
+                raise await drifted(request, conn, table) from None
+
+    built = route(path, endpoint, access=Access.STAFF, methods=methods, csrf_from=csrf_from)
+    built.endpoint.permission = action  # type: ignore[attr-defined]
+    return built
+
+
+def csv_routes() -> list[Route]:
+    """Import and export for every table; before the record routes (/<table>/<key>)."""
+    return [
+        _csv_route("/{resource}/import", import_page, Action.IMPORT),
+        _csv_route(
+            "/{resource}/import",
+            import_file,
+            Action.IMPORT,
+            methods=["POST"],
+            csrf_from=CsrfFrom.ENDPOINT,
+        ),
+        _csv_route("/{resource}/export.csv", export_file, Action.EXPORT),
+        # a form POST with the CSRF token: scripts, and links from elsewhere
+        _csv_route("/{resource}/export.csv", export_file, Action.EXPORT, methods=["POST"]),
+    ]

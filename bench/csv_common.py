@@ -153,3 +153,21 @@ def file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
 
 def env_or(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def csv_spec(database_url: str, table: str = "users"):  # type: ignore[no-untyped-def]
+    """The CSV facts the panel derives for `table` (read from the catalog as it does)."""
+    from admin.csv_tables import csv_table
+    from admin.resources.registry import Registry
+
+    async def read():  # type: ignore[no-untyped-def]
+        conn = await asyncpg.connect(database_url)
+        try:
+            registry = await Registry(["public"]).current(conn)
+        finally:
+            await conn.close()
+        found = registry.named("public", table)
+        assert found is not None, table
+        return csv_table(found)
+
+    return asyncio.run(read())

@@ -44,7 +44,12 @@
         return;
       }
       var xhr = new XMLHttpRequest();
-      xhr.open("POST", form.action);
+      // "Validate only" posts to its own formaction (?dry_run=1): the fields before the
+      // file are all the server reads first, so the choice travels in the address
+      var submitter = event.submitter;
+      var action = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
+      var dryRun = action.indexOf("dry_run=1") >= 0;
+      xhr.open("POST", action);
       xhr.setRequestHeader("X-CSRF-Token", csrfToken());
       xhr.setRequestHeader("HX-Request", "true");
       progress.hidden = false;
@@ -59,15 +64,16 @@
       });
       xhr.upload.addEventListener("load", function () {
         progress.value = 100;
-        status.textContent = "Checking and writing rows…";
+        status.textContent = dryRun ? "Checking rows (nothing is written)…" : "Checking and writing rows…";
       });
       xhr.addEventListener("load", function () {
         button.disabled = false;
-        status.textContent = xhr.status === 200 ? "Done." : "Not imported (" + xhr.status + ").";
         if (xhr.status === 200 || xhr.status === 422) {
+          status.textContent = xhr.status === 200 ? (dryRun ? "Checked: nothing was written." : "Done.") : "Nothing imported.";
           // the result fragment: escaped HTML from our own templates
           result.innerHTML = xhr.responseText;
         } else {
+          status.textContent = "Nothing imported.";
           // an error page (403, 413, ...): show its message only
           var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
           var message = doc.querySelector(".error-page p:not(.status-code)");
