@@ -18,9 +18,12 @@ from admin.csv_tables import Check, CsvColumn, CsvTable
 from admin.sql import quote_ident
 
 STAGE = "csv_import_stage"
+BROKEN = "csv_import_broken"  # malformed records, when COPY refused the file
 ORD = "csv_ord__"
+LINE = "csv_line__"  # the physical line, when the file was staged record by record
 # values travel back from the database cut to this many characters (a 50 MB cell stays there)
 VALUE_CHARS = 201
+ERROR_FILE_CHARS = 100_000
 
 
 def _literal(text: str) -> str:
@@ -28,7 +31,11 @@ def _literal(text: str) -> str:
 
 
 def _field(field: Field) -> str:
-    """The staged text as a value: empty means no value."""
+    """The staged text as a value: empty means no value (12,50 is 12.50 where the file
+    writes decimal commas)."""
+    if field.decimal_comma and field.target and field.target.column:
+        if field.target.column.decimal:
+            return f"replace(NULLIF(s.{field.stage}, ''), ',', '.')"
     return f"NULLIF(s.{field.stage}, '')"
 
 
@@ -57,8 +64,8 @@ def _valid(field: Field) -> str:
         return f"({_field(field)} IS NULL OR {typed(field)} IS NOT NULL)"
     if column.sql_type == "text":
         return "true"
-    ref = f"s.{field.stage}"
-    return f"(NULLIF({ref}, '') IS NULL OR csv_input_is_valid({ref}, {_literal(column.sql_type)}))"
+    value = _field(field)
+    return f"({value} IS NULL OR csv_input_is_valid({value}, {_literal(column.sql_type)}))"
 
 
 def _safe_typed(field: Field) -> str:
@@ -100,6 +107,7 @@ class Checks:
         options: ImportOptions,
         header_lines: int,
     ) -> None:
+        self.with_lines = False  # the staging table holds each record's physical line
         self.conn = conn
         self.spec = spec
         self.mapping = mapping
@@ -297,24 +305,14 @@ class Checks:
             f"WHERE {value} IS DISTINCT FROM t.version AND {value} IS NOT NULL",
         ]
 
-    async def find_problems(self, limit: int) -> tuple[list[Problem], int]:
-        """The first `limit` broken cells in file order with physical line numbers, and how
-        many there are in all."""
-        checks = self._checks_sql()
-        if not checks:
-            return [], 0
-        everything = " UNION ALL ".join(f"({part})" for part in checks)
+    def _lines_sql(self) -> str:
+        """CTEs `lines(ord, line)`: each staged row's physical line."""
+        if self.with_lines:
+            return f"lines AS (SELECT {ORD} AS ord, {LINE} AS line FROM {STAGE})"
         text = ", ".join(f"s.{f.stage}" for f in self.mapping.fields) or "''"
         # COPY numbers rows, not lines: a row's line is the header's lines plus every earlier
         # row's one line and the line breaks (LF, CRLF or CR) inside its quoted fields.
-        rows = await self.conn.fetch(
-            f"""
-            WITH found AS MATERIALIZED (
-                SELECT * FROM ({everything}) p(ord, col, value, message, other)
-            ),
-            problems AS (
-                SELECT *, count(*) OVER () AS total FROM found ORDER BY ord, col LIMIT {limit}
-            ),
+        return f"""
             breaks AS (
                 SELECT {ORD} AS ord,
                     length(t) - length(translate(t, E'\\r\\n', '')) AS inner_breaks
@@ -322,17 +320,41 @@ class Checks:
                       FROM {STAGE} s) x
             ),
             lines AS (
-                SELECT ord, $1::bigint + ord + COALESCE(sum(inner_breaks) OVER (
-                    ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS line
+                SELECT ord, {int(self.header_lines)}::bigint + ord + COALESCE(sum(inner_breaks)
+                    OVER (ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                    AS line
                 FROM breaks
-            )
+            )"""
+
+    def _found_sql(self) -> str | None:
+        checks = self._checks_sql()
+        if not checks:
+            return None
+        everything = " UNION ALL ".join(f"({part})" for part in checks)
+        return (
+            "found AS MATERIALIZED "
+            f"(SELECT * FROM ({everything}) p(ord, col, value, message, other))"
+        )
+
+    async def find_problems(self, limit: int) -> tuple[list[Problem], int]:
+        """The first `limit` broken cells in file order with physical line numbers, and how
+        many there are in all."""
+        found = self._found_sql()
+        if found is None:
+            return [], 0
+        rows = await self.conn.fetch(
+            f"""
+            WITH {found},
+            problems AS (
+                SELECT *, count(*) OVER () AS total FROM found ORDER BY ord, col LIMIT {limit}
+            ),
+            {self._lines_sql()}
             SELECT l.line, p.col, left(p.value, {VALUE_CHARS}) AS value, p.message,
                 o.line AS other_line, p.total
             FROM problems p JOIN lines l ON l.ord = p.ord
             LEFT JOIN lines o ON o.ord = p.other
             ORDER BY p.ord, p.col
-            """,
-            self.header_lines,
+            """
         )
         problems = [
             Problem(
@@ -344,3 +366,30 @@ class Checks:
             for r in rows
         ]
         return problems, int(rows[0]["total"]) if rows else 0
+
+    def error_rows_sql(self, *, broken: str | None) -> str:
+        """(the fields, line, problem) of every row with a problem, in file order: the rows
+        of the error file."""
+        fields = [f.stage for f in self.mapping.fields]
+        # a 50 MB cell would travel through this process whole: the error file keeps the
+        # start of such a cell only
+        columns = ", ".join(f"left(s.{f}, {ERROR_FILE_CHARS})" for f in fields)
+        parts = []
+        found = self._found_sql()
+        if found is not None:
+            parts.append(
+                f"SELECT {columns + ', ' if columns else ''}l.line, r.problem FROM ("
+                "SELECT p.ord, string_agg(p.col || ': ' || p.message"
+                " || COALESCE(' (first on line ' || o.line || ')', ''), '; '"
+                " ORDER BY p.col) AS problem FROM found p LEFT JOIN lines o ON o.ord = p.other"
+                f" GROUP BY p.ord) r JOIN {STAGE} s ON s.{ORD} = r.ord"
+                " JOIN lines l ON l.ord = r.ord"
+            )
+        if broken is not None:
+            parts.append(f"SELECT {columns + ', ' if columns else ''}line, problem FROM {broken} s")
+        if not parts:
+            parts.append(
+                f"SELECT {', '.join('NULL' for _ in fields) + ', ' if fields else ''}0, ''"
+            )
+        ctes = ", ".join(x for x in (found, self._lines_sql()) if x)
+        return f"WITH {ctes} SELECT * FROM ({' UNION ALL '.join(parts)}) e ORDER BY line"

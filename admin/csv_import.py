@@ -9,8 +9,7 @@ anything fails are the detailed checks run to name every bad cell by line and co
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
 import math
 import re
 import time
@@ -20,10 +19,13 @@ from typing import BinaryIO
 
 import asyncpg
 
-from admin.csv_checks import ORD, STAGE, Checks, typed
+from admin import csv_error_files as error_files
+from admin.csv_checks import BROKEN, LINE, ORD, STAGE, Checks, typed
+from admin.csv_format import FileFormat
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
 from admin.csv_problems import MAX_ERRORS, ImportRejected, Problem, shown
+from admin.csv_scan import scan
 from admin.csv_tables import CsvTable
 from admin.csv_upload import CsvHeader
 from admin.sql import quote_ident
@@ -34,7 +36,6 @@ __all__ = [
     "ImportResult",
     "Mode",
     "Problem",
-    "header_names",
     "import_csv",
 ]
 
@@ -55,15 +56,6 @@ class ImportResult:
     @property
     def unchanged(self) -> int:
         return self.rows - self.inserted - self.updated
-
-
-def header_names(text: str) -> list[str]:
-    """The header record's names, trimmed (the mapping matches them loosely)."""
-    try:
-        row = next(csv.reader(io.StringIO(text, newline="")), [])
-    except csv.Error as exc:
-        raise ImportRejected([Problem(f"the header row is not valid CSV: {exc}", line=1)]) from None
-    return [name.strip() for name in row]
 
 
 def copy_problem(exc: asyncpg.PostgresError, mapping: ColumnMapping) -> Problem:
@@ -94,6 +86,13 @@ def message_column(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+Progress = Callable[[str, int], Awaitable[None]]
+
+
+async def _no_progress(phase: str, rows: int) -> None:
+    return None
+
+
 class DryRun(Exception):
     """Unwinds a validated import's transaction: nothing it wrote is kept."""
 
@@ -112,31 +111,86 @@ class Importer:
         header: CsvHeader,
         mapping: ColumnMapping,
         options: ImportOptions,
+        file_format: FileFormat,
+        owner: int = 0,
     ):
+        self.owner = owner  # the staff member who may download the error file
         self.conn = conn
         self.spec = spec
         self.header = header
         self.mapping = mapping
         self.mode = options.mode
+        self.format = file_format
         self.present = mapping.columns
         self.checks = Checks(conn, spec, mapping, options, header.lines)
         self.rows = 0
+        self.broken = 0  # malformed records (the structural problems)
+        self.first_broken: list[Problem] = []
+
+    async def _create_stage(self, *, with_lines: bool) -> None:
+        line = f", {LINE} bigint" if with_lines else ""
+        columns = "".join(f", {f.stage} text" for f in self.mapping.fields)
+        await self.conn.execute(
+            f"CREATE TEMP TABLE {STAGE} ({ORD} bigint GENERATED ALWAYS AS IDENTITY{line}"
+            f"{columns}) ON COMMIT DROP"
+        )
 
     async def stage(self, file: BinaryIO) -> None:
-        """COPY the spooled file (its header record first) into the staging table."""
+        """COPY the spooled file (its header record first) into the staging table.
+
+        When COPY finds a malformed record, the file is read again to sort every record into
+        well-formed (staged, with its line number) and malformed (kept for the report).
+        """
         fields = [f.stage for f in self.mapping.fields]
-        columns = "".join(f", {name} text" for name in fields)
-        await self.conn.execute(
-            f"CREATE TEMP TABLE {STAGE} ({ORD} bigint GENERATED ALWAYS AS IDENTITY{columns})"
-            " ON COMMIT DROP"
+        await self._create_stage(with_lines=False)
+        try:
+            async with self.conn.transaction():
+                status = await self.conn.copy_to_table(
+                    STAGE,
+                    source=file,
+                    columns=fields,
+                    format="csv",
+                    header=True,
+                    delimiter=self.format.delimiter,
+                    encoding=self.format.encoding,
+                )
+        except (asyncpg.DataError, asyncpg.PostgresSyntaxError) as exc:
+            await self._restage(file, copy_problem(exc, self.mapping))
+            return
+        self.rows = int(status.split()[-1])
+
+    async def _restage(self, file: BinaryIO, first: Problem) -> None:
+        skip = len(self.header.raw)  # the spooled file starts with the header, no BOM
+        found = await asyncio.to_thread(
+            scan,
+            file,
+            skip,
+            len(self.mapping.fields),
+            encoding=self.format.encoding,
+            delimiter=self.format.delimiter,
+            header_lines=self.header.lines,
         )
         try:
+            await self.conn.execute(f"DROP TABLE {STAGE}")
+            await self._create_stage(with_lines=True)
+            fields = [f.stage for f in self.mapping.fields]
             status = await self.conn.copy_to_table(
-                STAGE, source=file, columns=fields, format="csv", header=True
+                STAGE, source=found.clean, columns=[LINE, *fields], format="csv"
             )
-        except (asyncpg.DataError, asyncpg.PostgresSyntaxError) as exc:
-            raise ImportRejected([copy_problem(exc, self.mapping)]) from None
-        self.rows = int(status.split()[-1])
+            self.rows = int(status.split()[-1]) + found.broken_count
+            self.checks.with_lines = True
+            await self.conn.execute(
+                f"CREATE TEMP TABLE {BROKEN} (line bigint, problem text"
+                + "".join(f", {f} text" for f in fields)
+                + ") ON COMMIT DROP"
+            )
+            await self.conn.copy_to_table(BROKEN, source=found.broken, format="csv")
+        finally:
+            found.close()
+        self.broken = found.broken_count
+        # COPY's own words where the second reading found nothing (it should not happen)
+        self.first_broken = found.first or [first]
+        self.broken = self.broken or 1
 
     def _value_exprs(self) -> tuple[list[str], list[str]]:
         """(target columns, SELECT expressions) for the INSERT from the staging table."""
@@ -205,7 +259,7 @@ class Importer:
         rows = self.rows
         try:
             async with self.conn.transaction():
-                if await self.checks.any_broken_outside_the_table():
+                if self.broken or await self.checks.any_broken_outside_the_table():
                     raise _RuleBroken
                 if await self._versions_moved():
                     raise _RuleBroken
@@ -220,14 +274,26 @@ class Importer:
             if isinstance(exc, asyncpg.QueryCanceledError):
                 raise
             problems, total = await self.checks.find_problems(MAX_ERRORS)
+            if self.broken:
+                merged = sorted([*self.first_broken, *problems], key=lambda p: p.line or 0)
+                problems, total = merged[:MAX_ERRORS], total + self.broken
             if not problems:
                 detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
                 problems = [Problem(shown(f"the database refused the rows: {exc}{detail}") or "")]
-            raise ImportRejected(problems, total=total) from None
+                total = 1
+            errors = await self._error_file()
+            raise ImportRejected(problems, total=total, error_file=errors) from None
         for _, column in self.present:
             if column.default_sql and "nextval(" in column.default_sql:
                 await self._advance_sequence(column.name)
         return rows, inserted, updated
+
+    async def _error_file(self) -> str | None:
+        """All problems as a CSV (the offending rows, a column saying what is wrong), kept
+        for download; its token, or None when it could not be written."""
+        header = [f.header for f in self.mapping.fields]
+        sql = self.checks.error_rows_sql(broken=BROKEN if self.broken else None)
+        return await error_files.write(self.conn, sql, header, self.owner)
 
     async def _advance_sequence(self, name: str) -> None:
         """Move the column's sequence up to its largest value, never past it and never back.
@@ -254,6 +320,9 @@ async def import_csv(
     on_success: Callable[[ImportResult], Awaitable[None]],
     *,
     seconds_left: float,
+    file_format: FileFormat,
+    progress: Progress | None = None,
+    owner: int = 0,
 ) -> ImportResult:
     """Stage, check and write the file in one transaction; ImportRejected writes nothing.
 
@@ -261,7 +330,8 @@ async def import_csv(
     statement runs longer than `seconds_left` (the rest of the import's time limit).
     """
     started = time.perf_counter()
-    importer = Importer(conn, spec, header, mapping, options)
+    importer = Importer(conn, spec, header, mapping, options, file_format, owner)
+    report = progress or _no_progress
     async with conn.transaction():
         # a million-row file takes longer than the pool's default statement timeout
         await conn.execute(
@@ -273,7 +343,9 @@ async def import_csv(
                 "SELECT set_config('DateStyle', $1, true)", options.date_order.datestyle
             )
         await importer.stage(file)
+        await report("staged", importer.rows)
         rows, inserted, updated = await importer.write()
+        await report("written", rows)
         result = ImportResult(rows, inserted, updated, time.perf_counter() - started)
         if options.dry_run:
             raise DryRun(result)

@@ -22,6 +22,7 @@ _NAME_SHOWN = 60
 # a PostgreSQL table holds at most 1,600 columns; the staging table adds one for the order
 MAX_FIELDS = 1599
 IGNORE = "-"  # a mapping choice: leave this field out
+_ERROR_FILE_COLUMNS = frozenset({"importline", "importproblem"})
 
 
 def normalised(text: str) -> str:
@@ -65,6 +66,7 @@ class Field:
     header: str
     stage: str  # the staging table's column: c1, c2...
     target: Target | None  # None: ignored
+    decimal_comma: bool = False  # numbers written 12,50
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,31 @@ def map_header(
     *,
     ignore_unknown: bool = False,
     chosen: MappingType[int, str] | None = None,
+    decimal_comma: bool = False,
 ) -> ColumnMapping:
     """The mapping of the header `names`; ImportRejected listing every header problem."""
+    mapping, problems = guess_mapping(
+        spec,
+        names,
+        mode,
+        ignore_unknown=ignore_unknown,
+        chosen=chosen,
+        decimal_comma=decimal_comma,
+    )
+    problems.raise_if_any()
+    return mapping
+
+
+def guess_mapping(
+    spec: CsvTable,
+    names: list[str],
+    mode: Mode,
+    *,
+    ignore_unknown: bool = False,
+    chosen: MappingType[int, str] | None = None,
+    decimal_comma: bool = False,
+) -> tuple[ColumnMapping, ProblemList]:
+    """The mapping of the header `names` (what could be matched) and its problems."""
     problems = ProblemList()
     candidates = _candidates(spec)
     by_key = targets(spec)
@@ -161,6 +186,8 @@ def map_header(
             else:
                 problems.add(Problem(f"there is no column {shown(choice, 60)!r}", line=1))
                 target = None
+        elif normalised(name) in _ERROR_FILE_COLUMNS and normalised(name) not in candidates:
+            target = None  # the columns an error file adds: fixed files come back with them
         elif not name.strip():
             target = None
             if not ignore_unknown:
@@ -181,7 +208,7 @@ def map_header(
                 )
                 problems.add(Problem(message, line=1, column=label))
             filled[target.name] = Field(position, name, f"c{position}", target)
-        fields.append(Field(position, name, f"c{position}", target))
+        fields.append(Field(position, name, f"c{position}", target, decimal_comma))
     if unknown:
         problems.add(
             Problem(
@@ -205,5 +232,4 @@ def map_header(
                 line=1,
             )
         )
-    problems.raise_if_any()
-    return ColumnMapping(tuple(fields))
+    return ColumnMapping(tuple(fields)), problems

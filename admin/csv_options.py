@@ -48,6 +48,9 @@ class ImportOptions:
     date_order: DateOrder | None = None
     dry_run: bool = False  # check everything, write nothing
     ignore_unknown: bool = False  # header fields matching no column are left out
+    encoding: str = ""  # "" detect, else one of ENCODINGS
+    delimiter: str = ""  # "" detect, else one of DELIMITERS
+    decimal_comma: bool | None = None  # None: when the delimiter is ';'
 
     def chosen(self, option: Option) -> bool:
         if option is Option.ROUND_DECIMALS:
@@ -62,6 +65,8 @@ class ImportOptions:
             "date_order": self.date_order.value if self.date_order else None,
             "dry_run": self.dry_run,
             "ignore_unknown": self.ignore_unknown,
+            "encoding": self.encoding or "detect",
+            "delimiter": self.delimiter or "detect",
         }
 
     @classmethod
@@ -80,7 +85,26 @@ class ImportOptions:
             date_order=DateOrder(order) if order else None,
             dry_run=_flag(value_of, "dry_run"),
             ignore_unknown=_flag(value_of, "ignore_unknown"),
+            encoding=_choice(value_of, "encoding", ENCODINGS),
+            delimiter=_choice(value_of, "delimiter", DELIMITERS),
+            decimal_comma=_flag(value_of, "decimal_comma") if value_of("decimal_comma") else None,
         )
+
+
+# what a form or a query may name -> PostgreSQL's encoding name
+ENCODINGS = {"utf-8": "UTF-8", "windows-1252": "WIN1252", "latin-1": "LATIN1"}
+ENCODING_LABELS = {"UTF-8": "UTF-8", "WIN1252": "Windows-1252", "LATIN1": "Latin-1"}
+DELIMITERS = {",": ",", ";": ";", "tab": "\t"}
+DELIMITER_LABELS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _choice(value_of: Callable[[str], str | None], name: str, allowed: dict[str, str]) -> str:
+    text = (value_of(name) or "").strip().lower()
+    if not text or text == "auto":
+        return ""
+    if text not in allowed:
+        raise ValueError(f"{name} must be one of: auto, {', '.join(allowed)}.")
+    return allowed[text]
 
 
 def _flag(value_of: Callable[[str], str | None], name: str) -> bool:

@@ -34,9 +34,15 @@ class ImportRejected(Exception):
     """The file was not imported; nothing was written."""
 
     def __init__(
-        self, problems: list[Problem], *, more: bool = False, total: int | None = None
+        self,
+        problems: list[Problem],
+        *,
+        more: bool = False,
+        total: int | None = None,
+        error_file: str | None = None,
     ) -> None:
         super().__init__(problems[0].message if problems else "rejected")
+        self.error_file = error_file  # token of the downloadable CSV of every problem
         self.problems = problems[:MAX_ERRORS]
         self.total = max(total or 0, len(problems))
         self.more = more or self.total > len(self.problems)

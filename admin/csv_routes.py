@@ -14,16 +14,19 @@ from typing import Any
 import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from admin import audit, csv_export_gate, db, metrics, replica
+from admin import csv_error_files as error_files
 from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
 from admin.bodies import BodyLimits
 from admin.csv_export import ExportOutcome, export_query, start_export
-from admin.csv_import import DryRun, ImportResult, header_names, import_csv
+from admin.csv_format import read_sample, resolve
+from admin.csv_import import DryRun, ImportResult, import_csv
 from admin.csv_mapping import map_header
 from admin.csv_options import ImportOptions, chosen_mapping
+from admin.csv_preview import preview_page
 from admin.csv_problems import ImportRejected, Problem
 from admin.csv_spool import spool
 from admin.csv_tables import CsvTable, csv_table
@@ -88,17 +91,28 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
         if result:
             outcome = "valid" if ctx.get("dry_run") else "imported"
         body: dict[str, Any] = {"outcome": outcome, "summary": summary(ctx)}
+        file_format = getattr(request.state, "csv_format", None)
+        if file_format is not None:
+            body["format"] = file_format.describe()
+        mapping = getattr(request.state, "csv_mapping", None)
+        if mapping is not None:
+            body["mapping"] = {f.header: f.target.described if f.target else None
+                               for f in mapping.fields}  # fmt: skip
         if result:
             body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
                         unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
             body["dry_run"] = bool(ctx.get("dry_run"))
         else:
+            token = ctx.get("error_file")
+            if token:
+                body["error_file"] = f"/{spec.table}/import/errors/{token}"
             body["errors"] = [asdict(p) for p in problems]
             body["error_count"] = ctx.get("total", len(problems))
             body["more_errors"] = ctx.get("more", False)
             body["options"] = OPTIONS_HELP
         return JSONResponse(body, status_code=status)
     ctx["summary"] = summary(ctx)
+    ctx["file_format"] = getattr(request.state, "csv_format", None)
     return render(request, PAGE, RESULT, _context(request, spec, **ctx), status_code=status)
 
 
@@ -203,9 +217,11 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         else:
             problems, more, total = exc.problems, exc.more, exc.total
         await _audit_failure(request, spec, upload, options, "rejected", errors=total)
+        error_file = exc.error_file if isinstance(exc, ImportRejected) else None
         return _answer(
-            request, spec, 422, problems=problems, more=more, total=total, options=options
-        )
+            request, spec, 422, problems=problems, more=more, total=total, options=options,
+            error_file=error_file,
+        )  # fmt: skip
     except UploadRefused as exc:
         await _audit_failure(request, spec, upload, options, "refused", reason=str(exc))
         raise HTTPException(exc.status, str(exc)) from None
@@ -232,15 +248,21 @@ async def _receive_and_import(
 
     Nothing in the database is held while the client sends (see csv_spool).
     """
-    header, rest = await split_header(upload.chunks(), header_names)
-    mapping = map_header(
-        spec,
-        header.names,
-        options.mode,
-        ignore_unknown=options.ignore_unknown,
-        chosen=chosen_mapping(value_of, len(header.names)),
-    )
+    header, rest = await split_header(upload.chunks())
     with await spool(header.raw, rest) as file:
+        sample = await asyncio.to_thread(read_sample, file)
+        file_format = resolve(options, header.raw, sample, bom=header.bom)
+        request.state.csv_format = file_format
+        names = file_format.names(header.raw)
+        mapping = map_header(
+            spec,
+            names,
+            options.mode,
+            ignore_unknown=options.ignore_unknown,
+            chosen=chosen_mapping(value_of, len(names)),
+            decimal_comma=file_format.decimal_comma,
+        )
+        request.state.csv_mapping = mapping
 
         async def on_success(result: ImportResult) -> None:
             await _audit_import(
@@ -251,7 +273,16 @@ async def _receive_and_import(
         seconds_left = deadline - asyncio.get_running_loop().time()
         async with db.connection(request) as conn:
             return await import_csv(
-                conn, spec, header, mapping, options, file, on_success, seconds_left=seconds_left
+                conn,
+                spec,
+                header,
+                mapping,
+                options,
+                file,
+                on_success,
+                seconds_left=seconds_left,
+                file_format=file_format,
+                owner=current_staff(request).id,
             )
 
 
@@ -325,6 +356,19 @@ async def export_file(request: Request, table: Table) -> Response:
     return await _export(request, csv_table(table), query)
 
 
+async def error_file(request: Request, table: Table) -> Response:
+    """A rejected import's list of every problem, for the staff member who sent the file."""
+    found = error_files.find(current_staff(request).id, request.path_params["token"])
+    if found is None:
+        raise HTTPException(404, "This list of problems is no longer kept: import the file again.")
+    return FileResponse(
+        found,
+        media_type="text/csv; charset=utf-8",
+        filename=f"{table.slug}-problems.csv",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 CsvHandler = Callable[[Request, Table], Awaitable[Response]]
 
 
@@ -365,6 +409,8 @@ def csv_routes() -> list[Route]:
             methods=["POST"],
             csrf_from=CsrfFrom.ENDPOINT,
         ),
+        _csv_route("/{resource}/import/errors/{token}", error_file, Action.IMPORT),
+        _csv_route("/{resource}/import/preview", preview_page, Action.IMPORT, methods=["POST"]),
         _csv_route("/{resource}/export.csv", export_file, Action.EXPORT),
         # a form POST with the CSRF token: scripts, and links from elsewhere
         _csv_route("/{resource}/export.csv", export_file, Action.EXPORT, methods=["POST"]),

@@ -81,6 +81,7 @@ class CsvColumn:
     checks: tuple[Check, ...] = ()
     neutralise: bool = False  # a text column exported with spreadsheet-formula protection
     reference: Reference | None = None
+    decimal: bool = False  # a number that a file with decimal commas writes as 12,50
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,7 @@ def _csv_column(table: Table, column: Column, key: tuple[str, ...]) -> CsvColumn
         checks=_value_checks(table, column),
         neutralise=info.kind is Kind.TEXT,
         reference=_reference(table, column),
+        decimal=info.kind in (Kind.NUMERIC, Kind.FLOAT),
     )
 
 

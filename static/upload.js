@@ -87,8 +87,52 @@
         button.disabled = false;
         status.textContent = "The upload failed (connection lost). Nothing was imported.";
       });
-      xhr.send(new FormData(form));
+      // the server reads the fields before the file: the file goes last, after the
+      // preview's choices (which sit outside the form)
+      var data = new FormData(form);
+      var file = data.get("file");
+      data.delete("file");
+      data.append("file", file);
+      xhr.send(data);
     });
+
+    var previewBox = document.getElementById("import-preview");
+    function showPreview(extra) {
+      if (!previewBox || !input.files.length) return;
+      var file = input.files[0];
+      var params = new URLSearchParams({ size: String(file.size) });
+      var mode = form.querySelector('input[name="mode"]:checked');
+      if (mode) params.set("mode", mode.value);
+      var ignore = form.querySelector('input[name="ignore_unknown"]');
+      if (ignore && ignore.checked) params.set("ignore_unknown", "1");
+      Object.keys(extra || {}).forEach(function (key) { params.set(key, extra[key]); });
+      var request = new XMLHttpRequest();
+      request.open("POST", previewBox.dataset.previewUrl + "?" + params.toString());
+      request.setRequestHeader("X-CSRF-Token", csrfToken());
+      request.setRequestHeader("Content-Type", "text/csv");
+      request.setRequestHeader("HX-Request", "true");
+      request.addEventListener("load", function () {
+        if (request.status === 200) {
+          previewBox.innerHTML = request.responseText;  // our own escaped template
+        } else {
+          previewBox.textContent = "No preview (the server answered " + request.status + ").";
+        }
+      });
+      request.send(file.slice(0, 256 * 1024));
+    }
+    if (input) input.addEventListener("change", function () { showPreview(); });
+    if (zone) zone.addEventListener("drop", function () { setTimeout(showPreview, 0); });
+    if (previewBox) {
+      previewBox.addEventListener("change", function (event) {
+        var target = event.target;
+        if (!target.matches || !target.matches("[data-preview-option]")) return;
+        var extra = {};
+        previewBox.querySelectorAll("[data-preview-option]").forEach(function (select) {
+          extra[select.name] = select.value;
+        });
+        showPreview(extra);
+      });
+    }
   }
 
   function scan() {
