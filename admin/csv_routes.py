@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +17,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from admin import audit, csv_export_gate, db, metrics, replica
+from admin import audit, csv_export_gate, csv_progress, db, metrics, replica
 from admin import csv_error_files as error_files
 from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
 from admin.bodies import BodyLimits
+from admin.csv_dialect import UTF8_BOM, CrlfRows, ExportDialect, dialect_of
 from admin.csv_export import ExportOutcome, export_query, start_export
 from admin.csv_format import read_sample, resolve
 from admin.csv_import import DryRun, ImportResult, import_csv
@@ -38,6 +39,7 @@ from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
 from admin.resources.spec import Action
 from admin.settings import Settings
 
+CANCEL_POLL_SECONDS = 0.25
 PAGE = "csv/import.html"
 RESULT = "csv/_import_result.html"
 OPTIONS_HELP = (
@@ -61,6 +63,8 @@ def _context(request: Request, spec: CsvTable, **extra: Any) -> dict[str, Any]:
 
 def summary(ctx: dict[str, Any]) -> str:
     """The outcome in plain words ("Nothing imported: 6 problems")."""
+    if ctx.get("cancelled"):
+        return str(ctx["cancelled"])
     result: ImportResult | None = ctx.get("result")
     if result is not None:
         rows = f"{result.rows:,} row{'s' if result.rows != 1 else ''}"
@@ -87,7 +91,7 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
     if _wants_json(request):
         result: ImportResult | None = ctx.get("result")
         problems: list[Problem] = ctx.get("problems", [])
-        outcome = "rejected"
+        outcome = "cancelled" if ctx.get("cancelled") else "rejected"
         if result:
             outcome = "valid" if ctx.get("dry_run") else "imported"
         body: dict[str, Any] = {"outcome": outcome, "summary": summary(ctx)}
@@ -204,9 +208,23 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         options = ImportOptions.parse(value_of)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
+    token = request.query_params.get("progress")
+    progress = None
+    if csv_progress.valid_token(token):
+        assert token is not None
+        progress = await asyncio.to_thread(csv_progress.Progress, current_staff(request).id, token)
+    request.state.csv_progress = progress
     try:
         async with asyncio.timeout_at(deadline):
-            result = await _receive_and_import(request, spec, upload, options, deadline, value_of)
+            result = await _watched(
+                request,
+                _receive_and_import(request, spec, upload, options, deadline, value_of),
+                progress,
+            )
+    except ImportCancelled as exc:
+        await _finish(progress, "cancelled")
+        await _audit_failure(request, spec, upload, options, "aborted", reason=str(exc))
+        return _answer(request, spec, 200, cancelled=str(exc), options=options)
     except DryRun as run:
         await _audit_failure(request, spec, upload, options, "validated", rows=run.result.rows)
         return _answer(request, spec, 200, result=run.result, options=options, dry_run=True)
@@ -233,7 +251,66 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         reason = "client disconnected"
         await _audit_failure(request, spec, upload, options, "aborted", reason=reason)
         return Response(status_code=400)
+    finally:
+        await _finish(progress, "finished")
     return _answer(request, spec, 200, result=result, options=options)
+
+
+class ImportCancelled(Exception):
+    """The sender cancelled the import, or left: its transaction was rolled back."""
+
+
+async def _finish(progress: csv_progress.Progress | None, outcome: str) -> None:
+    if progress is not None and not progress.finished:
+        await asyncio.to_thread(progress.finish, outcome)
+
+
+async def _watched(
+    request: Request, work: Coroutine[Any, Any, ImportResult], progress: Any
+) -> ImportResult:
+    """Run the import; cancel it (rolling its transaction back) when the page asks to, or
+    when the client goes away once the file is received."""
+    task = asyncio.create_task(work)
+    reason: list[str] = []
+
+    async def watch() -> None:
+        listening: asyncio.Task[Any] | None = None
+        try:
+            while not task.done():
+                if progress is not None and await asyncio.to_thread(lambda: progress.cancelled):
+                    reason.append("Cancelled: nothing was imported.")
+                    task.cancel()
+                    return
+                if listening is None and getattr(request.state, "csv_received", False):
+                    # the body is read: the next message is the client leaving
+                    listening = asyncio.create_task(request.receive())
+                if listening is not None and listening.done():
+                    if listening.result().get("type") == "http.disconnect":
+                        reason.append("The page was closed: nothing was imported.")
+                        task.cancel()
+                        return
+                    listening = None
+                await asyncio.sleep(CANCEL_POLL_SECONDS)
+        finally:
+            if listening is not None and not listening.done():
+                listening.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if reason and not _being_cancelled():
+            raise ImportCancelled(reason[0]) from None
+        raise
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def _being_cancelled() -> bool:
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 
 
 async def _receive_and_import(
@@ -263,6 +340,14 @@ async def _receive_and_import(
             decimal_comma=file_format.decimal_comma,
         )
         request.state.csv_mapping = mapping
+        request.state.csv_received = True
+        progress = request.state.csv_progress
+
+        async def report(phase: str, rows: int | None) -> None:
+            if progress is not None:
+                await asyncio.to_thread(progress.phase, phase, rows)
+
+        await report("received", None)
 
         async def on_success(result: ImportResult) -> None:
             await _audit_import(
@@ -283,6 +368,7 @@ async def _receive_and_import(
                 seconds_left=seconds_left,
                 file_format=file_format,
                 owner=current_staff(request).id,
+                progress=report,
             )
 
 
@@ -298,7 +384,9 @@ def _filename(table: str) -> str:
     return f"{table}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.csv"
 
 
-async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Response:
+async def _export(
+    request: Request, spec: CsvTable, query: ListQuery, dialect: ExportDialect
+) -> Response:
     headers = {
         "Content-Disposition": f'attachment; filename="{_filename(spec.table)}"',
         "Cache-Control": "no-store",
@@ -310,7 +398,9 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
         return csv_export_gate.confirm_page(request, spec)
     where, order_by, args = query.filter_sql()
     raw = request.query_params.get("raw", "") in {"1", "true", "yes"}
-    sql = export_query(spec, where, order_by, raw=raw)
+    sql = export_query(
+        spec, where, order_by, raw=raw, names=dialect.names, decimal_comma=dialect.decimal_comma
+    )
     # the filters as the export applied them, not whatever else the URL carried
     filters = query.params()
     staff = current_staff(request)
@@ -329,6 +419,9 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
             after={
                 "filters": filters,
                 "raw": raw,
+                "excel": dialect.excel,
+                "delimiter": dialect.delimiter,
+                "columns": list(dialect.names) if dialect.names else "all",
                 "rows": outcome.rows,
                 "outcome": "completed" if outcome.completed else "aborted",
             },
@@ -345,6 +438,9 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
         request.app.state.exports,
         headers,
         audit_pool=request.app.state.pool,
+        delimiter=dialect.delimiter,
+        transform=CrlfRows() if dialect.excel else None,
+        prefix=UTF8_BOM if dialect.excel else b"",
     )
 
 
@@ -353,7 +449,8 @@ async def export_file(request: Request, table: Table) -> Response:
         query = ListQuery.from_params(table, request.query_params)
     except InvalidQuery as exc:
         raise HTTPException(400, str(exc)) from None
-    return await _export(request, csv_table(table), query)
+    spec = csv_table(table)
+    return await _export(request, spec, query, dialect_of(request, table, spec))
 
 
 async def error_file(request: Request, table: Table) -> Response:
@@ -367,6 +464,28 @@ async def error_file(request: Request, table: Table) -> Response:
         filename=f"{table.slug}-problems.csv",
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def import_progress(request: Request, table: Table) -> Response:
+    """How far the sender's import with this token is (polled by the page)."""
+    token = request.path_params["token"]
+    state = None
+    if csv_progress.valid_token(token):
+        state = await asyncio.to_thread(csv_progress.read, current_staff(request).id, token)
+    if state is None:
+        raise HTTPException(404, "No import with this token is running.")
+    return JSONResponse(state, headers={"Cache-Control": "no-store"})
+
+
+async def import_cancel(request: Request, table: Table) -> Response:
+    """Ask the sender's running import to stop; its transaction is rolled back."""
+    token = request.path_params["token"]
+    owner = current_staff(request).id
+    if not csv_progress.valid_token(token) or not await asyncio.to_thread(
+        csv_progress.cancel, owner, token
+    ):
+        raise HTTPException(404, "No import with this token is running.")
+    return JSONResponse({"cancelling": True}, status_code=202)
 
 
 CsvHandler = Callable[[Request, Table], Awaitable[Response]]
@@ -411,6 +530,13 @@ def csv_routes() -> list[Route]:
         ),
         _csv_route("/{resource}/import/errors/{token}", error_file, Action.IMPORT),
         _csv_route("/{resource}/import/preview", preview_page, Action.IMPORT, methods=["POST"]),
+        _csv_route("/{resource}/import/progress/{token}", import_progress, Action.IMPORT),
+        _csv_route(
+            "/{resource}/import/progress/{token}/cancel",
+            import_cancel,
+            Action.IMPORT,
+            methods=["POST"],
+        ),
         _csv_route("/{resource}/export.csv", export_file, Action.EXPORT),
         # a form POST with the CSRF token: scripts, and links from elsewhere
         _csv_route("/{resource}/export.csv", export_file, Action.EXPORT, methods=["POST"]),

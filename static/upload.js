@@ -7,6 +7,12 @@
     return meta ? meta.getAttribute("content") : "";
   }
 
+  function randomToken() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
   function setUp(form) {
     if (form.dataset.uploadReady) return;
     form.dataset.uploadReady = "1";
@@ -16,6 +22,28 @@
     var status = form.querySelector('[role="status"]');
     var button = form.querySelector('button[type="submit"]');
     var result = document.querySelector(form.dataset.result || "#import-result");
+    var cancel = form.querySelector("#import-cancel");
+    var phases = form.querySelector("#import-phases");
+    var PHASE_WORDS = { received: "File received", staged: "Rows read", checked: "Checked",
+                        written: "Written" };
+
+    function pollPhases(url) {
+      var request = new XMLHttpRequest();
+      request.open("GET", url);
+      request.addEventListener("load", function () {
+        if (request.status !== 200 || !phases) return;
+        var state = JSON.parse(request.responseText);
+        phases.hidden = false;
+        phases.replaceChildren.apply(phases, state.phases.map(function (phase) {
+          var item = document.createElement("li");
+          item.textContent = (PHASE_WORDS[phase.phase] || phase.phase) +
+            (phase.rows !== null ? ": " + phase.rows.toLocaleString() + " rows" : "") +
+            " (" + phase.elapsed.toFixed(1) + " s)";
+          return item;
+        }));
+      });
+      request.send();
+    }
 
     if (zone && input) {
       ["dragenter", "dragover"].forEach(function (name) {
@@ -49,6 +77,11 @@
       var submitter = event.submitter;
       var action = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
       var dryRun = action.indexOf("dry_run=1") >= 0;
+      // the server reports its phases under this token; the page polls them
+      var token = randomToken();
+      action += (action.indexOf("?") >= 0 ? "&" : "?") + "progress=" + token;
+      var progressUrl = form.action.split("?")[0] + "/progress/" + token;
+      var poller = null;
       xhr.open("POST", action);
       xhr.setRequestHeader("X-CSRF-Token", csrfToken());
       xhr.setRequestHeader("HX-Request", "true");
@@ -65,8 +98,33 @@
       xhr.upload.addEventListener("load", function () {
         progress.value = 100;
         status.textContent = dryRun ? "Checking rows (nothing is written)…" : "Checking and writing rows…";
+        poller = setInterval(function () { pollPhases(progressUrl); }, 500);
+      });
+      if (cancel) {
+        cancel.hidden = false;
+        cancel.onclick = function () {
+          cancel.disabled = true;
+          status.textContent = "Cancelling…";
+          var request = new XMLHttpRequest();
+          request.open("POST", progressUrl + "/cancel");
+          request.setRequestHeader("X-CSRF-Token", csrfToken());
+          request.send();
+          // before the file is received, stopping the upload is the cancel
+          if (progress.value < 100) xhr.abort();
+        };
+      }
+      function stopPolling() {
+        if (poller) clearInterval(poller);
+        poller = null;
+        if (cancel) { cancel.hidden = true; cancel.disabled = false; }
+      }
+      xhr.addEventListener("abort", function () {
+        stopPolling();
+        button.disabled = false;
+        status.textContent = "Cancelled: nothing was imported.";
       });
       xhr.addEventListener("load", function () {
+        stopPolling();
         button.disabled = false;
         if (xhr.status === 200 || xhr.status === 422) {
           status.textContent = xhr.status === 200 ? (dryRun ? "Checked: nothing was written." : "Done.") : "Nothing imported.";
@@ -84,6 +142,7 @@
         }
       });
       xhr.addEventListener("error", function () {
+        stopPolling();
         button.disabled = false;
         status.textContent = "The upload failed (connection lost). Nothing was imported.";
       });

@@ -274,3 +274,29 @@ async def test_list_pages_link_to_csv_for_every_table(
     assert 'href="/typed/export.csv"' in page.text and 'href="/typed/import"' in page.text
     products = await staff_client.get("/products")
     assert "/products/export.csv" not in products.text
+
+
+async def test_export_for_excel_and_with_the_listed_columns_only(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    await _shop(conn)
+    await conn.execute("UPDATE users SET full_name = E'Two\\nlines' WHERE username = 'ann'")
+    excel = await admin_client.get(
+        "/orders/export.csv?excel=1", headers={**SAME_ORIGIN, "Accept-Language": "de-DE,de"}
+    )
+    assert excel.status_code == 200
+    assert excel.content.startswith(b"\xef\xbb\xbfid;user_id;status;total;created_at;version\r\n")
+    assert b";3,00;" in excel.content
+    comma = await admin_client.get(
+        "/users/export.csv?excel=1", headers={**SAME_ORIGIN, "Accept-Language": "en-US"}
+    )
+    body = comma.content.decode("utf-8-sig")
+    assert body.count("\r\n") == 3 and '"Two\nlines"' in body  # rows end CRLF, data kept
+    listed = await admin_client.get("/products/export.csv?columns=list", headers=SAME_ORIGIN)
+    header = listed.text.splitlines()[0].split(",")
+    assert "description" not in header and "sku" in header
+    # the semicolon file imports back as it is (the delimiter and decimal commas detected)
+    await conn.execute("DELETE FROM orders")
+    back = await upload(admin_client, "orders", excel.content)
+    assert back.status_code == 200, back.text
+    assert await conn.fetchval("SELECT total FROM orders") == 3

@@ -174,3 +174,46 @@ async def test_preview_needs_the_import_permission_and_a_small_sample(
         headers={"Content-Type": "text/csv", "X-CSRF-Token": admin_client.csrf},
     )
     assert large.status_code == 413
+
+
+async def test_progress_phases_and_cancel_roll_the_import_back(
+    admin_client: LoggedIn, pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    token = "t0ken-for-this-test"
+    content = USERS_HEADER + "".join(f"u{i:05d},u{i}@x.org,U,true\n" for i in range(2000))
+    async with pool.acquire() as holder, holder.transaction():
+        # the import stages the file, then waits for this lock to write
+        await holder.execute("LOCK TABLE users IN SHARE MODE")
+        running = asyncio.create_task(
+            admin_client.http.post(
+                f"/users/import?progress={token}",
+                data={"csrf_token": admin_client.csrf},
+                files={"file": ("a.csv", content.encode(), "text/csv")},
+                headers={"Accept": "application/json"},
+            )
+        )
+        phases: list[str] = []
+        while "staged" not in phases:
+            state = await admin_client.get(f"/users/import/progress/{token}")
+            if state.status_code == 200:
+                phases = [p["phase"] for p in state.json()["phases"]]
+            assert not running.done(), running.result().text
+            await asyncio.sleep(0.05)
+        staged = next(p for p in state.json()["phases"] if p["phase"] == "staged")
+        assert staged["rows"] == 2000
+        cancel = await admin_client.post(
+            f"/users/import/progress/{token}/cancel", headers={"X-CSRF-Token": admin_client.csrf}
+        )
+        assert cancel.status_code == 202
+        response = await running
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "cancelled"
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+    final = await admin_client.get(f"/users/import/progress/{token}")
+    assert final.json()["outcome"] == "cancelled"
+    again = await admin_client.post(
+        f"/users/import/progress/{token}/cancel", headers={"X-CSRF-Token": admin_client.csrf}
+    )
+    assert again.status_code == 404
