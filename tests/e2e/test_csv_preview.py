@@ -64,3 +64,32 @@ async def test_rejected_file_offers_every_problem_as_csv(
     lines = saved.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0] == "username,email,import line,import problem"
     assert [line.split(",")[2] for line in lines[1:]] == ["2", "3"]
+
+
+async def test_phases_show_and_cancel_rolls_back(
+    logged_in_page: Page, server: LiveServer, database_url: str, tmp_path: Path
+):
+    page = logged_in_page
+    await page.goto(server.url + "/users/import")
+    source = tmp_path / "users.csv"
+    source.write_text(
+        "username,email\n" + "".join(f"u{i:05d},u{i}@x.org\n" for i in range(5000)),
+        encoding="utf-8",
+    )
+    await page.set_input_files("#import-file", str(source))
+    holder = await asyncpg.connect(database_url)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        # the import reads the file, then waits for this lock to write
+        await holder.execute("LOCK TABLE users IN SHARE MODE")
+        await page.click("#import-form button.primary")
+        await page.locator("#import-phases li", has_text="Rows read: 5,000 rows").wait_for()
+        await page.click("#import-cancel")
+        cancelled = page.locator("#import-result [data-outcome=cancelled]")
+        await cancelled.wait_for()
+        assert "nothing was imported" in (await cancelled.inner_text()).lower()
+        await transaction.rollback()
+    finally:
+        await holder.close()
+    assert await _count(database_url) == 0
