@@ -217,3 +217,19 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
         f"/users/import/progress/{token}/cancel", headers={"X-CSRF-Token": admin_client.csrf}
     )
     assert again.status_code == 404
+
+
+async def test_five_thousand_columns_are_refused_in_words(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    header = "username,email," + ",".join(f"extra{i}" for i in range(4998))
+    response = await admin_client.http.post(
+        "/users/import?ignore_unknown=1",
+        data={"csrf_token": admin_client.csrf},
+        files={"file": ("wide.csv", f"{header}\nann,a@x.org\n".encode(), "text/csv")},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["message"] == "the header has 5,000 columns; a file may have at most 1,599"
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
