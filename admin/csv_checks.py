@@ -21,6 +21,8 @@ STAGE = "csv_import_stage"
 BROKEN = "csv_import_broken"  # malformed records, when COPY refused the file
 ORD = "csv_ord__"
 LINE = "csv_line__"  # the physical line, when the file was staged record by record
+FOUND = "csv_import_found"  # every problem of a rejected file
+LINES = "csv_import_lines"  # the physical lines of the rows they name
 # values travel back from the database cut to this many characters (a 50 MB cell stays there)
 VALUE_CHARS = 201
 ERROR_FILE_CHARS = 100_000
@@ -108,6 +110,7 @@ class Checks:
         header_lines: int,
     ) -> None:
         self.with_lines = False  # the staging table holds each record's physical line
+        self.collected: bool | None = None  # FOUND and LINES made (None: not yet)
         self.conn = conn
         self.spec = spec
         self.mapping = mapping
@@ -326,34 +329,40 @@ class Checks:
                 FROM breaks
             )"""
 
-    def _found_sql(self) -> str | None:
+    async def _collect(self) -> bool:
+        """Every problem into FOUND and the lines of the rows they name into LINES, once
+        (the page's list and the error file both read them); false when nothing is checked."""
+        if self.collected is not None:
+            return self.collected
         checks = self._checks_sql()
+        self.collected = bool(checks)
         if not checks:
-            return None
+            return False
         everything = " UNION ALL ".join(f"({part})" for part in checks)
-        return (
-            "found AS MATERIALIZED "
-            f"(SELECT * FROM ({everything}) p(ord, col, value, message, other))"
+        await self.conn.execute(
+            f"CREATE TEMP TABLE {FOUND} ON COMMIT DROP AS "
+            f"SELECT * FROM ({everything}) p(ord, col, value, message, other)"
         )
+        await self.conn.execute(
+            f"CREATE TEMP TABLE {LINES} ON COMMIT DROP AS WITH {self._lines_sql()} "
+            f"SELECT ord, line FROM lines WHERE ord IN (SELECT ord FROM {FOUND} "
+            f"UNION SELECT other FROM {FOUND} WHERE other IS NOT NULL)"
+        )
+        await self.conn.execute(f"CREATE UNIQUE INDEX ON {LINES} (ord)")
+        return True
 
     async def find_problems(self, limit: int) -> tuple[list[Problem], int]:
         """The first `limit` broken cells in file order with physical line numbers, and how
         many there are in all."""
-        found = self._found_sql()
-        if found is None:
+        if not await self._collect():
             return [], 0
         rows = await self.conn.fetch(
             f"""
-            WITH {found},
-            problems AS (
-                SELECT *, count(*) OVER () AS total FROM found ORDER BY ord, col LIMIT {limit}
-            ),
-            {self._lines_sql()}
             SELECT l.line, p.col, left(p.value, {VALUE_CHARS}) AS value, p.message,
-                o.line AS other_line, p.total
-            FROM problems p JOIN lines l ON l.ord = p.ord
-            LEFT JOIN lines o ON o.ord = p.other
-            ORDER BY p.ord, p.col
+                o.line AS other_line, count(*) OVER () AS total
+            FROM {FOUND} p JOIN {LINES} l ON l.ord = p.ord
+            LEFT JOIN {LINES} o ON o.ord = p.other
+            ORDER BY p.ord, p.col LIMIT {int(limit)}
             """
         )
         problems = [
@@ -375,21 +384,18 @@ class Checks:
         # start of such a cell only
         columns = ", ".join(f"left(s.{f}, {ERROR_FILE_CHARS})" for f in fields)
         parts = []
-        found = self._found_sql()
-        if found is not None:
+        if self.collected:
             parts.append(
                 f"SELECT {columns + ', ' if columns else ''}l.line, r.problem FROM ("
                 "SELECT p.ord, string_agg(p.col || ': ' || p.message"
                 " || COALESCE(' (first on line ' || o.line || ')', ''), '; '"
-                " ORDER BY p.col) AS problem FROM found p LEFT JOIN lines o ON o.ord = p.other"
-                f" GROUP BY p.ord) r JOIN {STAGE} s ON s.{ORD} = r.ord"
-                " JOIN lines l ON l.ord = r.ord"
+                f" ORDER BY p.col) AS problem FROM {FOUND} p LEFT JOIN {LINES} o"
+                f" ON o.ord = p.other GROUP BY p.ord) r JOIN {STAGE} s ON s.{ORD} = r.ord"
+                f" JOIN {LINES} l ON l.ord = r.ord"
             )
         if broken is not None:
             parts.append(f"SELECT {columns + ', ' if columns else ''}line, problem FROM {broken} s")
         if not parts:
-            parts.append(
-                f"SELECT {', '.join('NULL' for _ in fields) + ', ' if fields else ''}0, ''"
-            )
-        ctes = ", ".join(x for x in (found, self._lines_sql()) if x)
-        return f"WITH {ctes} SELECT * FROM ({' UNION ALL '.join(parts)}) e ORDER BY line"
+            nulls = "".join("NULL, " for _ in fields)
+            parts.append(f"SELECT {nulls}0 AS line, '' AS problem WHERE false")
+        return f"SELECT * FROM ({' UNION ALL '.join(parts)}) e ORDER BY line"

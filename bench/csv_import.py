@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--errors", type=int, default=10_000)
+    parser.add_argument("--skip-upsert", action="store_true", help="insert and errors only")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="csv-import-"))
     path = work / "users.csv"
@@ -59,7 +60,7 @@ def main() -> None:
                 ("upsert", "mode=upsert", path, 200),
                 ("dry run", "mode=upsert&dry_run=1", path, 200),
             )
-            for label, query, source, status in runs:
+            for label, query, source, status in runs[:1] if args.skip_upsert else runs:
                 with RssPeak(server_pid(server)) as rss:
                     started = time.perf_counter()
                     response = http.post(
