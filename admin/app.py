@@ -33,7 +33,7 @@ from admin import (
     sse,
     staff_cache,
 )
-from admin.access import Access, CsrfFrom, route
+from admin.access import Access, route
 from admin.account import account_page, change_password, change_time_zone
 from admin.audit_pages import audit_log
 from admin.headers import SecurityHeadersMiddleware
@@ -92,44 +92,6 @@ def routes() -> list[BaseRoute]:
             access=Access.STAFF,
             name="live_changes",
         ),
-        # ---- CSV import / export (admin); before the /users/{id} routes
-        route(
-            "/users/import", csv_routes.users_import_page, access=Access.ADMIN, name="users_import"
-        ),
-        route(
-            "/users/import",
-            csv_routes.users_import,
-            access=Access.ADMIN,
-            methods=["POST"],
-            csrf_from=CsrfFrom.ENDPOINT,
-        ),
-        route(
-            "/orders/import",
-            csv_routes.orders_import_page,
-            access=Access.ADMIN,
-            name="orders_import",
-        ),
-        route(
-            "/orders/import",
-            csv_routes.orders_import,
-            access=Access.ADMIN,
-            methods=["POST"],
-            csrf_from=CsrfFrom.ENDPOINT,
-        ),
-        route(
-            "/users/export.csv", csv_routes.users_export, access=Access.ADMIN, name="users_export"
-        ),
-        route(
-            "/orders/export.csv",
-            csv_routes.orders_export,
-            access=Access.ADMIN,
-            name="orders_export",
-        ),
-        # the same exports as a form POST with the CSRF token: scripts, and links from elsewhere
-        route("/users/export.csv", csv_routes.users_export, access=Access.ADMIN, methods=["POST"]),
-        route(
-            "/orders/export.csv", csv_routes.orders_export, access=Access.ADMIN, methods=["POST"]
-        ),
         # ---- staff, my account, audit log
         route("/staff", staff_list, access=Access.ADMIN, name="staff"),
         route("/staff", staff_create, access=Access.ADMIN, methods=["POST"]),
@@ -159,6 +121,7 @@ def routes() -> list[BaseRoute]:
         # ---- Prometheus (admins, or the METRICS_TOKEN bearer)
         metrics_route(),
         # ---- every table's pages: last, so the panel's own paths win
+        *csv_routes.csv_routes(),
         *resource_routes(),
     ]
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 
 import anyio
@@ -33,18 +40,37 @@ PUT_TIMEOUT_SECONDS = 60.0
 CANCEL_WAIT_SECONDS = 5.0
 
 
-def _select_list(spec: CsvTable, raw: bool) -> str:
+def _select_list(
+    spec: CsvTable, raw: bool, names: Sequence[str] | None, decimal_comma: bool
+) -> str:
     """The exported columns; text cells that a spreadsheet would run as a formula get a '."""
+    protected = {c.name for c in spec.columns if c.neutralise}
+    decimals = {c.name for c in spec.columns if c.decimal}
     parts = []
-    for column in spec.columns:
-        name = quote_ident(column.name)
-        parts.append(f"{neutralised(name)} AS {name}" if column.neutralise and not raw else name)
+    for name in names or spec.export_names:
+        quoted = quote_ident(name)
+        if name in protected and not raw:
+            parts.append(f"{neutralised(quoted)} AS {quoted}")
+        elif name in decimals and decimal_comma:
+            parts.append(f"replace({quoted}::text, '.', ',') AS {quoted}")
+        else:
+            parts.append(quoted)
     return ", ".join(parts)
 
 
-def export_query(spec: CsvTable, where: str, order_by: str, *, raw: bool) -> str:
-    """The SELECT that COPY (...) TO STDOUT (FORMAT csv, HEADER) runs for `spec`'s table."""
-    return f"SELECT {_select_list(spec, raw)} FROM {quote_ident(spec.table)} {where} {order_by}"
+def export_query(
+    spec: CsvTable,
+    where: str,
+    order_by: str,
+    *,
+    raw: bool,
+    names: Sequence[str] | None = None,
+    decimal_comma: bool = False,
+) -> str:
+    """The SELECT that COPY (...) TO STDOUT (FORMAT csv, HEADER) runs for `spec`'s table;
+    `names`: the columns to export (default: every column an import accepts)."""
+    select = _select_list(spec, raw, names, decimal_comma)
+    return f"SELECT {select} FROM {spec.qualified} {where} {order_by}"
 
 
 @dataclass
@@ -73,7 +99,11 @@ class Export:
         on_finish: OnFinish,
         active: set[Export],
         audit_pool: asyncpg.Pool | None = None,
+        delimiter: str = ",",
+        transform: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        self._delimiter = delimiter
+        self._transform = transform
         self._pool = pool
         # the COPY may read from a replica; the audit entry is a write, for the primary
         self._audit_pool = audit_pool or pool
@@ -89,6 +119,8 @@ class Export:
     async def _put(self, chunk: bytes | bytearray | memoryview) -> None:
         # asyncpg reuses its buffer: the chunk must be copied before the next one arrives
         data = bytes(chunk)
+        if self._transform is not None:
+            data = self._transform(data)
         self.outcome.bytes += len(data)
         if not self._queue.full():
             self._queue.put_nowait(data)
@@ -100,7 +132,12 @@ class Export:
             async with self._conn.transaction():
                 await self._conn.execute("SET LOCAL statement_timeout = 0")
                 status = await self._conn.copy_from_query(
-                    query, *args, output=self._put, format="csv", header=True
+                    query,
+                    *args,
+                    output=self._put,
+                    format="csv",
+                    header=True,
+                    delimiter=self._delimiter,
                 )
             self.outcome.rows = int(status.split()[-1])
             self.outcome.completed = True
@@ -215,14 +252,17 @@ async def start_export(
     headers: Mapping[str, str],
     *,
     audit_pool: asyncpg.Pool | None = None,
+    delimiter: str = ",",
+    transform: Callable[[bytes], bytes] | None = None,
+    prefix: bytes = b"",
 ) -> ExportResponse:
     """Acquire a connection and start the COPY before the response starts, so an exhausted
     pool or an unreachable database still answers 503 and a failing query its error."""
     conn = await db.checkout(pool, wait_seconds)
-    export = Export(pool, conn, query, args, on_finish, active, audit_pool)
+    export = Export(pool, conn, query, args, on_finish, active, audit_pool, delimiter, transform)
     chunks = export.chunks()
     try:
-        first = await anext(chunks, b"")
+        first = prefix + await anext(chunks, b"")
     except Exception as exc:
         await chunks.aclose()
         if db.is_connection_failure(exc):

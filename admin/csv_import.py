@@ -9,8 +9,7 @@ anything fails are the detailed checks run to name every bad cell by line and co
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
 import math
 import re
 import time
@@ -20,17 +19,27 @@ from typing import BinaryIO
 
 import asyncpg
 
-from admin.csv_checks import STAGE, Checks, typed
+from admin import csv_error_files as error_files
+from admin.csv_checks import BROKEN, LINE, ORD, STAGE, Checks, typed
+from admin.csv_format import FileFormat
+from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
-from admin.csv_problems import ImportRejected, Problem, ProblemList, shown
+from admin.csv_problems import MAX_ERRORS, ImportRejected, Problem, shown
+from admin.csv_scan import scan
 from admin.csv_tables import CsvTable
 from admin.csv_upload import CsvHeader
 from admin.sql import quote_ident
 
-__all__ = ["ImportRejected", "ImportResult", "Mode", "Problem", "header_names", "import_csv"]
+__all__ = [
+    "DryRun",
+    "ImportRejected",
+    "ImportResult",
+    "Mode",
+    "Problem",
+    "import_csv",
+]
 
 _COPY_CONTEXT = re.compile(r'COPY \S+, line (\d+)(?:, column (\w+))?(?:: "(.*)")?\Z', re.DOTALL)
-_NAME_SHOWN = 60
 
 
 class _RuleBroken(Exception):
@@ -49,44 +58,7 @@ class ImportResult:
         return self.rows - self.inserted - self.updated
 
 
-def header_names(text: str) -> list[str]:
-    """The header record's names, trimmed and lower-cased."""
-    try:
-        row = next(csv.reader(io.StringIO(text, newline="")), [])
-    except csv.Error as exc:
-        raise ImportRejected([Problem(f"the header row is not valid CSV: {exc}", line=1)]) from None
-    return [name.strip().lower() for name in row]
-
-
-def check_header(spec: CsvTable, header: CsvHeader, mode: Mode) -> None:
-    """Every column known, none twice, the required ones present; else ImportRejected."""
-    found = ProblemList()
-    seen: set[str] = set()
-    for position, name in enumerate(header.names, start=1):
-        label = shown(name, _NAME_SHOWN)
-        if not name:
-            found.add(Problem(f"header column {position} has no name", line=1))
-        elif name not in spec.names:
-            found.add(
-                Problem(
-                    f"unknown column {label!r}; {spec.table} accepts: {', '.join(spec.names)}",
-                    line=1,
-                    column=label,
-                )
-            )
-        elif name in seen:
-            found.add(Problem(f"column {label!r} appears twice", line=1, column=label))
-        seen.add(name)
-    required = list(spec.required)
-    if mode is Mode.UPSERT and spec.key not in required:
-        required.append(spec.key)
-    for name in required:
-        if name not in seen:
-            found.add(Problem(f"missing required column {name!r}", line=1, column=name))
-    found.raise_if_any()
-
-
-def copy_problem(exc: asyncpg.PostgresError) -> Problem:
+def copy_problem(exc: asyncpg.PostgresError, mapping: ColumnMapping) -> Problem:
     """A malformed-CSV error from COPY (field count, encoding, quoting) as a Problem."""
     message = str(exc)
     match = _COPY_CONTEXT.search(getattr(exc, "context", "") or "")
@@ -102,6 +74,10 @@ def copy_problem(exc: asyncpg.PostgresError) -> Problem:
         message = f"is not valid UTF-8 ({message})"
     elif message.startswith("unterminated CSV quoted field"):
         message = "the file ends inside a quoted field: a quote opened earlier is never closed"
+    if column is not None:
+        stage = {f.stage: f for f in mapping.fields}.get(column)
+        if stage is not None:
+            column = stage.target.name if stage.target else stage.header
     return Problem(shown(message) or "", line=line, column=column, value=shown(value))
 
 
@@ -110,53 +86,120 @@ def message_column(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+Progress = Callable[[str, int], Awaitable[None]]
+
+
+async def _no_progress(phase: str, rows: int) -> None:
+    return None
+
+
+class DryRun(Exception):
+    """Unwinds a validated import's transaction: nothing it wrote is kept."""
+
+    def __init__(self, result: ImportResult) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
 class Importer:
     """One import of `spec` on `conn`, inside the caller's transaction."""
 
     def __init__(
-        self, conn: asyncpg.Connection, spec: CsvTable, header: CsvHeader, options: ImportOptions
+        self,
+        conn: asyncpg.Connection,
+        spec: CsvTable,
+        header: CsvHeader,
+        mapping: ColumnMapping,
+        options: ImportOptions,
+        file_format: FileFormat,
+        owner: int = 0,
     ):
+        self.owner = owner  # the staff member who may download the error file
         self.conn = conn
         self.spec = spec
         self.header = header
+        self.mapping = mapping
         self.mode = options.mode
-        self.present = [spec.column(name) for name in header.names]
-        self.checks = Checks(conn, spec, self.present, options, header.lines)
+        self.format = file_format
+        self.present = mapping.columns
+        self.checks = Checks(conn, spec, mapping, options, header.lines)
         self.rows = 0
+        self.broken = 0  # malformed records (the structural problems)
+        self.first_broken: list[Problem] = []
 
-    def _has(self, name: str) -> bool:
-        return any(c.name == name for c in self.present)
+    async def _create_stage(self, *, with_lines: bool) -> None:
+        line = f", {LINE} bigint" if with_lines else ""
+        columns = "".join(f", {f.stage} text" for f in self.mapping.fields)
+        await self.conn.execute(
+            f"CREATE TEMP TABLE {STAGE} ({ORD} bigint GENERATED ALWAYS AS IDENTITY{line}"
+            f"{columns}) ON COMMIT DROP"
+        )
 
     async def stage(self, file: BinaryIO) -> None:
-        """COPY the spooled file (its header record first) into the staging table."""
-        columns = ", ".join(f"{quote_ident(c.name)} text" for c in self.present)
-        await self.conn.execute(
-            f"CREATE TEMP TABLE {STAGE} (ord bigint GENERATED ALWAYS AS IDENTITY, {columns})"
-            " ON COMMIT DROP"
+        """COPY the spooled file (its header record first) into the staging table.
+
+        When COPY finds a malformed record, the file is read again to sort every record into
+        well-formed (staged, with its line number) and malformed (kept for the report).
+        """
+        fields = [f.stage for f in self.mapping.fields]
+        await self._create_stage(with_lines=False)
+        try:
+            async with self.conn.transaction():
+                status = await self.conn.copy_to_table(
+                    STAGE,
+                    source=file,
+                    columns=fields,
+                    format="csv",
+                    header=True,
+                    delimiter=self.format.delimiter,
+                    encoding=self.format.encoding,
+                )
+        except (asyncpg.DataError, asyncpg.PostgresSyntaxError) as exc:
+            await self._restage(file, copy_problem(exc, self.mapping))
+            return
+        self.rows = int(status.split()[-1])
+
+    async def _restage(self, file: BinaryIO, first: Problem) -> None:
+        skip = len(self.header.raw)  # the spooled file starts with the header, no BOM
+        found = await asyncio.to_thread(
+            scan,
+            file,
+            skip,
+            len(self.mapping.fields),
+            encoding=self.format.encoding,
+            delimiter=self.format.delimiter,
+            header_lines=self.header.lines,
         )
         try:
+            await self.conn.execute(f"DROP TABLE {STAGE}")
+            await self._create_stage(with_lines=True)
+            fields = [f.stage for f in self.mapping.fields]
             status = await self.conn.copy_to_table(
-                STAGE,
-                source=file,
-                columns=[c.name for c in self.present],
-                format="csv",
-                header=True,
+                STAGE, source=found.clean, columns=[LINE, *fields], format="csv"
             )
-        except (asyncpg.DataError, asyncpg.PostgresSyntaxError) as exc:
-            raise ImportRejected([copy_problem(exc)]) from None
-        self.rows = int(status.split()[-1])
+            self.rows = int(status.split()[-1]) + found.broken_count
+            self.checks.with_lines = True
+            await self.conn.execute(
+                f"CREATE TEMP TABLE {BROKEN} (line bigint, problem text"
+                + "".join(f", {f} text" for f in fields)
+                + ") ON COMMIT DROP"
+            )
+            await self.conn.copy_to_table(BROKEN, source=found.broken, format="csv")
+        finally:
+            found.close()
+        self.broken = found.broken_count
+        # COPY's own words where the second reading found nothing (it should not happen)
+        self.first_broken = found.first or [first]
+        self.broken = self.broken or 1
 
     def _value_exprs(self) -> tuple[list[str], list[str]]:
         """(target columns, SELECT expressions) for the INSERT from the staging table."""
         targets: list[str] = []
         values: list[str] = []
-        for column in self.present:
-            expr = typed(column)
-            if self.mode is Mode.UPSERT and column.name == self.spec.key:
+        for field, column in self.present:
+            expr = typed(field)
+            if self.mode is Mode.UPSERT and column.name in self.spec.key:
                 pass  # the match key has no default: an empty one fails as required
-            elif column.name == "id":
-                sequence = f"pg_get_serial_sequence('{self.spec.table}', 'id')"
-                expr = f"COALESCE({expr}, nextval({sequence}))"
             elif column.default_sql is not None:
                 expr = f"COALESCE({expr}, {column.default_sql})"
             targets.append(quote_ident(column.name))
@@ -164,20 +207,20 @@ class Importer:
         return targets, values
 
     def _write_sql(self) -> str:
-        table = quote_ident(self.spec.table)
+        table = self.spec.qualified
         targets, values = self._value_exprs()
         insert = (
             f"INSERT INTO {table} AS t ({', '.join(targets)}) "
-            f"SELECT {', '.join(values)} FROM {STAGE} s"
+            f"SELECT {', '.join(values)} FROM {self.checks.source}"
         )
         if self.mode is Mode.INSERT:
             return insert
         updated = [
             quote_ident(c.name)
-            for c in self.present
-            if not c.insert_only and c.name != self.spec.key
+            for _, c in self.present
+            if not c.insert_only and c.name not in self.spec.key
         ]
-        key = quote_ident(self.spec.key)
+        key = ", ".join(quote_ident(k) for k in self.spec.key)
         if not updated:
             action = "DO NOTHING"
         else:
@@ -194,12 +237,31 @@ class Importer:
             "count(*) FILTER (WHERE NOT inserted) AS updated FROM written"
         )
 
+    async def _versions_moved(self) -> bool:
+        """Lock the rows the file updates; true when one changed since the file was made.
+
+        Held until commit, so no edit can slip in between this check and the write (an
+        editor's own version check then sees the import's change).
+        """
+        value = self.checks.version_value()
+        if value is None:
+            return False
+        return bool(
+            await self.conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM (SELECT t.version AS now, {value} AS was "
+                f"FROM {self.checks.version_join()} JOIN {STAGE} s ON s.{ORD} = x.{ORD} "
+                "FOR UPDATE OF t) v WHERE was IS NOT NULL AND was IS DISTINCT FROM now)"
+            )
+        )
+
     async def write(self) -> tuple[int, int, int]:
         """(rows, inserted, updated); ImportRejected naming every bad cell when it fails."""
         rows = self.rows
         try:
             async with self.conn.transaction():
-                if await self.checks.any_broken_outside_the_table():
+                if self.broken or await self.checks.any_broken_outside_the_table():
+                    raise _RuleBroken
+                if await self._versions_moved():
                     raise _RuleBroken
                 if self.mode is Mode.INSERT:
                     status = await self.conn.execute(self._write_sql())
@@ -211,25 +273,40 @@ class Importer:
         except (asyncpg.PostgresError, _RuleBroken) as exc:
             if isinstance(exc, asyncpg.QueryCanceledError):
                 raise
-            problems, more = await self.checks.find_problems()
+            problems, total = await self.checks.find_problems(MAX_ERRORS)
+            if self.broken:
+                merged = sorted([*self.first_broken, *problems], key=lambda p: p.line or 0)
+                problems, total = merged[:MAX_ERRORS], total + self.broken
             if not problems:
                 detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
                 problems = [Problem(shown(f"the database refused the rows: {exc}{detail}") or "")]
-            raise ImportRejected(problems, more=more) from None
-        if self._has("id"):
-            await self._advance_sequence()
+                total = 1
+            errors = await self._error_file()
+            raise ImportRejected(problems, total=total, error_file=errors) from None
+        for _, column in self.present:
+            if column.default_sql and "nextval(" in column.default_sql:
+                await self._advance_sequence(column.name)
         return rows, inserted, updated
 
-    async def _advance_sequence(self) -> None:
-        """Move the id sequence up to the largest id, never past it and never back.
+    async def _error_file(self) -> str | None:
+        """All problems as a CSV (the offending rows, a column saying what is wrong), kept
+        for download; its token, or None when it could not be written."""
+        header = [f.header for f in self.mapping.fields]
+        sql = self.checks.error_rows_sql(broken=BROKEN if self.broken else None)
+        return await error_files.write(self.conn, sql, header, self.owner)
+
+    async def _advance_sequence(self, name: str) -> None:
+        """Move the column's sequence up to its largest value, never past it and never back.
 
         Imported ids are at most MAX_IMPORTED_ID, so the panel and the shop keep room for
         their own inserts after any accepted import.
         """
         await self.conn.execute(
-            f"SELECT setval(seq, top) FROM (SELECT pg_get_serial_sequence('{self.spec.table}',"
-            f" 'id')::regclass AS seq, (SELECT max(id) FROM {quote_ident(self.spec.table)})"
-            " AS top) x WHERE top > COALESCE(pg_sequence_last_value(seq), 0)"
+            "SELECT setval(seq, top) FROM (SELECT pg_get_serial_sequence($1, $2)::regclass"
+            f" AS seq, (SELECT max({quote_ident(name)}) FROM {self.spec.qualified})::bigint"
+            " AS top) x WHERE seq IS NOT NULL AND top > COALESCE(pg_sequence_last_value(seq), 0)",
+            self.spec.qualified,
+            name,
         )
 
 
@@ -237,20 +314,24 @@ async def import_csv(
     conn: asyncpg.Connection,
     spec: CsvTable,
     header: CsvHeader,
+    mapping: ColumnMapping,
     options: ImportOptions,
     file: BinaryIO,
     on_success: Callable[[ImportResult], Awaitable[None]],
     *,
     seconds_left: float,
+    file_format: FileFormat,
+    progress: Progress | None = None,
+    owner: int = 0,
 ) -> ImportResult:
     """Stage, check and write the file in one transaction; ImportRejected writes nothing.
 
     `on_success` runs inside the transaction (the audit entry commits with the rows). No
     statement runs longer than `seconds_left` (the rest of the import's time limit).
     """
-    check_header(spec, header, options.mode)
     started = time.perf_counter()
-    importer = Importer(conn, spec, header, options)
+    importer = Importer(conn, spec, header, mapping, options, file_format, owner)
+    report = progress or _no_progress
     async with conn.transaction():
         # a million-row file takes longer than the pool's default statement timeout
         await conn.execute(
@@ -262,7 +343,11 @@ async def import_csv(
                 "SELECT set_config('DateStyle', $1, true)", options.date_order.datestyle
             )
         await importer.stage(file)
+        await report("staged", importer.rows)
         rows, inserted, updated = await importer.write()
+        await report("written", rows)
         result = ImportResult(rows, inserted, updated, time.perf_counter() - started)
+        if options.dry_run:
+            raise DryRun(result)
         await on_success(result)
     return result

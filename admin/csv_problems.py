@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MAX_ERRORS = 50
+MAX_ERRORS = 1000
 VALUE_SHOWN = 200
 
 
@@ -33,10 +33,19 @@ class Problem:
 class ImportRejected(Exception):
     """The file was not imported; nothing was written."""
 
-    def __init__(self, problems: list[Problem], *, more: bool = False) -> None:
+    def __init__(
+        self,
+        problems: list[Problem],
+        *,
+        more: bool = False,
+        total: int | None = None,
+        error_file: str | None = None,
+    ) -> None:
         super().__init__(problems[0].message if problems else "rejected")
+        self.error_file = error_file  # token of the downloadable CSV of every problem
         self.problems = problems[:MAX_ERRORS]
-        self.more = more or len(problems) > MAX_ERRORS
+        self.total = max(total or 0, len(problems))
+        self.more = more or self.total > len(self.problems)
 
 
 class ProblemList:
@@ -45,8 +54,10 @@ class ProblemList:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.more = False
+        self.total = 0
 
     def add(self, problem: Problem) -> None:
+        self.total += 1
         if len(self.problems) < MAX_ERRORS:
             self.problems.append(problem)
         else:
@@ -54,4 +65,4 @@ class ProblemList:
 
     def raise_if_any(self) -> None:
         if self.problems:
-            raise ImportRejected(self.problems, more=self.more)
+            raise ImportRejected(self.problems, more=self.more, total=self.total)

@@ -1,9 +1,12 @@
-"""HTTP side of CSV import and export: /users|orders/import and /users|orders/export.csv."""
+"""HTTP side of CSV import and export, for every table: /<table>/import and
+/<table>/export.csv, each behind the table's import / export permission."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -11,23 +14,32 @@ from typing import Any
 import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
 
-from admin import audit, csv_export_gate, db, metrics, replica
-from admin.access import client_ip, csrf_matches, current_staff
+from admin import audit, csv_export_gate, csv_progress, db, metrics, replica
+from admin import csv_error_files as error_files
+from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
 from admin.bodies import BodyLimits
+from admin.csv_dialect import UTF8_BOM, CrlfRows, ExportDialect, dialect_of
 from admin.csv_export import ExportOutcome, export_query, start_export
-from admin.csv_import import ImportResult, check_header, header_names, import_csv
-from admin.csv_options import ImportOptions
+from admin.csv_format import read_sample, resolve
+from admin.csv_import import DryRun, ImportResult, import_csv
+from admin.csv_mapping import map_header
+from admin.csv_options import ImportOptions, chosen_mapping
+from admin.csv_preview import preview_page
 from admin.csv_problems import ImportRejected, Problem
 from admin.csv_spool import spool
-from admin.csv_tables import ORDERS, USERS, CsvTable
+from admin.csv_tables import CsvTable, csv_table
 from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
 from admin.htmx import render
+from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
-from admin.resources.registry import registry
+from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
+from admin.resources.spec import Action
 from admin.settings import Settings
 
+CANCEL_POLL_SECONDS = 0.25
 PAGE = "csv/import.html"
 RESULT = "csv/_import_result.html"
 OPTIONS_HELP = (
@@ -49,6 +61,26 @@ def _context(request: Request, spec: CsvTable, **extra: Any) -> dict[str, Any]:
     }
 
 
+def summary(ctx: dict[str, Any]) -> str:
+    """The outcome in plain words ("Nothing imported: 6 problems")."""
+    if ctx.get("cancelled"):
+        return str(ctx["cancelled"])
+    result: ImportResult | None = ctx.get("result")
+    if result is not None:
+        rows = f"{result.rows:,} row{'s' if result.rows != 1 else ''}"
+        if ctx.get("dry_run"):
+            return (
+                f"No problems found in {rows}: nothing was written (validation only). "
+                f"An import would insert {result.inserted:,} and update {result.updated:,}."
+            )
+        return (
+            f"Imported {rows}: {result.inserted:,} inserted, {result.updated:,} updated, "
+            f"{result.unchanged:,} unchanged."
+        )
+    total = ctx.get("total") or len(ctx.get("problems", []))
+    return f"Nothing imported: {total:,} problem{'s' if total != 1 else ''}."
+
+
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -59,15 +91,32 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
     if _wants_json(request):
         result: ImportResult | None = ctx.get("result")
         problems: list[Problem] = ctx.get("problems", [])
-        body: dict[str, Any] = {"outcome": "imported" if result else "rejected"}
+        outcome = "cancelled" if ctx.get("cancelled") else "rejected"
+        if result:
+            outcome = "valid" if ctx.get("dry_run") else "imported"
+        body: dict[str, Any] = {"outcome": outcome, "summary": summary(ctx)}
+        file_format = getattr(request.state, "csv_format", None)
+        if file_format is not None:
+            body["format"] = file_format.describe()
+        mapping = getattr(request.state, "csv_mapping", None)
+        if mapping is not None:
+            body["mapping"] = {f.header: f.target.described if f.target else None
+                               for f in mapping.fields}  # fmt: skip
         if result:
             body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
                         unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
+            body["dry_run"] = bool(ctx.get("dry_run"))
         else:
+            token = ctx.get("error_file")
+            if token:
+                body["error_file"] = f"/{spec.table}/import/errors/{token}"
             body["errors"] = [asdict(p) for p in problems]
+            body["error_count"] = ctx.get("total", len(problems))
             body["more_errors"] = ctx.get("more", False)
             body["options"] = OPTIONS_HELP
         return JSONResponse(body, status_code=status)
+    ctx["summary"] = summary(ctx)
+    ctx["file_format"] = getattr(request.state, "csv_format", None)
     return render(request, PAGE, RESULT, _context(request, spec, **ctx), status_code=status)
 
 
@@ -151,23 +200,46 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         raise HTTPException(
             403, "The form has expired or its security token is missing. Reload and retry."
         )
+
+    def value_of(name: str) -> str | None:
+        return upload.fields.get(name) or request.query_params.get(name)
+
     try:
-        options = ImportOptions.parse(
-            lambda name: upload.fields.get(name) or request.query_params.get(name)
-        )
+        options = ImportOptions.parse(value_of)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
+    token = request.query_params.get("progress")
+    progress = None
+    if csv_progress.valid_token(token):
+        assert token is not None
+        progress = await asyncio.to_thread(csv_progress.Progress, current_staff(request).id, token)
+    request.state.csv_progress = progress
     try:
         async with asyncio.timeout_at(deadline):
-            result = await _receive_and_import(request, spec, upload, options, deadline)
+            result = await _watched(
+                request,
+                _receive_and_import(request, spec, upload, options, deadline, value_of),
+                progress,
+            )
+    except ImportCancelled as exc:
+        await _finish(progress, "cancelled")
+        await _audit_failure(request, spec, upload, options, "aborted", reason=str(exc))
+        return _answer(request, spec, 200, cancelled=str(exc), options=options)
+    except DryRun as run:
+        await _audit_failure(request, spec, upload, options, "validated", rows=run.result.rows)
+        return _answer(request, spec, 200, result=run.result, options=options, dry_run=True)
     except (HeaderError, ImportRejected) as exc:
         await _drain(upload)
         if isinstance(exc, HeaderError):
-            problems, more = [Problem(str(exc), line=1)], False
+            problems, more, total = [Problem(str(exc), line=1)], False, 1
         else:
-            problems, more = exc.problems, exc.more
-        await _audit_failure(request, spec, upload, options, "rejected", errors=len(problems))
-        return _answer(request, spec, 422, problems=problems, more=more, options=options)
+            problems, more, total = exc.problems, exc.more, exc.total
+        await _audit_failure(request, spec, upload, options, "rejected", errors=total)
+        error_file = exc.error_file if isinstance(exc, ImportRejected) else None
+        return _answer(
+            request, spec, 422, problems=problems, more=more, total=total, options=options,
+            error_file=error_file,
+        )  # fmt: skip
     except UploadRefused as exc:
         await _audit_failure(request, spec, upload, options, "refused", reason=str(exc))
         raise HTTPException(exc.status, str(exc)) from None
@@ -179,19 +251,103 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         reason = "client disconnected"
         await _audit_failure(request, spec, upload, options, "aborted", reason=reason)
         return Response(status_code=400)
+    finally:
+        await _finish(progress, "finished")
     return _answer(request, spec, 200, result=result, options=options)
 
 
+class ImportCancelled(Exception):
+    """The sender cancelled the import, or left: its transaction was rolled back."""
+
+
+async def _finish(progress: csv_progress.Progress | None, outcome: str) -> None:
+    if progress is not None and not progress.finished:
+        await asyncio.to_thread(progress.finish, outcome)
+
+
+async def _watched(
+    request: Request, work: Coroutine[Any, Any, ImportResult], progress: Any
+) -> ImportResult:
+    """Run the import; cancel it (rolling its transaction back) when the page asks to, or
+    when the client goes away once the file is received."""
+    task = asyncio.create_task(work)
+    reason: list[str] = []
+
+    async def watch() -> None:
+        listening: asyncio.Task[Any] | None = None
+        try:
+            while not task.done():
+                if progress is not None and await asyncio.to_thread(lambda: progress.cancelled):
+                    reason.append("Cancelled: nothing was imported.")
+                    task.cancel()
+                    return
+                if listening is None and getattr(request.state, "csv_received", False):
+                    # the body is read: the next message is the client leaving
+                    listening = asyncio.create_task(request.receive())
+                if listening is not None and listening.done():
+                    if listening.result().get("type") == "http.disconnect":
+                        reason.append("The page was closed: nothing was imported.")
+                        task.cancel()
+                        return
+                    listening = None
+                await asyncio.sleep(CANCEL_POLL_SECONDS)
+        finally:
+            if listening is not None and not listening.done():
+                listening.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if reason and not _being_cancelled():
+            raise ImportCancelled(reason[0]) from None
+        raise
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def _being_cancelled() -> bool:
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
+
+
 async def _receive_and_import(
-    request: Request, spec: CsvTable, upload: Upload, options: ImportOptions, deadline: float
+    request: Request,
+    spec: CsvTable,
+    upload: Upload,
+    options: ImportOptions,
+    deadline: float,
+    value_of: Callable[[str], str | None],
 ) -> ImportResult:
     """Receive the whole file to disk first, then take a connection and run the transaction.
 
     Nothing in the database is held while the client sends (see csv_spool).
     """
-    header, rest = await split_header(upload.chunks(), header_names)
-    check_header(spec, header, options.mode)
+    header, rest = await split_header(upload.chunks())
     with await spool(header.raw, rest) as file:
+        sample = await asyncio.to_thread(read_sample, file)
+        file_format = resolve(options, header.raw, sample, bom=header.bom)
+        request.state.csv_format = file_format
+        names = file_format.names(header.raw)
+        mapping = map_header(
+            spec,
+            names,
+            options.mode,
+            ignore_unknown=options.ignore_unknown,
+            chosen=chosen_mapping(value_of, len(names)),
+            decimal_comma=file_format.decimal_comma,
+        )
+        request.state.csv_mapping = mapping
+        request.state.csv_received = True
+        progress = request.state.csv_progress
+
+        async def report(phase: str, rows: int | None) -> None:
+            if progress is not None:
+                await asyncio.to_thread(progress.phase, phase, rows)
+
+        await report("received", None)
 
         async def on_success(result: ImportResult) -> None:
             await _audit_import(
@@ -202,35 +358,35 @@ async def _receive_and_import(
         seconds_left = deadline - asyncio.get_running_loop().time()
         async with db.connection(request) as conn:
             return await import_csv(
-                conn, spec, header, options, file, on_success, seconds_left=seconds_left
+                conn,
+                spec,
+                header,
+                mapping,
+                options,
+                file,
+                on_success,
+                seconds_left=seconds_left,
+                file_format=file_format,
+                owner=current_staff(request).id,
+                progress=report,
             )
 
 
-async def _import_page(request: Request, spec: CsvTable) -> Response:
-    return render(request, PAGE, PAGE, _context(request, spec))
+async def import_page(request: Request, table: Table) -> Response:
+    return render(request, PAGE, PAGE, _context(request, csv_table(table)))
 
 
-async def users_import_page(request: Request) -> Response:
-    return await _import_page(request, USERS)
-
-
-async def orders_import_page(request: Request) -> Response:
-    return await _import_page(request, ORDERS)
-
-
-async def users_import(request: Request) -> Response:
-    return await _import(request, USERS)
-
-
-async def orders_import(request: Request) -> Response:
-    return await _import(request, ORDERS)
+async def import_file(request: Request, table: Table) -> Response:
+    return await _import(request, csv_table(table))
 
 
 def _filename(table: str) -> str:
     return f"{table}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.csv"
 
 
-async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Response:
+async def _export(
+    request: Request, spec: CsvTable, query: ListQuery, dialect: ExportDialect
+) -> Response:
     headers = {
         "Content-Disposition": f'attachment; filename="{_filename(spec.table)}"',
         "Cache-Control": "no-store",
@@ -242,7 +398,9 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
         return csv_export_gate.confirm_page(request, spec)
     where, order_by, args = query.filter_sql()
     raw = request.query_params.get("raw", "") in {"1", "true", "yes"}
-    sql = export_query(spec, where, order_by, raw=raw)
+    sql = export_query(
+        spec, where, order_by, raw=raw, names=dialect.names, decimal_comma=dialect.decimal_comma
+    )
     # the filters as the export applied them, not whatever else the URL carried
     filters = query.params()
     staff = current_staff(request)
@@ -261,6 +419,9 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
             after={
                 "filters": filters,
                 "raw": raw,
+                "excel": dialect.excel,
+                "delimiter": dialect.delimiter,
+                "columns": list(dialect.names) if dialect.names else "all",
                 "rows": outcome.rows,
                 "outcome": "completed" if outcome.completed else "aborted",
             },
@@ -277,24 +438,106 @@ async def _export(request: Request, spec: CsvTable, query: ListQuery) -> Respons
         request.app.state.exports,
         headers,
         audit_pool=request.app.state.pool,
+        delimiter=dialect.delimiter,
+        transform=CrlfRows() if dialect.excel else None,
+        prefix=UTF8_BOM if dialect.excel else b"",
     )
 
 
-async def _list_query(request: Request, name: str) -> ListQuery:
-    """The export's filters, parsed as the table's list parses them."""
-    async with db.connection(request) as conn:
-        table = (await registry(request).current(conn)).get(name)
-    if table is None:
-        raise HTTPException(404, f"There is no table {name!r}.")
+async def export_file(request: Request, table: Table) -> Response:
     try:
-        return ListQuery.from_params(table, request.query_params)
+        query = ListQuery.from_params(table, request.query_params)
     except InvalidQuery as exc:
         raise HTTPException(400, str(exc)) from None
+    spec = csv_table(table)
+    return await _export(request, spec, query, dialect_of(request, table, spec))
 
 
-async def users_export(request: Request) -> Response:
-    return await _export(request, USERS, await _list_query(request, "users"))
+async def error_file(request: Request, table: Table) -> Response:
+    """A rejected import's list of every problem, for the staff member who sent the file."""
+    found = error_files.find(current_staff(request).id, request.path_params["token"])
+    if found is None:
+        raise HTTPException(404, "This list of problems is no longer kept: import the file again.")
+    return FileResponse(
+        found,
+        media_type="text/csv; charset=utf-8",
+        filename=f"{table.slug}-problems.csv",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
-async def orders_export(request: Request) -> Response:
-    return await _export(request, ORDERS, await _list_query(request, "orders"))
+async def import_progress(request: Request, table: Table) -> Response:
+    """How far the sender's import with this token is (polled by the page)."""
+    token = request.path_params["token"]
+    state = None
+    if csv_progress.valid_token(token):
+        state = await asyncio.to_thread(csv_progress.read, current_staff(request).id, token)
+    if state is None:
+        raise HTTPException(404, "No import with this token is running.")
+    return JSONResponse(state, headers={"Cache-Control": "no-store"})
+
+
+async def import_cancel(request: Request, table: Table) -> Response:
+    """Ask the sender's running import to stop; its transaction is rolled back."""
+    token = request.path_params["token"]
+    owner = current_staff(request).id
+    if not csv_progress.valid_token(token) or not await asyncio.to_thread(
+        csv_progress.cancel, owner, token
+    ):
+        raise HTTPException(404, "No import with this token is running.")
+    return JSONResponse({"cancelling": True}, status_code=202)
+
+
+CsvHandler = Callable[[Request, Table], Awaitable[Response]]
+
+
+def _csv_route(
+    path: str,
+    handler: CsvHandler,
+    action: Action,
+    *,
+    methods: Sequence[str] = ("GET",),
+    csrf_from: CsrfFrom = CsrfFrom.FORM,
+) -> Route:
+    """A route for every table, once the staff member's role may `action` it (checked
+    before any of the body is read)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        async with db.connection(request) as conn:
+            table = await table_for(request, conn, action)
+        try:
+            return await handler(request, table)
+        except SCHEMA_DRIFT:
+            async with db.connection(request) as conn:
+                raise await drifted(request, conn, table) from None
+
+    built = route(path, endpoint, access=Access.STAFF, methods=methods, csrf_from=csrf_from)
+    built.endpoint.permission = action  # type: ignore[attr-defined]
+    return built
+
+
+def csv_routes() -> list[Route]:
+    """Import and export for every table; before the record routes (/<table>/<key>)."""
+    return [
+        _csv_route("/{resource}/import", import_page, Action.IMPORT),
+        _csv_route(
+            "/{resource}/import",
+            import_file,
+            Action.IMPORT,
+            methods=["POST"],
+            csrf_from=CsrfFrom.ENDPOINT,
+        ),
+        _csv_route("/{resource}/import/errors/{token}", error_file, Action.IMPORT),
+        _csv_route("/{resource}/import/preview", preview_page, Action.IMPORT, methods=["POST"]),
+        _csv_route("/{resource}/import/progress/{token}", import_progress, Action.IMPORT),
+        _csv_route(
+            "/{resource}/import/progress/{token}/cancel",
+            import_cancel,
+            Action.IMPORT,
+            methods=["POST"],
+        ),
+        _csv_route("/{resource}/export.csv", export_file, Action.EXPORT),
+        # a form POST with the CSRF token: scripts, and links from elsewhere
+        _csv_route("/{resource}/export.csv", export_file, Action.EXPORT, methods=["POST"]),
+    ]

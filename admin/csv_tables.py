@@ -1,16 +1,17 @@
-"""Which columns a CSV import accepts for each table, and how each is checked.
+"""What a CSV import accepts for a table, and how each value is checked: derived from the
+engine's Table (the catalog's facts and the table's declaration), for every resource.
 
 The empty-field rule (also shown on the import page): an empty field, quoted or not, means
-"no value". A required column rejects it. `id` and `created_at` are used for new rows only
-(empty: generated / now()); existing rows keep theirs. Any other optional column takes its
-default when empty (full_name '', is_active true, status pending), for inserted and updated
-rows alike. A column left out of the file is not touched on existing rows, and new rows get
-its default.
+"no value". A required column (NOT NULL without a default) rejects it. Key columns with a
+generated default and `created_at` are used for new rows only (empty: generated); existing
+rows keep theirs. Any other column takes its default when empty (NULL when it has none),
+for inserted and updated rows alike. A column left out of the file is not touched on
+existing rows, and new rows get its default.
 
 Every value the panel's forms would refuse is refused here too, on every import (not only
-when the database rejects the rows): ids outside 1..MAX_IMPORTED_ID, amounts that are NaN,
-negative or would be rounded, dates outside the years 1900..2200 or with an ambiguous
-day/month order.
+when the database rejects the rows): generated ids outside 1..MAX_IMPORTED_ID, numbers that
+are NaN or would be rounded, text longer than its column, dates outside the years
+1900..2200 or with an ambiguous day/month order.
 """
 
 from __future__ import annotations
@@ -18,11 +19,21 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from admin.resources.catalog import check_choices
+from admin.resources.model import Column, Table
+from admin.resources.tables import Kind
+from admin.sql import quote_ident
+
 # Far below bigint's maximum (the identity sequences' limit), so that after an import moves a
 # sequence to the largest id, the panel and the shop can still insert about 9.2e18 rows;
 # and the largest integer a JavaScript number holds exactly.
 MAX_IMPORTED_ID = 2**53 - 1
 YEARS = (1900, 2200)
+# kept by the database: never read from a file (`version` is compared, never written)
+NOT_IMPORTED = frozenset({"updated_at", "version"})
+INSERT_ONLY = frozenset({"created_at"})
+IMPORTED_KINDS = frozenset(Kind) - {Kind.BYTEA, Kind.UNKNOWN}
+VERSION = "version"
 
 
 class Option(enum.Enum):
@@ -48,23 +59,62 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A single-column foreign key: the referenced table and column, and the referenced
+    record's unique label column (a file may name the record by it instead of its key)."""
+
+    table_sql: str
+    column: str
+    names: tuple[str, ...]  # unique text columns naming a record, its label column first
+    noun: str
+
+
+@dataclass(frozen=True)
 class CsvColumn:
     name: str
     sql_type: str  # cast target; "text" for text columns
     type_label: str  # how a bad value is described
+    label: str = ""
     required: bool = False
     default_sql: str | None = None  # used when the field is empty
-    insert_only: bool = False  # never changes an existing row (id, created_at)
+    insert_only: bool = False  # never changes an existing row (generated keys, created_at)
     checks: tuple[Check, ...] = ()
     neutralise: bool = False  # a text column exported with spreadsheet-formula protection
+    reference: Reference | None = None
+    decimal: bool = False  # a number that a file with decimal commas writes as 12,50
+
+
+@dataclass(frozen=True)
+class Unique:
+    """A unique constraint or index whose columns a file can fill: `expressions` over the
+    table's own column names (lower(email) for a case-insensitive one)."""
+
+    columns: tuple[str, ...]
+    expressions: tuple[str, ...]
+    blame: str  # the column a duplicate is reported on
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """A CHECK constraint of the table, as a condition over its column names."""
+
+    columns: tuple[str, ...]
+    condition: str
+    message: str
+    blame: str
 
 
 @dataclass(frozen=True)
 class CsvTable:
-    table: str
+    table: str  # the resource's slug: URLs, audit entries, metrics
+    qualified: str  # schema-qualified, quoted
+    title: str
     columns: tuple[CsvColumn, ...]
-    key: str  # upsert matches rows on this column
+    key: tuple[str, ...]  # upsert matches rows on these columns
     description: str
+    uniques: tuple[Unique, ...] = ()
+    row_checks: tuple[RowCheck, ...] = ()
+    versioned: bool = False  # a `version` column in the file must match the row's
 
     def column(self, name: str) -> CsvColumn:
         return next(c for c in self.columns if c.name == name)
@@ -74,8 +124,17 @@ class CsvTable:
         return [c.name for c in self.columns]
 
     @property
+    def accepted(self) -> list[str]:
+        """Every header name the file may use (the import columns, and `version`)."""
+        return self.names + ([VERSION] if self.versioned else [])
+
+    @property
     def required(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
+
+    @property
+    def export_names(self) -> list[str]:
+        return self.accepted
 
 
 TEXT = "text"
@@ -99,67 +158,214 @@ TIMESTAMP_CHECKS = (
     ),
 )
 
-USERS = CsvTable(
-    table="users",
-    key="username",
-    description="Upsert matches users by username.",
-    columns=(
-        CsvColumn("id", "bigint", "whole number", insert_only=True, checks=ID_CHECKS),
-        CsvColumn("username", TEXT, "text", required=True, checks=(
-            Check(
-                "{v} !~ '^[a-z0-9._-]{{3,50}}$'",
-                "must be 3 to 50 characters from a-z, 0-9, dot, underscore and hyphen",
-                table_enforces=True,
-            ),
-        ), neutralise=True),
-        CsvColumn("email", TEXT, "text", required=True, checks=(
-            # the user form's rule (declarations.users.EMAIL), stricter than the table's
-            Check(
-                "NOT (length({v}) <= 254"
-                " AND {v} ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:].]+$')",
-                "is not an email address like name@example.com",
-            ),
-        ), neutralise=True),
-        CsvColumn("full_name", TEXT, "text", default_sql="''", checks=(
-            Check("length({v}) > 200", "is longer than 200 characters", table_enforces=True),
-        ), neutralise=True),
-        CsvColumn("is_active", "boolean", "boolean (true/false)", default_sql="true"),
-        CsvColumn("created_at", "timestamptz", "date and time", default_sql="now()",
-                  insert_only=True, checks=TIMESTAMP_CHECKS),
+TYPE_LABELS = {
+    Kind.INTEGER: "whole number",
+    Kind.NUMERIC: "number",
+    Kind.FLOAT: "number",
+    Kind.TEXT: "text",
+    Kind.BOOLEAN: "boolean (true/false)",
+    Kind.DATE: "date",
+    Kind.TIMESTAMP: "date and time",
+    Kind.TIMESTAMPTZ: "date and time",
+    Kind.UUID: "UUID",
+    Kind.JSON: "JSON value",
+    Kind.ARRAY: "array (like {a,b})",
+}
+
+# The form rules of declared tables that the catalog does not hold, as SQL.
+REFINED_CHECKS: dict[tuple[str, str, str], tuple[Check, ...]] = {
+    ("public", "users", "email"): (
+        Check(
+            "NOT (length({v}) <= 254"
+            " AND {v} ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:].]+$')",
+            "is not an email address like name@example.com",
+        ),
     ),
-)  # fmt: skip
+}
+# Tables whose records people know by a unique column rather than their id: upsert there.
+REFINED_KEYS: dict[tuple[str, str], tuple[str, ...]] = {("public", "users"): ("username",)}
 
-ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
 
-ORDERS = CsvTable(
-    table="orders",
-    key="id",
-    description="Upsert matches orders by id (required in upsert mode).",
-    columns=(
-        CsvColumn("id", "bigint", "whole number", insert_only=True, checks=ID_CHECKS),
-        CsvColumn("user_id", "bigint", "whole number", required=True),
-        CsvColumn("status", TEXT, "text", default_sql="'pending'", checks=(
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _value_checks(table: Table, column: Column) -> tuple[Check, ...]:
+    info = column.info
+    checks: list[Check] = []
+    generated_key = (
+        info.kind is Kind.INTEGER
+        and table.info.primary_key == (info.name,)
+        and (bool(info.identity) or (info.default_sql or "").startswith("nextval("))
+    )
+    if generated_key:
+        checks.extend(ID_CHECKS)
+    if info.kind is Kind.NUMERIC:
+        checks.append(Check("{v} = 'NaN'", "must be a number, not NaN"))
+        if info.numeric_scale is not None:
+            # the cast to numeric(p,s) would round 12.345 to 12.35 without a word
+            checks.append(
+                Check(
+                    "{v} <> (CASE WHEN {v} IS NOT NULL THEN {t}::numeric END)",
+                    f"has more than {info.numeric_scale} decimals: round it, "
+                    "or choose to round numbers (round_decimals=1)",
+                    waived_by=Option.ROUND_DECIMALS,
+                )
+            )
+    if info.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        checks.extend(TIMESTAMP_CHECKS)
+    if info.kind is Kind.TEXT and info.max_length is not None:
+        # an explicit cast to varchar(n) cuts the text silently
+        checks.append(
             Check(
-                "{v} NOT IN (" + ", ".join(f"'{s}'" for s in ORDER_STATUSES) + ")",
-                "must be one of " + ", ".join(ORDER_STATUSES),
-                table_enforces=True,
-            ),
-        )),
-        CsvColumn("total", "numeric(12,2)", "amount (up to 10 digits, 2 decimals)",
-                  required=True, checks=(
-            Check("{v} < 0", "must not be negative", table_enforces=True),
-            Check("{v} = 'NaN'", "must be an amount, not NaN"),
-            # the cast to numeric(12,2) would round 12.345 to 12.35 without a word
-            Check(
-                "{v} <> (CASE WHEN {v} IS NOT NULL THEN {t}::numeric END)",
-                "has more than 2 decimals: round it, "
-                "or choose to round amounts (round_decimals=1)",
-                waived_by=Option.ROUND_DECIMALS,
-            ),
-        )),
-        CsvColumn("created_at", "timestamptz", "date and time", default_sql="now()",
-                  insert_only=True, checks=TIMESTAMP_CHECKS),
-    ),
-)  # fmt: skip
+                f"length({{t}}) > {info.max_length}",
+                f"is longer than {info.max_length} characters",
+            )
+        )
+    checks.extend(REFINED_CHECKS.get((table.info.schema, table.info.name, info.name), ()))
+    return tuple(checks)
 
-TABLES = {t.table: t for t in (USERS, ORDERS)}
+
+def _type_label(column: Column) -> str:
+    info = column.info
+    if info.kind is Kind.ENUM or (info.choices and info.kind is not Kind.TEXT):
+        return "choice (one of " + ", ".join(info.choices) + ")"
+    if info.kind is Kind.NUMERIC and info.numeric_scale is not None:
+        digits = (info.numeric_precision or 0) - info.numeric_scale
+        return f"number (up to {digits} digits, {info.numeric_scale} decimals)"
+    return TYPE_LABELS.get(info.kind, info.type_sql)
+
+
+def _default(table: Table, column: Column) -> str | None:
+    info = column.info
+    if info.identity:
+        return (
+            f"nextval(pg_get_serial_sequence({_sql_literal(table.qualified)}, "
+            f"{_sql_literal(info.name)}))"
+        )
+    return info.default_sql
+
+
+def _reference(table: Table, column: Column) -> Reference | None:
+    key = column.reference
+    if key is None:
+        return None
+    target = table.targets.get(column.name)
+    names: list[str] = []
+    if target is not None:
+        # only a unique column names one record (a name must never match two)
+        partial = {i.name for i in target.info.indexes if i.partial}
+        for constraint in target.info.constraints:
+            if (
+                constraint.kind in ("u", "i")
+                and len(constraint.columns) == 1
+                and constraint.name not in partial
+            ):
+                found = target.by_name.get(constraint.columns[0])
+                if found is not None and found.kind is Kind.TEXT and found.name not in names:
+                    names.append(found.name)
+        label = target.label_column
+        if label is not None and label.name in names:
+            names.remove(label.name)
+            names.insert(0, label.name)
+    return Reference(
+        table_sql=f"{quote_ident(key.ref_schema)}.{quote_ident(key.ref_table)}",
+        column=key.ref_columns[0],
+        names=tuple(n for n in names if n != key.ref_columns[0]),
+        noun=target.label if target is not None else key.ref_table,
+    )
+
+
+def _csv_column(table: Table, column: Column, key: tuple[str, ...]) -> CsvColumn:
+    info = column.info
+    generated_default = bool(info.identity) or (info.default_sql or "").startswith("nextval(")
+    return CsvColumn(
+        name=info.name,
+        label=column.label,
+        # text of any kind is staged as text: the assignment cast refuses what is too long
+        sql_type=TEXT if info.kind is Kind.TEXT else info.type_sql,
+        type_label=_type_label(column),
+        required=not info.nullable and not info.has_default,
+        default_sql=_default(table, column),
+        insert_only=info.name in INSERT_ONLY
+        or (info.name in table.info.primary_key and generated_default and info.name not in key),
+        checks=_value_checks(table, column),
+        neutralise=info.kind is Kind.TEXT,
+        reference=_reference(table, column),
+        decimal=info.kind in (Kind.NUMERIC, Kind.FLOAT),
+    )
+
+
+def _uniques(table: Table, names: set[str]) -> tuple[Unique, ...]:
+    partial = {i.name for i in table.info.indexes if i.partial}
+    found: list[Unique] = []
+    for constraint in table.info.constraints:
+        if constraint.kind not in ("p", "u", "i") or constraint.name in partial:
+            continue
+        if not constraint.columns or not set(constraint.columns) <= names:
+            continue
+        if constraint.kind == "i":
+            index = next((i for i in table.info.indexes if i.name == constraint.name), None)
+            if index is None:
+                continue
+            expressions = tuple(
+                quote_ident(k) if k else d
+                for k, d in zip(index.keys, index.key_definitions, strict=True)
+            )
+        else:
+            expressions = tuple(quote_ident(c) for c in constraint.columns)
+        found.append(Unique(constraint.columns, expressions, constraint.columns[-1]))
+    return tuple(found)
+
+
+def _row_checks(table: Table, names: set[str]) -> tuple[RowCheck, ...]:
+    found: list[RowCheck] = []
+    for constraint in table.info.constraints:
+        if constraint.kind != "c" or not constraint.columns:
+            continue
+        if not set(constraint.columns) <= names:
+            continue
+        definition = constraint.definition.removesuffix(" NOT VALID").strip()
+        if not definition.startswith("CHECK "):
+            continue
+        condition = definition[len("CHECK ") :]
+        parsed = check_choices(definition)
+        if parsed is not None:
+            message = "must be one of " + ", ".join(parsed[1])
+        else:
+            message = f"breaks the table's rule {condition}"
+        found.append(RowCheck(constraint.columns, condition, message, constraint.columns[-1]))
+    return tuple(found)
+
+
+def _key(table: Table) -> tuple[str, ...]:
+    refined = REFINED_KEYS.get((table.info.schema, table.info.name))
+    if refined is not None:
+        return refined
+    return tuple(c.name for c in table.primary_key)
+
+
+def csv_table(table: Table) -> CsvTable:
+    """The CSV facts of an engine table: one place, whatever the table."""
+    key = _key(table)
+    columns = tuple(
+        _csv_column(table, c, key)
+        for c in table.columns
+        if c.kind in IMPORTED_KINDS
+        and c.name not in NOT_IMPORTED
+        and not c.info.generated
+        and c.info.identity != "a"
+    )
+    names = {c.name for c in columns}
+    key_words = ", ".join(key) if key else "nothing (no key: insert only)"
+    return CsvTable(
+        table=table.slug,
+        qualified=table.qualified,
+        title=table.title,
+        columns=columns,
+        key=key,
+        description=f"Upsert matches {table.plural} by {key_words}.",
+        uniques=_uniques(table, names),
+        row_checks=_row_checks(table, names),
+        versioned=table.bumps_version,
+    )

@@ -8,7 +8,7 @@ The body is read within the size, time and rate limits of admin.bodies.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -234,11 +234,12 @@ async def _raw_chunks(body: _Body) -> AsyncIterator[bytes]:
 
 @dataclass(frozen=True)
 class CsvHeader:
-    """The header record: column names as written, and how many physical lines it spans."""
+    """The header record as sent (its bytes, without a byte order mark), and how many
+    physical lines it spans."""
 
-    names: list[str]
-    lines: int
     raw: bytes
+    lines: int
+    bom: bool = False
 
 
 class HeaderError(Exception):
@@ -280,13 +281,12 @@ def count_line_breaks(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-async def split_header(
-    chunks: AsyncIterator[bytes], parse_names: Callable[[str], list[str]]
-) -> tuple[CsvHeader, AsyncIterator[bytes]]:
+async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIterator[bytes]]:
     """Read the header record (BOM dropped) and return it with an iterator over the rest."""
     buffer = bytearray()
     scanner = _LineEndScanner()
     bom_checked = False
+    bom = False
     exhausted = False
     while True:
         chunk = await anext(chunks, None)
@@ -297,6 +297,7 @@ async def split_header(
                 continue
             if buffer.startswith(UTF8_BOM):
                 del buffer[: len(UTF8_BOM)]
+                bom = True
             bom_checked = True
         end = scanner.end(buffer, complete=exhausted)
         if end >= 0:
@@ -309,12 +310,9 @@ async def split_header(
     raw, rest = bytes(buffer[:end]), bytes(buffer[end:])
     if not raw.strip():
         raise HeaderError("the file is empty: the first line must name the columns")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HeaderError(f"line 1: the header row is not valid UTF-8 ({exc.reason})") from None
-    names = parse_names(text)
-    header = CsvHeader(names=names, lines=count_line_breaks(text.rstrip("\r\n")) + 1, raw=raw)
+    # line breaks are the same bytes in every supported encoding
+    text = raw.decode("latin-1")
+    header = CsvHeader(raw=raw, lines=count_line_breaks(text.rstrip("\r\n")) + 1, bom=bom)
 
     async def remaining() -> AsyncIterator[bytes]:
         if rest:

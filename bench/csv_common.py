@@ -45,12 +45,28 @@ def database() -> Iterator[str]:
             pg.run(pg.drop_database(server, name))
 
 
-def write_users_csv(path: Path, rows: int) -> int:
-    """A users CSV of `rows` rows (about 100 bytes each); returns its size."""
+# the kinds of problem an error-path file scatters through its rows, in turn
+BROKEN_ROWS = (
+    lambda i: f"user{i:09d},user{i:09d}@example.com,Too few fields\n",
+    lambda i: f"user{i:09d},user{i:09d}@example.com,Name,maybe,2024-05-01 12:00:00+00\n",
+    lambda i: f"USER {i},user{i:09d}@example.com,Name,true,2024-05-01 12:00:00+00\n",
+    lambda i: f"user{i:09d},not-an-email,Name,true,2024-13-45 12:00:00+00\n",
+    lambda i: f"user{i:09d},user{i:09d}@example.com,Name,true,2024-05-01 12:00:00+00,extra\n",
+    lambda i: f"user{i - 1:09d},user{i:09d}@example.com,Duplicate,true,2024-05-01 12:00:00+00\n",
+)
+
+
+def write_users_csv(path: Path, rows: int, problems: int = 0) -> int:
+    """A users CSV of `rows` rows (about 100 bytes each), `problems` of them broken at even
+    intervals (field counts, types, rules, duplicates); returns its size."""
+    every = rows // problems if problems else 0
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write(COLUMNS + "\n")
         batch = []
         for i in range(rows):
+            if every and i % every == every // 2:
+                batch.append(BROKEN_ROWS[(i // every) % len(BROKEN_ROWS)](i))
+                continue
             batch.append(
                 f"user{i:09d},user{i:09d}@example.com,Customer Number {i} Lastname,"
                 f"{'true' if i % 7 else 'false'},2024-05-{1 + i % 28:02d} 12:{i % 60:02d}:00+00\n"
@@ -153,3 +169,21 @@ def file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
 
 def env_or(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def csv_spec(database_url: str, table: str = "users"):  # type: ignore[no-untyped-def]
+    """The CSV facts the panel derives for `table` (read from the catalog as it does)."""
+    from admin.csv_tables import csv_table
+    from admin.resources.registry import Registry
+
+    async def read():  # type: ignore[no-untyped-def]
+        conn = await asyncpg.connect(database_url)
+        try:
+            registry = await Registry(["public"]).current(conn)
+        finally:
+            await conn.close()
+        found = registry.named("public", table)
+        assert found is not None, table
+        return csv_table(found)
+
+    return asyncio.run(read())

@@ -20,6 +20,7 @@ from csv_common import (
     COLUMNS,
     RssPeak,
     admin_server,
+    csv_spec,
     database,
     psql_binary,
     server_pid,
@@ -27,7 +28,6 @@ from csv_common import (
 )
 
 from admin.csv_export import export_query
-from admin.csv_tables import USERS
 
 
 def psql_export(database_url: str, select: str, target: Path) -> float:
@@ -71,13 +71,14 @@ def main() -> None:
             subprocess.run([psql_binary(), url, "-qc", load], check=True)
             subprocess.run([psql_binary(), url, "-qc", "VACUUM ANALYZE users"], check=True)
             source.unlink()
+            users = csv_spec(url)
             results: dict[str, tuple[float, int, float]] = {}
             first_byte: dict[str, float] = {}
             for _ in range(args.repeat):
                 for kind, raw in (("raw", True), ("safe", False)):
                     # psql runs exactly the SELECT the HTTP export runs (same filters, same
                     # spreadsheet protection), so each ratio compares like with like
-                    select = export_query(USERS, "", "ORDER BY id", raw=raw)
+                    select = export_query(users, "", "ORDER BY id", raw=raw)
                     seconds = psql_export(url, select, target)
                     keep(results, f"psql {kind}", (seconds, target.stat().st_size, 0.0))
                     target.unlink()

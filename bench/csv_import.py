@@ -3,7 +3,9 @@
     flock /tmp/bench.lock python bench/csv_import.py --rows 1000000
 
 Prints rows/s for psql \\copy, HTTP insert and HTTP upsert (every row already there, so the
-round-trip case), their ratios to psql, and the server process's RSS growth.
+round-trip case), a dry run (validate only) of the same file into the full table, and the
+error path (a file with --errors problems scattered through it, every one reported), their
+ratios to psql or to the insert, and the server process's RSS growth.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ def psql_copy(database_url: str, path: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--errors", type=int, default=10_000)
+    parser.add_argument("--skip-upsert", action="store_true", help="insert and errors only")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="csv-import-"))
     path = work / "users.csv"
+    broken = work / "broken.csv"
     size = write_users_csv(path, args.rows)
+    write_users_csv(broken, args.rows, args.errors)
     print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB")
     try:
         with database() as url, admin_server(url) as (server, http):
@@ -49,32 +55,55 @@ def main() -> None:
             assert run_sql(url, "SELECT count(*) FROM users") == args.rows
             run_sql(url, "TRUNCATE users CASCADE")
             results: dict[str, tuple[float, float]] = {}
-            for mode in ("insert", "upsert"):
+            runs = (
+                ("insert", "mode=insert", path, 200),
+                ("upsert", "mode=upsert", path, 200),
+                ("dry run", "mode=upsert&dry_run=1", path, 200),
+            )
+            for label, query, source, status in runs[:1] if args.skip_upsert else runs:
                 with RssPeak(server_pid(server)) as rss:
                     started = time.perf_counter()
                     response = http.post(
-                        f"/users/import?mode={mode}",
-                        content=file_chunks(path),
+                        f"/users/import?{query}",
+                        content=file_chunks(source),
                         headers={"Content-Type": "text/csv", "Accept": "application/json"},
                     )
                     seconds = time.perf_counter() - started
-                assert response.status_code == 200, response.text[:2000]
+                assert response.status_code == status, response.text[:2000]
                 body = response.json()
                 assert body["rows"] == args.rows, body
-                results[mode] = (seconds, rss.growth_mb)
-                print(f"http {mode}: {body}")
+                results[label] = (seconds, rss.growth_mb)
+                print(f"http {label}: { {k: v for k, v in body.items() if k != 'mapping'} }")
             assert run_sql(url, "SELECT count(*) FROM users") == args.rows
+            # the error path: into the empty table, like the insert it is compared with
+            run_sql(url, "TRUNCATE users CASCADE")
+            with RssPeak(server_pid(server)) as rss:
+                started = time.perf_counter()
+                response = http.post(
+                    "/users/import?mode=insert",
+                    content=file_chunks(broken),
+                    headers={"Content-Type": "text/csv", "Accept": "application/json"},
+                )
+                seconds = time.perf_counter() - started
+            assert response.status_code == 422, response.text[:2000]
+            body = response.json()
+            results["errors"] = (seconds, rss.growth_mb)
+            print(f"http error path: {body['summary']} (error file: {body.get('error_file')})")
+            assert run_sql(url, "SELECT count(*) FROM users") == 0
     finally:
         path.unlink(missing_ok=True)
+        broken.unlink(missing_ok=True)
         work.rmdir()
 
     psql_rate = args.rows / psql_seconds
     print(f"psql \\copy          {psql_seconds:7.2f} s  {psql_rate:12,.0f} rows/s")
+    insert_seconds = results["insert"][0]
     for mode, (seconds, growth) in results.items():
         rate = args.rows / seconds
         print(
             f"http import {mode:7} {seconds:7.2f} s  {rate:12,.0f} rows/s  "
-            f"ratio {rate / psql_rate:.2f}x psql  server RSS growth {growth:6.1f} MB"
+            f"ratio {rate / psql_rate:.2f}x psql  {seconds / insert_seconds:.2f}x the insert's "
+            f"time  server RSS growth {growth:6.1f} MB"
         )
 
 

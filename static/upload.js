@@ -7,6 +7,12 @@
     return meta ? meta.getAttribute("content") : "";
   }
 
+  function randomToken() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
   function setUp(form) {
     if (form.dataset.uploadReady) return;
     form.dataset.uploadReady = "1";
@@ -16,6 +22,28 @@
     var status = form.querySelector('[role="status"]');
     var button = form.querySelector('button[type="submit"]');
     var result = document.querySelector(form.dataset.result || "#import-result");
+    var cancel = form.querySelector("#import-cancel");
+    var phases = form.querySelector("#import-phases");
+    var PHASE_WORDS = { received: "File received", staged: "Rows read", checked: "Checked",
+                        written: "Written" };
+
+    function pollPhases(url) {
+      var request = new XMLHttpRequest();
+      request.open("GET", url);
+      request.addEventListener("load", function () {
+        if (request.status !== 200 || !phases) return;
+        var state = JSON.parse(request.responseText);
+        phases.hidden = false;
+        phases.replaceChildren.apply(phases, state.phases.map(function (phase) {
+          var item = document.createElement("li");
+          item.textContent = (PHASE_WORDS[phase.phase] || phase.phase) +
+            (phase.rows !== null ? ": " + phase.rows.toLocaleString() + " rows" : "") +
+            " (" + phase.elapsed.toFixed(1) + " s)";
+          return item;
+        }));
+      });
+      request.send();
+    }
 
     if (zone && input) {
       ["dragenter", "dragover"].forEach(function (name) {
@@ -44,7 +72,17 @@
         return;
       }
       var xhr = new XMLHttpRequest();
-      xhr.open("POST", form.action);
+      // "Validate only" posts to its own formaction (?dry_run=1): the fields before the
+      // file are all the server reads first, so the choice travels in the address
+      var submitter = event.submitter;
+      var action = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
+      var dryRun = action.indexOf("dry_run=1") >= 0;
+      // the server reports its phases under this token; the page polls them
+      var token = randomToken();
+      action += (action.indexOf("?") >= 0 ? "&" : "?") + "progress=" + token;
+      var progressUrl = form.action.split("?")[0] + "/progress/" + token;
+      var poller = null;
+      xhr.open("POST", action);
       xhr.setRequestHeader("X-CSRF-Token", csrfToken());
       xhr.setRequestHeader("HX-Request", "true");
       progress.hidden = false;
@@ -59,15 +97,41 @@
       });
       xhr.upload.addEventListener("load", function () {
         progress.value = 100;
-        status.textContent = "Checking and writing rows…";
+        status.textContent = dryRun ? "Checking rows (nothing is written)…" : "Checking and writing rows…";
+        poller = setInterval(function () { pollPhases(progressUrl); }, 500);
+      });
+      if (cancel) {
+        cancel.hidden = false;
+        cancel.onclick = function () {
+          cancel.disabled = true;
+          status.textContent = "Cancelling…";
+          var request = new XMLHttpRequest();
+          request.open("POST", progressUrl + "/cancel");
+          request.setRequestHeader("X-CSRF-Token", csrfToken());
+          request.send();
+          // before the file is received, stopping the upload is the cancel
+          if (progress.value < 100) xhr.abort();
+        };
+      }
+      function stopPolling() {
+        if (poller) clearInterval(poller);
+        poller = null;
+        if (cancel) { cancel.hidden = true; cancel.disabled = false; }
+      }
+      xhr.addEventListener("abort", function () {
+        stopPolling();
+        button.disabled = false;
+        status.textContent = "Cancelled: nothing was imported.";
       });
       xhr.addEventListener("load", function () {
+        stopPolling();
         button.disabled = false;
-        status.textContent = xhr.status === 200 ? "Done." : "Not imported (" + xhr.status + ").";
         if (xhr.status === 200 || xhr.status === 422) {
+          status.textContent = xhr.status === 200 ? (dryRun ? "Checked: nothing was written." : "Done.") : "Nothing imported.";
           // the result fragment: escaped HTML from our own templates
           result.innerHTML = xhr.responseText;
         } else {
+          status.textContent = "Nothing imported.";
           // an error page (403, 413, ...): show its message only
           var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
           var message = doc.querySelector(".error-page p:not(.status-code)");
@@ -78,11 +142,56 @@
         }
       });
       xhr.addEventListener("error", function () {
+        stopPolling();
         button.disabled = false;
         status.textContent = "The upload failed (connection lost). Nothing was imported.";
       });
-      xhr.send(new FormData(form));
+      // the server reads the fields before the file: the file goes last, after the
+      // preview's choices (which sit outside the form)
+      var data = new FormData(form);
+      var file = data.get("file");
+      data.delete("file");
+      data.append("file", file);
+      xhr.send(data);
     });
+
+    var previewBox = document.getElementById("import-preview");
+    function showPreview(extra) {
+      if (!previewBox || !input.files.length) return;
+      var file = input.files[0];
+      var params = new URLSearchParams({ size: String(file.size) });
+      var mode = form.querySelector('input[name="mode"]:checked');
+      if (mode) params.set("mode", mode.value);
+      var ignore = form.querySelector('input[name="ignore_unknown"]');
+      if (ignore && ignore.checked) params.set("ignore_unknown", "1");
+      Object.keys(extra || {}).forEach(function (key) { params.set(key, extra[key]); });
+      var request = new XMLHttpRequest();
+      request.open("POST", previewBox.dataset.previewUrl + "?" + params.toString());
+      request.setRequestHeader("X-CSRF-Token", csrfToken());
+      request.setRequestHeader("Content-Type", "text/csv");
+      request.setRequestHeader("HX-Request", "true");
+      request.addEventListener("load", function () {
+        if (request.status === 200) {
+          previewBox.innerHTML = request.responseText;  // our own escaped template
+        } else {
+          previewBox.textContent = "No preview (the server answered " + request.status + ").";
+        }
+      });
+      request.send(file.slice(0, 256 * 1024));
+    }
+    if (input) input.addEventListener("change", function () { showPreview(); });
+    if (zone) zone.addEventListener("drop", function () { setTimeout(showPreview, 0); });
+    if (previewBox) {
+      previewBox.addEventListener("change", function (event) {
+        var target = event.target;
+        if (!target.matches || !target.matches("[data-preview-option]")) return;
+        var extra = {};
+        previewBox.querySelectorAll("[data-preview-option]").forEach(function (select) {
+          extra[select.name] = select.value;
+        });
+        showPreview(extra);
+      });
+    }
   }
 
   function scan() {

@@ -142,8 +142,9 @@ async def test_wrong_field_count_names_the_line(admin_client: LoggedIn, conn: as
 
 
 async def test_invalid_utf8_names_the_line(admin_client: LoggedIn, conn: asyncpg.Connection):
+    # a UTF-8 file (Zoë) with two bytes UTF-8 cannot hold: not taken for a code page
     content = (
-        USERS_HEADER + "ann,a@example.com,Ann,true\n"
+        USERS_HEADER + "ann,a@example.com,Zoë,true\n"
     ).encode() + b"bob,b@x.org,B\xff\xfe,t\n"
     response = await upload(admin_client, "users", content)
     assert response.status_code == 422
@@ -254,8 +255,8 @@ async def test_unterminated_quote_is_reported(admin_client: LoggedIn, conn: asyn
     response = await upload(admin_client, "users", content)
     assert response.status_code == 422
     (error,) = response.json()["errors"]
-    assert error["line"] == 4  # where the file ended, still inside the quote opened on line 2
-    assert "never closed" in error["message"]
+    assert error["line"] == 2  # where the quote opened; the file ends inside it on line 3
+    assert "never closed" in error["message"] and "line 3" in error["message"]
     assert await conn.fetchval("SELECT count(*) FROM users") == 0
 
 

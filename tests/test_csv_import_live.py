@@ -306,3 +306,45 @@ async def test_a_fifty_megabyte_field_keeps_server_memory_flat(database_url: str
             await http.aclose()
     finally:
         await conn.close()
+
+
+async def test_closing_the_page_during_the_write_rolls_the_import_back(
+    database_url: str, tmp_path: Path
+):
+    conn = await asyncpg.connect(database_url)
+    holder = await asyncpg.connect(database_url)
+    try:
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+            http = await _admin(server, conn)
+            content = (USERS_HEADER + "".join(user_lines(3000))).encode()
+            async with holder.transaction():
+                # the import reads the whole file, then waits for this lock to write
+                await holder.execute("LOCK TABLE users IN SHARE MODE")
+                cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+                address = urlsplit(server.url)
+                _reader, writer = await asyncio.open_connection(address.hostname, address.port)
+                head = (
+                    "POST /users/import?progress=closing-page-test HTTP/1.1\r\n"
+                    f"Host: {address.netloc}\r\nContent-Type: text/csv\r\n"
+                    f"Content-Length: {len(content)}\r\nCookie: {cookie}\r\n"
+                    f"X-CSRF-Token: {http.headers['X-CSRF-Token']}\r\n\r\n"
+                )
+                writer.write(head.encode() + content)
+                await writer.drain()
+                async with asyncio.timeout(30):
+                    while True:
+                        state = await http.get("/users/import/progress/closing-page-test")
+                        phases = [p["phase"] for p in state.json().get("phases", [])]
+                        if state.status_code == 200 and "staged" in phases:
+                            break
+                        await asyncio.sleep(0.05)
+                writer.close()  # the page is closed
+                assert await audit_outcome(conn) == "aborted"
+            await _no_import_left(conn)
+            final = await http.get("/users/import/progress/closing-page-test")
+            assert final.json()["outcome"] == "cancelled"
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+            await http.aclose()
+    finally:
+        await holder.close()
+        await conn.close()

@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from admin.app import create_app
+from admin.csv_problems import MAX_ERRORS
 from admin.csv_spool import EndMarkerGuard
 from admin.csv_tables import MAX_IMPORTED_ID
 from admin.settings import Settings
@@ -385,17 +386,21 @@ async def test_ten_thousand_unknown_columns_give_a_capped_answer(
     response = await upload(admin_client, "users", header + "\nann,a@x.org\n")
     assert response.status_code == 422
     body = response.json()
-    assert len(body["errors"]) == 50
-    assert body["more_errors"] is True
-    assert len(response.content) < 20_000
+    assert len(body["errors"]) == MAX_ERRORS
+    assert body["more_errors"] is True and body["error_count"] > 10_000
+    assert len(response.content) < 200_000
     assert await conn.fetchval("SELECT count(*) FROM users") == 0
 
 
-async def test_many_bad_rows_give_fifty_problems_and_a_more_flag(admin_client: LoggedIn):
-    content = USERS_HEADER + "".join(f"u{i:04d},u{i}@x.org,U,maybe\n" for i in range(500))
+async def test_many_bad_rows_give_the_first_thousand_problems_and_the_count(
+    admin_client: LoggedIn,
+):
+    content = USERS_HEADER + "".join(f"u{i:04d},u{i}@x.org,U,maybe\n" for i in range(1500))
     response = await upload(admin_client, "users", content)
     body = response.json()
-    assert len(body["errors"]) == 50 and body["more_errors"] is True
+    assert len(body["errors"]) == MAX_ERRORS and body["more_errors"] is True
+    assert body["error_count"] == 1500
+    assert body["summary"] == "Nothing imported: 1,500 problems."
     html = await upload(admin_client, "users", content, json=False)
     assert "and there are more" in html.text
 

@@ -47,7 +47,7 @@ async def test_upload_shows_progress_and_result_then_export_downloads(
     saved = tmp_path / "export.csv"
     await download.save_as(saved)
     lines = saved.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "id,username,email,full_name,is_active,created_at"
+    assert lines[0] == "id,username,email,full_name,is_active,created_at,version"
     assert len(lines) == ROWS + 1
 
 

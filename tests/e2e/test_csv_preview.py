@@ -1,0 +1,95 @@
+"""Browser: choosing a file shows how it will be read; the mapping is changed on the page;
+"Validate only" writes nothing; a rejected file's problems download as CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+from playwright.async_api import Page
+
+from tests.live import LiveServer
+
+
+async def _count(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM users"))
+    finally:
+        await conn.close()
+
+
+async def test_preview_mapping_validate_then_import(
+    logged_in_page: Page, server: LiveServer, database_url: str, tmp_path: Path
+):
+    page = logged_in_page
+    await page.goto(server.url + "/users/import")
+    source = tmp_path / "people.csv"
+    source.write_text("Login;E-mail;Nickname\nann;ann@example.com;Annie\n", encoding="utf-8")
+    await page.set_input_files("#import-file", str(source))
+    preview = page.locator("#import-preview [data-preview]")
+    await preview.wait_for()
+    assert "semicolon (detected)" in await preview.locator("[data-format]").inner_text()
+    # Login matches nothing: choose what it fills
+    assert await page.locator("#map-1").input_value() == "-"
+    await page.select_option("#map-1", "username")
+    await page.click("#import-form button[data-dry-run]")
+    valid = page.locator("#import-result [data-outcome=valid]")
+    await valid.wait_for()
+    assert "nothing was written" in (await valid.inner_text()).lower()
+    assert await _count(database_url) == 0
+    await page.click("#import-form button.primary")
+    await page.locator("#import-result [data-outcome=imported]").wait_for()
+    assert await _count(database_url) == 1
+
+
+async def test_rejected_file_offers_every_problem_as_csv(
+    logged_in_page: Page, server: LiveServer, tmp_path: Path
+):
+    page = logged_in_page
+    await page.goto(server.url + "/users/import")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("username,email\nann\nBO B,bob@example.com\n", encoding="utf-8")
+    await page.set_input_files("#import-file", str(bad))
+    await page.click("#import-form button.primary")
+    rejected = page.locator("#import-result [data-outcome=rejected]")
+    await rejected.wait_for()
+    assert (
+        await rejected.locator("[data-summary]").inner_text()
+    ) == "Nothing imported: 2 problems."
+    async with page.expect_download() as info:
+        await rejected.locator("[data-error-file]").click()
+    saved = tmp_path / "problems.csv"
+    await (await info.value).save_as(saved)
+    lines = saved.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "username,email,import line,import problem"
+    assert [line.split(",")[2] for line in lines[1:]] == ["2", "3"]
+
+
+async def test_phases_show_and_cancel_rolls_back(
+    logged_in_page: Page, server: LiveServer, database_url: str, tmp_path: Path
+):
+    page = logged_in_page
+    await page.goto(server.url + "/users/import")
+    source = tmp_path / "users.csv"
+    source.write_text(
+        "username,email\n" + "".join(f"u{i:05d},u{i}@x.org\n" for i in range(5000)),
+        encoding="utf-8",
+    )
+    await page.set_input_files("#import-file", str(source))
+    holder = await asyncpg.connect(database_url)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        # the import reads the file, then waits for this lock to write
+        await holder.execute("LOCK TABLE users IN SHARE MODE")
+        await page.click("#import-form button.primary")
+        await page.locator("#import-phases li", has_text="Rows read: 5,000 rows").wait_for()
+        await page.click("#import-cancel")
+        cancelled = page.locator("#import-result [data-outcome=cancelled]")
+        await cancelled.wait_for()
+        assert "nothing was imported" in (await cancelled.inner_text()).lower()
+        await transaction.rollback()
+    finally:
+        await holder.close()
+    assert await _count(database_url) == 0
