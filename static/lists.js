@@ -57,3 +57,128 @@
     }
   });
 })();
+
+// ---- One list state: the URL. A list request sends only the parameters that say something
+// (an "any" filter or the default page size adds nothing to the address bar).
+(function () {
+  "use strict";
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.verb !== "get") return;
+    var elt = event.detail.elt;
+    if (!elt.closest || !(elt.closest("#list-filters") || elt.closest("#list-table") ||
+        elt.getAttribute("form") === "list-filters")) return;
+    var params = event.detail.parameters;
+    var empty = [];
+    var names = typeof params.keys === "function" ? Array.from(params.keys()) : Object.keys(params);
+    names.forEach(function (name) {
+      var value = typeof params.get === "function" ? params.get(name) : params[name];
+      if (value === "" || value === null || (name === "limit" && value === "50")) empty.push(name);
+    });
+    empty.forEach(function (name) {
+      if (typeof params.delete === "function") params.delete(name);
+      else delete params[name];
+    });
+  });
+
+  // Back and forward restore the table from htmx's snapshot; the search box and filters
+  // show what the restored address says, not what was last typed.
+  function syncControls() {
+    var form = document.getElementById("list-filters");
+    if (!form) return;
+    var params = new URLSearchParams(window.location.search);
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (!field.name || field.type === "hidden" || field.type === "submit") return;
+      if (field.getAttribute("form") === "list-filters" && !form.contains(field)) return;
+      field.value = params.get(field.name) || "";
+    });
+  }
+  document.addEventListener("htmx:historyRestore", syncControls);
+  window.addEventListener("pageshow", syncControls);
+
+  // ---- Selection bar: header checkbox, shift-click ranges, "3 selected · select all
+  // matching · clear"; the actions wait until something is selected.
+  var lastClicked = null;
+
+  function boxes() {
+    return Array.prototype.slice.call(
+      document.querySelectorAll('#list-table tbody input[type=checkbox][name=ids]'));
+  }
+
+  function refresh() {
+    var form = document.querySelector("[data-bulk-form]");
+    if (!form) return;
+    var all = boxes();
+    var picked = all.filter(function (box) { return box.checked; }).length;
+    var scopeAll = form.querySelector("[data-scope-all]");
+    var everything = scopeAll && !scopeAll.disabled;
+    var count = form.querySelector("[data-selection-count]");
+    var matching = form.querySelector("[data-select-matching-wrap]");
+    var clear = form.querySelector("[data-clear-wrap]");
+    var pageBox = document.querySelector("[data-select-page]");
+    if (everything) {
+      count.textContent = form.querySelector("[data-select-matching]").textContent.replace(/^Select all/, "All") + " selected";
+    } else {
+      count.textContent = picked + " selected";
+    }
+    matching.hidden = everything || picked === 0 || picked < all.length;
+    clear.hidden = !everything && picked === 0;
+    if (pageBox) {
+      pageBox.checked = all.length > 0 && picked === all.length;
+      pageBox.indeterminate = picked > 0 && picked < all.length;
+    }
+    form.querySelectorAll("[data-bulk-control]").forEach(function (control) {
+      control.disabled = !everything && picked === 0;
+    });
+  }
+
+  function setAll(checked) {
+    boxes().forEach(function (box) { box.checked = checked; });
+  }
+
+  function scopeAll(on) {
+    var input = document.querySelector("[data-scope-all]");
+    if (input) input.disabled = !on;
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (!target.closest) return;
+    if (target.matches("[data-select-page]")) {
+      setAll(target.checked);
+      if (!target.checked) scopeAll(false);
+      refresh();
+      return;
+    }
+    if (target.matches("#list-table tbody input[type=checkbox][name=ids]")) {
+      var all = boxes();
+      if (event.shiftKey && lastClicked && all.indexOf(lastClicked) >= 0) {
+        var from = all.indexOf(lastClicked);
+        var to = all.indexOf(target);
+        var lo = Math.min(from, to);
+        var hi = Math.max(from, to);
+        for (var i = lo; i <= hi; i++) all[i].checked = target.checked;
+      }
+      lastClicked = target;
+      if (!target.checked) scopeAll(false);
+      refresh();
+      return;
+    }
+    if (target.closest("[data-select-matching]")) {
+      setAll(true);
+      scopeAll(true);
+      refresh();
+      return;
+    }
+    if (target.closest("[data-clear-selection]")) {
+      setAll(false);
+      scopeAll(false);
+      lastClicked = null;
+      refresh();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", refresh);
+  document.addEventListener("htmx:afterSettle", refresh);
+  document.addEventListener("htmx:historyRestore", refresh);
+})();

@@ -13,11 +13,12 @@ from starlette.responses import Response
 from admin import audit, db, live_actor, replica
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
-from admin.resources import reads, store
+from admin.resources import bulk_checks, positions, reads, store
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
+from admin.resources.registry import registry
 from admin.resources.resolve import render, require
-from admin.resources.spec import BulkAction
+from admin.resources.spec import Action, BulkAction
 from admin.templating import templates
 
 MAX_BULK_SELECTED = 10_000
@@ -40,6 +41,8 @@ async def list_page(request: Request, table: Table) -> Response:
             "page": None,
             "total": None,
             "error": str(exc),
+            "position": None,
+            "sizes": positions.PAGE_SIZES,
         }
         return render(request, table, "index.html", "_table.html", context, status_code=400)
     async with replica.read_connection(request) as conn:
@@ -47,7 +50,14 @@ async def list_page(request: Request, table: Table) -> Response:
         dense = reads.dense_search(query, total.planned)
         page = await reads.fetch_page(conn, query, table.list_select, dense=dense)
         total = await reads.settle_total(conn, query, total, page)
-    context = {"query": query, "page": page, "total": total, "error": None}
+    context = {
+        "query": query,
+        "page": page,
+        "total": total,
+        "error": None,
+        "position": positions.position(query, page, total),
+        "sizes": positions.page_sizes(query.limit),
+    }
     return render(request, table, "index.html", "_table.html", context)
 
 
@@ -87,8 +97,6 @@ def selected_keys(table: Table, form: Any) -> list[tuple[Any, ...]] | None:
         found = [table.parse_key(str(v)) for v in raw]
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    if not found:
-        raise HTTPException(400, f"Select at least one {table.label}, or choose 'all matching'.")
     return found
 
 
@@ -116,17 +124,19 @@ async def bulk(request: Request, table: Table) -> Response:
     require(request, table, action.permission)
     query = parse_query(table, {k: str(v) for k, v in form.items() if isinstance(v, str)})
     keys = selected_keys(table, form)
+    if keys == []:
+        # back to the same list, search and page, rather than an error page that loses them
+        request.state.session.flash(
+            f"Nothing was changed: select at least one {table.label}, or all matching.", "error"
+        )
+        return redirect(request, query.state_url())
     target = store.target(table, query, keys)
     async with db.connection(request) as conn:
         if form.get("confirm") != "yes":
-            count_ = await store.count_target(conn, target)
-            context = {
-                "action": action,
-                "value": value,
-                "query": query,
-                "ids": None if keys is None else [table.encode_key(k) for k in keys],
-                "count": count_,
-            }
+            context = await _confirm_context(request, conn, table, action, query, target)
+            context.update(
+                value=value, ids=None if keys is None else [table.encode_key(k) for k in keys]
+            )
             return render(request, table, "bulk_confirm.html", None, context)
         try:
             async with conn.transaction():
@@ -138,9 +148,37 @@ async def bulk(request: Request, table: Table) -> Response:
                 f" ({exc.detail or exc}). Remove or reassign those first.",
                 "error",
             )
-            return redirect(request, query.url())
+            return redirect(request, query.state_url())
     request.state.session.flash(f"{action.label}: {changed} {table.plural} changed.", "success")
-    return redirect(request, query.url())
+    return redirect(request, query.state_url())
+
+
+async def _confirm_context(
+    request: Request,
+    conn: asyncpg.Connection,
+    table: Table,
+    action: BulkAction,
+    query: ListQuery,
+    target: tuple[str, list[object]],
+) -> dict[str, Any]:
+    count_ = await store.count_target(conn, target)
+    found: list[bulk_checks.Blocker] = []
+    alternative = bulk_checks.safe_alternative(table, action)
+    if action.delete:
+        current = await registry(request).current(conn)
+        by_name = {(t.info.schema, t.info.name): t for t in current.tables.values()}
+        found = await bulk_checks.blockers(conn, table, by_name, target)
+    return {
+        "action": action,
+        "query": query,
+        "count": count_,
+        "preview": await bulk_checks.preview(conn, table, query, target),
+        "blockers": found,
+        "refused": any(b.refuses for b in found),
+        "alternative": alternative
+        if alternative and table.allows(current_staff(request).role, Action.CHANGE)
+        else None,
+    }
 
 
 async def _apply(

@@ -43,6 +43,12 @@ class ListQuery:
     offset: int = 0  # tables without a primary key only
     limit: int = DEFAULT_LIMIT
     extra: dict[str, str] = field(default_factory=dict)
+    # where the page sits: the cursor as it came, the last page (read backwards from the
+    # end), and the position of its first row (a hint the page links carry; negative:
+    # counted from the end)
+    cursor_param: tuple[str, str] | None = None
+    last: bool = False
+    at: int | None = 0
 
     @classmethod
     def default(cls, table: Table) -> ListQuery:
@@ -58,8 +64,11 @@ class ListQuery:
         before_raw = params.get("before", "").strip()
         if after_raw and before_raw:
             raise InvalidQuery("Use either 'after' or 'before', not both.")
-        if (after_raw or before_raw) and sort is None:
+        last = params.get("last", "").strip() == "1"
+        if (after_raw or before_raw or last) and sort is None:
             raise InvalidQuery("This table has no primary key, so it has no page cursors.")
+        if last and (after_raw or before_raw):
+            raise InvalidQuery("The last page has no cursor; use 'last' alone.")
         if sort is not None:
             after = cursors.decode(after_raw, table, sort) if after_raw else None
             before = cursors.decode(before_raw, table, sort) if before_raw else None
@@ -73,6 +82,11 @@ class ListQuery:
             before=before,
             offset=_parse_offset(table, params.get("offset")),
             limit=parse_limit(params.get("limit")),
+            cursor_param=(
+                ("after", after_raw) if after else ("before", before_raw) if before else None
+            ),
+            last=last,
+            at=_parse_at(params.get("at"), bool(after or before or last)),
         )
 
     @property
@@ -180,6 +194,28 @@ class ListQuery:
         params = self.params(**changes)
         return self.table.url + (f"?{urlencode(params)}" if params else "")
 
+    def position_params(self) -> dict[str, str]:
+        """Where this page sits (cursor, last page, position hint): with params(), the
+        whole state of the list, for the forms that come back to it."""
+        found: dict[str, str] = {}
+        if self.cursor_param is not None:
+            found[self.cursor_param[0]] = self.cursor_param[1]
+        if self.last:
+            found["last"] = "1"
+        if self.at and (self.cursor_param is not None or self.last):
+            found["at"] = str(self.at)
+        if self.offset:
+            found["offset"] = str(self.offset)
+        return found
+
+    def state_params(self) -> dict[str, str]:
+        return {**self._params, **self.position_params()}
+
+    def state_url(self) -> str:
+        """This very page: filters, sort, size and position."""
+        params = self.state_params()
+        return self.table.url + (f"?{urlencode(params)}" if params else "")
+
     def sort_urls(self) -> dict[str, str]:
         """Each sortable column header's link: ascending, or reversed when it is the sort."""
         rest = {k: v for k, v in self._params.items() if k not in ("sort", "dir")}
@@ -196,6 +232,19 @@ class ListQuery:
             else:
                 urls[name] = f"{prefix}{urlencode({'sort': name, 'dir': direction})}"
         return urls
+
+
+MAX_AT = 10**12
+
+
+def _parse_at(raw: str | None, has_cursor: bool) -> int | None:
+    """The position hint: 0 on a first page; None (unknown) on a cursor page without one.
+    A hint only, so a bad one is dropped rather than refused."""
+    text = (raw or "").strip()
+    number = text[1:] if text.startswith("-") else text
+    if not number.isascii() or not number.isdigit() or int(number) > MAX_AT:
+        return None if has_cursor else 0
+    return int(text)
 
 
 def parse_limit(raw: str | None) -> int:
