@@ -153,3 +153,66 @@ async def test_the_confirm_step_names_records_and_what_refers_to_them(
     )
     assert "have orders" not in free.text
     assert re.search(r'class="danger">Delete: 2 users', free.text)
+
+
+async def test_a_bulk_change_can_be_undone_and_undo_leaves_later_changes(
+    staff_client: LoggedIn, admin_client: LoggedIn, conn
+) -> None:
+    ids = await _users(conn, 5)
+    state = {"sort": "email", "dir": "asc", "limit": "25"}
+    done = await staff_client.post(
+        "/users/bulk",
+        {"action": "deactivate", "scope": "all", "confirm": "yes", **state},
+    )
+    assert done.status_code == 303
+    assert await conn.fetchval("SELECT count(*) FROM users WHERE is_active") == 0
+    page = await staff_client.get(done.headers["location"])
+    form = re.search(r'<form class="undo-bar".*?</form>', page.text, re.S)
+    assert form and "Deactivate: 5 users." in form.group(0)
+    batch = re.search(r'name="batch" value="([^"]+)"', form.group(0))
+    assert batch
+    # someone turns one back on meanwhile and another one off again: undo leaves it alone
+    await conn.execute("UPDATE users SET full_name = 'Later' WHERE id = $1", ids[0])
+    await conn.execute("UPDATE users SET is_active = true WHERE id = $1", ids[1])
+    # another staff member cannot undo it
+    other = await admin_client.post("/users/bulk/undo", {"batch": batch.group(1), **state})
+    assert other.status_code == 303
+    assert await conn.fetchval("SELECT count(*) FROM users WHERE is_active") == 1
+    undone = await staff_client.post("/users/bulk/undo", {"batch": batch.group(1), **state})
+    assert undone.status_code == 303
+    assert parse_qs(urlsplit(undone.headers["location"]).query) == {
+        k: [v] for k, v in state.items()
+    }
+    assert await conn.fetchval("SELECT count(*) FROM users WHERE is_active") == 5
+    entries = await conn.fetch(
+        "SELECT resource_id FROM audit_log WHERE action = 'undo_bulk_deactivate'"
+    )
+    assert sorted(int(e["resource_id"]) for e in entries) == sorted(ids[:1] + ids[2:])
+    after = await staff_client.get(undone.headers["location"])
+    assert "Undone: 4 users put back. 1 changed again since were left as they are." in after.text
+    assert 'class="undo-bar"' not in after.text
+    # a second undo of the same change finds nothing left to put back
+    again = await staff_client.post("/users/bulk/undo", {"batch": batch.group(1)})
+    assert again.status_code == 303
+    assert await conn.fetchval("SELECT count(*) FROM users WHERE is_active") == 5
+    assert (await staff_client.post("/users/bulk/undo", {"batch": "x-1"})).status_code == 400
+
+
+async def test_an_order_status_change_is_undone_to_each_ones_own_status(
+    staff_client: LoggedIn, conn
+) -> None:
+    [uid] = await _users(conn, 1)
+    await conn.execute(
+        "INSERT INTO orders (user_id, total, status) VALUES ($1, 1, 'pending'), ($1, 2, 'paid')",
+        uid,
+    )
+    done = await staff_client.post(
+        "/orders/bulk",
+        {"action": "set_status", "value": "cancelled", "scope": "all", "confirm": "yes"},
+    )
+    page = await staff_client.get(done.headers["location"])
+    batch = re.search(r'name="batch" value="([^"]+)"', page.text)
+    assert batch and "Set status to cancelled: 2 orders." in page.text
+    await staff_client.post("/orders/bulk/undo", {"batch": batch.group(1)})
+    rows = await conn.fetch("SELECT status::text FROM orders ORDER BY total")
+    assert [r["status"] for r in rows] == ["pending", "paid"]

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from admin import audit, db, live_actor, replica
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
-from admin.resources import bulk_checks, positions, reads, store
+from admin.resources import bulk_checks, bulk_undo, positions, reads, store
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.registry import registry
@@ -57,6 +57,7 @@ async def list_page(request: Request, table: Table) -> Response:
         "error": None,
         "position": positions.position(query, page, total),
         "sizes": positions.page_sizes(query.limit),
+        "undo": bulk_undo.offered(request, table),
     }
     return render(request, table, "index.html", "_table.html", context)
 
@@ -138,10 +139,15 @@ async def bulk(request: Request, table: Table) -> Response:
                 value=value, ids=None if keys is None else [table.encode_key(k) for k in keys]
             )
             return render(request, table, "bulk_confirm.html", None, context)
+        batch = None
         try:
             async with conn.transaction():
                 await live_actor.mark(request, conn)
                 changed = await _apply(request, conn, table, action, value, target)
+                if changed and bulk_undo.reversible(table, action):
+                    batch = await bulk_undo.batch_ids(
+                        conn, current_staff(request).id, f"bulk_{action.name}", table.slug
+                    )
         except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError) as exc:
             request.state.session.flash(
                 f"Nothing was deleted: other records still refer to some of these {table.plural}"
@@ -149,8 +155,38 @@ async def bulk(request: Request, table: Table) -> Response:
                 "error",
             )
             return redirect(request, query.state_url())
-    request.state.session.flash(f"{action.label}: {changed} {table.plural} changed.", "success")
-    return redirect(request, query.state_url())
+    verb = action.label + (f" to {value}" if action.value is None else "")
+    request.state.session.flash(f"{verb}: {changed:,} {table.plural} changed.", "success")
+    response = redirect(request, query.state_url())
+    if batch is not None:
+        offer = bulk_undo.Offer(table.slug, *batch, f"{verb}: {changed:,} {table.plural}")
+        bulk_undo.remember(response, offer, request.state.session.over_https)
+    return response
+
+
+async def undo(request: Request, table: Table) -> Response:
+    """Put back what a recent bulk change of this staff member's changed."""
+    form = await request.form()
+    query = parse_query(table, {k: str(v) for k, v in form.items() if isinstance(v, str)})
+    try:
+        first, last = bulk_undo.parse_token(str(form.get("batch", "")))
+    except ValueError:
+        raise HTTPException(400, "This undo link is not valid.") from None
+    async with db.connection(request) as conn, conn.transaction():
+        done = await bulk_undo.undo(request, conn, table, first, last)
+    if done is None:
+        request.state.session.flash(
+            "Nothing to undo: the change is older than 10 minutes, or not yours.", "error"
+        )
+    else:
+        restored, skipped = done
+        message = f"Undone: {restored:,} {table.plural} put back."
+        if skipped:
+            message += f" {skipped:,} changed again since were left as they are."
+        request.state.session.flash(message, "success")
+    response = redirect(request, query.state_url())
+    bulk_undo.forget(response)
+    return response
 
 
 async def _confirm_context(

@@ -53,6 +53,7 @@ def resource_routes() -> list[Route]:
         resource_route(LIST + "/lookup", list_views.lookup, Action.VIEW),
         resource_route(LIST + "/validate", record_views.validate, Action.VIEW, methods=["POST"]),
         resource_route(LIST + "/bulk", list_views.bulk, Action.CHANGE, methods=["POST"]),
+        resource_route(LIST + "/bulk/undo", list_views.undo, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD, record_views.show, Action.VIEW),
         resource_route(RECORD, record_views.update, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD, record_views.delete_htmx, Action.DELETE, methods=["DELETE"]),

@@ -1,0 +1,112 @@
+"""Browser: one list state (sort kept across a search, page size, back and forward), and the
+selection bar (header box, shift-click ranges, all matching, actions wait for a selection),
+on a desktop and a phone."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.live import LiveServer
+
+SIZES = [{"width": 1280, "height": 800}, {"width": 390, "height": 844}]
+
+
+async def _seed(database_url: str, n: int = 60) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        # emails sort the other way round from ids: a sort by email is visible
+        await conn.execute(
+            """
+            INSERT INTO users (username, email, full_name)
+            SELECT 'user' || lpad(g::text, 3, '0'), 'm' || lpad((1000 - g)::text, 4, '0')
+                   || '@example.com', 'Person ' || g
+            FROM generate_series(1, $1) AS g
+            """,
+            n,
+        )
+    finally:
+        await conn.close()
+
+
+async def _usernames(page: Page) -> list[str]:
+    cells = page.locator("#list-table tbody tr td:nth-child(3)")
+    return [t.strip() for t in await cells.all_inner_texts()]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_sort_survives_a_search_and_back_restores_it(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _seed(database_url)
+    await page.goto(server.url + "/users")
+    await page.locator("#list-table thead").get_by_role("link", name="Email").click()
+    await expect(page.locator("#list-table thead th[aria-sort=ascending]")).to_contain_text("Email")
+    assert "sort=email" in page.url
+    first_by_email = await _usernames(page)
+    assert first_by_email[0] == "user060"
+    await page.fill("#list-search", "user05")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(10)
+    # sorted by email still: user059 has the smallest email of the ten
+    assert (await _usernames(page))[0] == "user059"
+    assert "sort=email" in page.url and "q=user05" in page.url
+    # the page size travels with the search too
+    await page.fill("#list-search", "")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(50)
+    await page.select_option("#list-table select[name=limit]", "25")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(25)
+    assert "limit=25" in page.url and "sort=email" in page.url
+    await page.locator("#list-table nav[aria-label=Pages]").get_by_role("link", name="Next").click()
+    await expect(page.locator("#list-position")).to_contain_text("26\u201350 of 60")
+    assert (await _usernames(page))[0] == "user035"
+    await page.fill("#list-search", "user01")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(10)
+    assert (await _usernames(page))[0] == "user019"
+    # back: the second page by email, and the search box empty again
+    await page.go_back()
+    await expect(page.locator("#list-position")).to_contain_text("26\u201350 of 60")
+    await expect(page.locator("#list-search")).to_have_value("")
+    await page.go_forward()
+    await expect(page.locator("#list-table tbody tr")).to_have_count(10)
+    await expect(page.locator("#list-search")).to_have_value("user01")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= size["width"]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_selection_bar(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _seed(database_url)
+    await page.goto(server.url + "/users?sort=email&limit=25")
+    bar = page.locator("#bulk-form")
+    apply = bar.get_by_role("button", name="Apply…")
+    await expect(apply).to_be_disabled()
+    await expect(bar).to_contain_text("0 selected")
+    boxes = page.locator("#list-table tbody input[name=ids]")
+    await boxes.nth(1).click()
+    await boxes.nth(4).click(modifiers=["Shift"])
+    await expect(bar).to_contain_text("4 selected")
+    await expect(apply).to_be_enabled()
+    header = page.locator("[data-select-page]")
+    assert await header.evaluate("box => box.indeterminate")
+    await bar.get_by_role("button", name="Clear").click()
+    await expect(bar).to_contain_text("0 selected")
+    await expect(apply).to_be_disabled()
+    await header.click()
+    await expect(bar).to_contain_text("25 selected")
+    await bar.get_by_role("button", name="Select all 60 users").click()
+    await expect(bar).to_contain_text("All 60 users selected")
+    await page.select_option("#bulk-action", "deactivate")
+    await apply.click()
+    await expect(page.locator("h1")).to_have_text("Deactivate: 60 users?")
+    await page.get_by_role("button", name="Deactivate: 60 users").click()
+    # back on the same list: sorted by email, 25 a page
+    await expect(page.locator(".flash")).to_contain_text("60 users changed")
+    assert "sort=email" in page.url and "limit=25" in page.url
+    await expect(page.locator("#list-table tbody tr")).to_have_count(25)
