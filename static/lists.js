@@ -182,3 +182,62 @@
   document.addEventListener("htmx:afterSettle", refresh);
   document.addEventListener("htmx:historyRestore", refresh);
 })();
+
+// ---- Row menus and phone cards.
+(function () {
+  "use strict";
+
+  // One row menu open at a time; a click elsewhere or Escape closes it.
+  document.addEventListener("click", function (event) {
+    var inside = event.target.closest && event.target.closest("details.row-menu");
+    document.querySelectorAll("details.row-menu[open]").forEach(function (menu) {
+      if (menu !== inside) menu.open = false;
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var menu = event.target.closest && event.target.closest("details.row-menu[open]");
+    if (!menu) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
+
+  // Below 640 px a row is a card: each cell shows its column's name beside it, taken from
+  // the header here rather than repeated in every cell of every page the server sends.
+  function label() {
+    var table = document.querySelector("table[data-list]");
+    if (!table) return;
+    var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.textContent.replace(/[▲▼]/g, "").trim();
+    });
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      Array.prototype.forEach.call(row.children, function (cell, i) {
+        if (names[i] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", names[i]);
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", label);
+  document.addEventListener("htmx:afterSettle", label);
+  document.addEventListener("htmx:historyRestore", label);
+})();
+
+// ---- On a phone the filters fold into a drawer behind a "Filters" button.
+(function () {
+  "use strict";
+  function fold() {
+    var form = document.getElementById("list-filters");
+    var toggle = form && form.querySelector("[data-filters-toggle]");
+    if (!toggle || form.hasAttribute("data-drawer")) return;
+    form.setAttribute("data-drawer", "");
+    form.classList.add("drawer-closed");
+  }
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest("[data-filters-toggle]");
+    if (!toggle) return;
+    var form = toggle.form;
+    var closed = form.classList.toggle("drawer-closed");
+    toggle.setAttribute("aria-expanded", closed ? "false" : "true");
+  });
+  document.addEventListener("DOMContentLoaded", fold);
+  document.addEventListener("htmx:load", fold);
+})();

@@ -19,6 +19,10 @@ from admin.resources.model import Table
 from admin.resources.reads import ROW_VERSION
 
 
+# row actions sit in a menu, not side by side: Delete is never one slip away from Edit
+ACTIONS_OPEN = '<td class="row-actions"><details class="row-menu"><summary>Actions</summary>'
+
+
 def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str, bool]) -> Markup:
     selectable = bool(table.bulk_actions) and (can.get("change") or can.get("delete"))
     label = str(escape(table.label))
@@ -44,11 +48,11 @@ def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str
             else:
                 parts.append(f"{opening}{inner}</td>")
         if table.keyed:
-            parts.append('<td class="row-actions">')
+            parts.append(ACTIONS_OPEN)
             if can.get("change"):
                 parts.append(
                     f'<a href="{href}/edit" hx-get="{href}/inline" hx-target="closest tr"'
-                    ' hx-swap="outerHTML" data-inline-open>Edit</a> '
+                    ' hx-swap="outerHTML" data-inline-open>Edit</a>'
                 )
             if can.get("delete"):
                 version = row[ROW_VERSION]
@@ -57,6 +61,6 @@ def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str
                     f' hx-confirm="Delete {label} {key}?" hx-target="closest tr"'
                     ' hx-swap="outerHTML">Delete</a>'
                 )
-            parts.append("</td>")
+            parts.append("</details></td>")
         parts.append("</tr>\n")
     return Markup("".join(parts))  # noqa: S704 - see the module's docstring
