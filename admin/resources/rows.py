@@ -18,7 +18,6 @@ from admin.resources.cells import NULL_HTML
 from admin.resources.model import Table
 from admin.resources.reads import ROW_VERSION
 
-
 # row actions sit in a menu, not side by side: Delete is never one slip away from Edit
 ACTIONS_OPEN = '<td class="row-actions"><details class="row-menu"><summary>Actions</summary>'
 

@@ -110,3 +110,113 @@ async def test_selection_bar(
     await expect(page.locator(".flash")).to_contain_text("60 users changed")
     assert "sort=email" in page.url and "limit=25" in page.url
     await expect(page.locator("#list-table tbody tr")).to_have_count(25)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_a_record_s_breadcrumb_returns_to_the_same_list_page(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _seed(database_url)
+    await page.goto(server.url + "/users?sort=email&limit=25")
+    await page.locator("#list-table nav[aria-label=Pages]").get_by_role("link", name="Next").click()
+    await expect(page.locator("#list-position")).to_contain_text("26\u201350 of 60")
+    await page.locator("#list-table tbody tr").first.locator("td.num a").click()
+    await expect(page.locator("h1")).to_contain_text("user035")
+    await page.locator(".breadcrumbs").get_by_role("link", name="Users").click()
+    await expect(page.locator("#list-position")).to_contain_text("26\u201350 of 60")
+    assert "sort=email" in page.url and "limit=25" in page.url
+    assert (await _usernames(page))[0] == "user035"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_confirm_names_the_records_then_undo_puts_them_back(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _seed(database_url, 5)
+    await page.goto(server.url + "/users?q=user00")
+    boxes = page.locator("#list-table tbody input[name=ids]")
+    for i in (0, 1, 2):
+        await boxes.nth(i).check()
+    await page.select_option("#bulk-action", "deactivate")
+    await page.locator("#bulk-form").get_by_role("button", name="Apply…").click()
+    await expect(page.locator("h1")).to_have_text("Deactivate: 3 users?")
+    await expect(page.locator(".bulk-preview li")).to_have_count(3)
+    await expect(page.locator(".bulk-preview")).to_contain_text("user001")
+    await page.get_by_role("button", name="Deactivate: 3 users").click()
+    await expect(page.locator(".flash")).to_contain_text("Deactivate: 3 users changed")
+    assert "q=user00" in page.url
+    await expect(page.locator("#list-table")).to_contain_text("inactive")
+    await page.locator(".undo-bar").get_by_role("button", name="Undo").click()
+    await expect(page.locator(".flash")).to_contain_text("Undone: 3 users put back")
+    await expect(page.locator(".undo-bar")).to_have_count(0)
+    await expect(page.locator("#list-table")).not_to_contain_text("inactive")
+    assert "q=user00" in page.url
+
+
+async def test_a_delete_blocked_by_orders_offers_deactivate(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url, 3)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO orders (user_id, total, status)"
+            " SELECT id, 5, 'paid' FROM users WHERE username = 'user002'"
+        )
+    finally:
+        await conn.close()
+    await page.goto(server.url + "/users")
+    await page.locator("[data-select-page]").check()
+    await page.select_option("#bulk-action", "delete")
+    await page.locator("#bulk-form").get_by_role("button", name="Apply…").click()
+    await expect(page.locator(".bulk-blockers")).to_contain_text(
+        "1 of them have orders: nothing is deleted while they do."
+    )
+    await expect(page.get_by_role("button", name="Delete: 3 users")).to_be_disabled()
+    await page.get_by_role("button", name="Deactivate instead…").click()
+    await expect(page.locator("h1")).to_have_text("Deactivate: 3 users?")
+
+
+@pytest.mark.parametrize("path", ["/users", "/orders", "/products", "/categories", "/order_items"])
+async def test_every_list_is_cards_on_a_phone(
+    logged_in_page: Page, server: LiveServer, database_url: str, path: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url, 3)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO categories (name) VALUES ('Lamps');
+            INSERT INTO products (sku, name, price, stock, category_id)
+            SELECT 'SKU-' || g, 'A rather long product name for a phone ' || g, 12.5, 3,
+                   (SELECT id FROM categories LIMIT 1) FROM generate_series(1, 3) AS g;
+            INSERT INTO orders (user_id, total, status) SELECT id, 37.5, 'pending' FROM users;
+            INSERT INTO order_items (order_id, product_id, quantity, unit_price)
+            SELECT o.id, p.id, 1, 12.5 FROM orders o CROSS JOIN products p;
+            """
+        )
+    finally:
+        await conn.close()
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.goto(server.url + path)
+    row = page.locator("#list-table tbody tr").first
+    assert await row.evaluate("r => getComputedStyle(r).display") == "block"
+    first = row.locator("td[data-label]").first
+    await expect(first).to_have_attribute("data-label", "ID")
+    # the row's actions are in a menu, the filters in a drawer
+    await expect(row.get_by_role("link", name="Edit")).to_be_hidden()
+    await row.locator("summary").click()
+    await expect(row.get_by_role("link", name="Edit")).to_be_visible()
+    toggle = page.locator("[data-filters-toggle]")
+    if await toggle.count():
+        await expect(toggle).to_have_attribute("aria-expanded", "false")
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"{path} is {width} px wide"
