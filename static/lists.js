@@ -241,3 +241,27 @@
   document.addEventListener("DOMContentLoaded", fold);
   document.addEventListener("htmx:load", fold);
 })();
+
+// ---- A batched bulk action: Stop waits for the batch under way, then reports what was done.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var stop = event.target.closest && event.target.closest("[data-bulk-stop]");
+    if (!stop) return;
+    var run = stop.closest("[data-bulk-run]");
+    if (!run) return;
+    event.preventDefault();
+    run.setAttribute("data-stopping", "");
+    stop.disabled = true;
+    stop.textContent = "Stopping after this batch…";
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form.matches || !form.matches("[data-bulk-next]")) return;
+    var run = form.closest("[data-bulk-run]");
+    if (!run || !run.hasAttribute("data-stopping")) return;
+    event.preventDefault();
+    form.querySelector("[data-bulk-stop-flag]").value = "1";
+    form.submit();
+  });
+})();

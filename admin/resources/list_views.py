@@ -13,7 +13,7 @@ from starlette.responses import Response
 from admin import audit, db, live_actor, replica
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
-from admin.resources import bulk_checks, bulk_undo, positions, reads, store
+from admin.resources import bulk_batches, bulk_checks, bulk_undo, positions, reads, store
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.registry import registry
@@ -139,6 +139,8 @@ async def bulk(request: Request, table: Table) -> Response:
                 value=value, ids=None if keys is None else [table.encode_key(k) for k in keys]
             )
             return render(request, table, "bulk_confirm.html", None, context)
+        if keys is None and form.get("batched") == "1":
+            return await _batch(request, conn, table, action, value, query, form)
         batch = None
         try:
             async with conn.transaction():
@@ -155,13 +157,91 @@ async def bulk(request: Request, table: Table) -> Response:
                 "error",
             )
             return redirect(request, query.state_url())
-    verb = action.label + (f" to {value}" if action.value is None else "")
+    verb = _verb(action, value)
     request.state.session.flash(f"{verb}: {changed:,} {table.plural} changed.", "success")
+    return _back_to_list(request, table, query, verb, changed, batch)
+
+
+def _verb(action: BulkAction, value: Any) -> str:
+    return action.label + (f" to {value}" if action.value is None else "")
+
+
+def _back_to_list(
+    request: Request,
+    table: Table,
+    query: ListQuery,
+    verb: str,
+    changed: int,
+    audit_range: tuple[int, int] | None,
+) -> Response:
+    """To the list page the action started from, offering to undo what it changed."""
     response = redirect(request, query.state_url())
-    if batch is not None:
-        offer = bulk_undo.Offer(table.slug, *batch, f"{verb}: {changed:,} {table.plural}")
+    if audit_range is not None and changed:
+        offer = bulk_undo.Offer(table.slug, *audit_range, f"{verb}: {changed:,} {table.plural}")
         bulk_undo.remember(response, offer, request.state.session.over_https)
     return response
+
+
+async def _batch(
+    request: Request,
+    conn: asyncpg.Connection,
+    table: Table,
+    action: BulkAction,
+    value: Any,
+    query: ListQuery,
+    form: Any,
+) -> Response:
+    """One batch of a bulk action over all matching records, then the progress page (which
+    asks for the next), or the list when it is finished or stopped."""
+    try:
+        progress = bulk_batches.Progress.from_form(table, form)
+    except ValueError:
+        raise HTTPException(400, "This bulk action's progress is not valid; start again.") from None
+    verb = _verb(action, value)
+    audit_range = (progress.first_audit, progress.last_audit) if progress.first_audit else None
+    if form.get("stop") == "1":
+        request.state.session.flash(
+            f"Stopped: {verb} reached {progress.done:,} of {progress.total:,} {table.plural}"
+            f" ({progress.changed:,} changed); the rest were left as they were.",
+            "warning",
+        )
+        return _back_to_list(request, table, query, verb, progress.changed, audit_range)
+    keys = await bulk_batches.next_keys(conn, table, query, progress.last_key)
+    changed = 0
+    if keys:
+        try:
+            async with conn.transaction():
+                changed = await _apply(
+                    request, conn, table, action, value, store.target(table, query, keys)
+                )
+                written = await bulk_undo.batch_ids(
+                    conn, current_staff(request).id, f"bulk_{action.name}", table.slug
+                )
+        except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError) as exc:
+            request.state.session.flash(
+                f"Stopped after {progress.done:,} of {progress.total:,}: {progress.changed:,}"
+                f" {table.plural} deleted. The next {len(keys):,} were left as they were: other"
+                f" records still refer to some of them ({exc.detail or exc}).",
+                "error",
+            )
+            return _back_to_list(request, table, query, verb, progress.changed, audit_range)
+        if written is not None and bulk_undo.reversible(table, action):
+            audit_range = (progress.first_audit or written[0], written[1])
+    progress = bulk_batches.Progress(
+        done=progress.done + len(keys),
+        changed=progress.changed + changed,
+        total=max(progress.total, progress.done + len(keys)),
+        last_key=table.encode_key(keys[-1]) if keys else progress.last_key,
+        first_audit=audit_range[0] if audit_range else 0,
+        last_audit=audit_range[1] if audit_range else 0,
+    )
+    if len(keys) < bulk_batches.BATCH_SIZE:
+        request.state.session.flash(
+            f"{verb}: {progress.changed:,} {table.plural} changed.", "success"
+        )
+        return _back_to_list(request, table, query, verb, progress.changed, audit_range)
+    context = {"action": action, "value": value, "query": query, "progress": progress}
+    return render(request, table, "bulk_progress.html", "_bulk_progress.html", context)
 
 
 async def undo(request: Request, table: Table) -> Response:
@@ -211,6 +291,8 @@ async def _confirm_context(
         "preview": await bulk_checks.preview(conn, table, query, target),
         "blockers": found,
         "refused": any(b.refuses for b in found),
+        "batched": count_ > bulk_batches.BATCH_SIZE,
+        "batch_size": bulk_batches.BATCH_SIZE,
         "alternative": alternative
         if alternative and table.allows(current_staff(request).role, Action.CHANGE)
         else None,

@@ -4,9 +4,11 @@ on a desktop and a phone."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.live import LiveServer
 
@@ -20,8 +22,8 @@ async def _seed(database_url: str, n: int = 60) -> None:
         await conn.execute(
             """
             INSERT INTO users (username, email, full_name)
-            SELECT 'user' || lpad(g::text, 3, '0'), 'm' || lpad((1000 - g)::text, 4, '0')
-                   || '@example.com', 'Person ' || g
+            SELECT 'user' || lpad(g::text, greatest(3, length($1::text)), '0'),
+                   'm' || lpad((100000 - g)::text, 6, '0') || '@example.com', 'Person ' || g
             FROM generate_series(1, $1) AS g
             """,
             n,
@@ -220,3 +222,45 @@ async def test_every_list_is_cards_on_a_phone(
         await expect(toggle).to_have_attribute("aria-expanded", "true")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"{path} is {width} px wide"
+
+
+async def test_a_batched_bulk_action_shows_progress_and_stops_when_asked(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    await _seed(database_url, 4500)
+    held = asyncio.Event()
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def hold_the_second_batch(route: Route) -> None:
+        body = route.request.post_data or ""
+        seen.append(body)
+        if "batched=1" in body and "done=2000" in body and "stop=1" not in body:
+            held.set()
+            await release.wait()
+        await route.continue_()
+
+    await page.route("**/users/bulk", hold_the_second_batch)
+    await page.goto(server.url + "/users")
+    await page.locator("[data-select-page]").check()
+    await page.locator("#bulk-form").get_by_role("button", name="Select all 4,500 users").click()
+    await page.select_option("#bulk-action", "deactivate")
+    await page.locator("#bulk-form").get_by_role("button", name="Apply…").click()
+    await expect(page.locator(".bulk-confirm")).to_contain_text("runs in batches of 2,000")
+    await page.get_by_role("button", name="Deactivate: 4,500 users").click()
+    await expect(page.locator("#bulk-progress")).to_contain_text("2,000 of 4,500")
+    await asyncio.wait_for(held.wait(), 10)
+    await page.get_by_role("button", name="Stop").click()
+    await expect(page.get_by_role("button", name="Stopping after this batch…")).to_be_disabled()
+    release.set()
+    await expect(page.locator(".flash")).to_contain_text(
+        "Stopped: Deactivate reached 4,000 of 4,500 users (4,000 changed)"
+    )
+    await expect(page.locator(".undo-bar")).to_contain_text("Deactivate: 4,000 users")
+    assert any("stop=1" in body for body in seen)
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM users WHERE NOT is_active") == 4000
+    finally:
+        await conn.close()
