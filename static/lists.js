@@ -265,3 +265,49 @@
     form.submit();
   });
 })();
+
+// ---- The filter builder: a column's kind decides its conditions and its value's input;
+// a note says when no index serves the filter on a big table.
+(function () {
+  "use strict";
+  function fit(form) {
+    var column = form.querySelector("[data-filter-column]");
+    var op = form.querySelector("[data-filter-op]");
+    var value = form.querySelector("[data-filter-value]");
+    var note = form.querySelector("[data-filter-cost]");
+    var chosen = column.options[column.selectedIndex];
+    if (!chosen) return;
+    var ops = (chosen.getAttribute("data-ops") || "").split(" ");
+    var cheap = (chosen.getAttribute("data-cheap") || "").split(" ");
+    Array.prototype.forEach.call(op.options, function (option) {
+      option.hidden = ops.indexOf(option.value) < 0;
+      option.disabled = option.hidden;
+    });
+    if (ops.indexOf(op.value) < 0) op.value = ops[0];
+    var input = chosen.getAttribute("data-input");
+    value.type = op.value === "in" ? "text" : input;
+    value.hidden = op.value === "empty";
+    value.required = op.value !== "empty";
+    value.placeholder = op.value === "in" ? "a, b, c" : "";
+    if (form.getAttribute("data-big-table") === "yes") {
+      note.textContent = cheap.indexOf(op.value) >= 0
+        ? "An index serves this filter: it stays fast."
+        : "No index serves this filter: it reads all " + form.getAttribute("data-rows") + " rows.";
+    } else {
+      note.textContent = "";
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("#filter-builder");
+    if (form && event.target.name !== "add_val") fit(form);
+  });
+  document.addEventListener("htmx:load", function (event) {
+    var form = event.detail.elt.querySelector && event.detail.elt.querySelector("#filter-builder");
+    if (form) fit(form);
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form.matches || !form.matches("#filter-builder") || !event.detail.successful) return;
+    form.querySelector("[data-filter-value]").value = "";
+  });
+})();

@@ -12,8 +12,16 @@ from starlette.responses import Response
 
 from admin import audit, db, live_actor, replica
 from admin.access import client_ip, current_staff
-from admin.htmx import redirect
-from admin.resources import bulk_batches, bulk_checks, bulk_undo, positions, reads, store
+from admin.htmx import header_url, redirect, wants_fragment
+from admin.resources import (
+    bulk_batches,
+    bulk_checks,
+    bulk_undo,
+    column_filters,
+    positions,
+    reads,
+    store,
+)
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.registry import registry
@@ -43,6 +51,7 @@ async def list_page(request: Request, table: Table) -> Response:
             "error": str(exc),
             "position": None,
             "sizes": positions.PAGE_SIZES,
+            "column_slow": column_filters.slow,
         }
         return render(request, table, "index.html", "_table.html", context, status_code=400)
     async with replica.read_connection(request) as conn:
@@ -58,8 +67,32 @@ async def list_page(request: Request, table: Table) -> Response:
         "position": positions.position(query, page, total),
         "sizes": positions.page_sizes(query.limit),
         "undo": bulk_undo.offered(request, table),
+        "column_slow": column_filters.slow,
     }
-    return render(request, table, "index.html", "_table.html", context)
+    # the address bar shows the list's whole state in one spelling, whatever sent it
+    headers = {"HX-Push-Url": header_url(query.state_url())} if wants_fragment(request) else None
+    return render(request, table, "index.html", "_table.html", context, headers=headers)
+
+
+async def filter_builder(request: Request, table: Table) -> Response:
+    """The filter builder's controls (fetched when opened, not with every list page)."""
+    query = parse_query(table, request.query_params)
+    columns = [
+        (
+            c,
+            column_filters.ops_for(c),
+            [op for op in column_filters.ops_for(c) if column_filters.indexed(table, c, op)],
+            column_filters.input_type(c),
+        )
+        for c in column_filters.filterable(table)
+    ]
+    context = {
+        "query": query,
+        "columns": columns,
+        "ops": column_filters.OPS,
+        "big": table.info.estimated_rows > column_filters.BIG_TABLE,
+    }
+    return render(request, table, "_filter_builder.html", None, context)
 
 
 async def count(request: Request, table: Table) -> Response:

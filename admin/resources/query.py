@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from admin import pg_input
-from admin.resources import cursors, values
+from admin.resources import column_filters, cursors, values
+from admin.resources.column_filters import ColumnFilter
 from admin.resources.cursors import Cursor, InvalidQuery
 from admin.resources.model import OFFSET_CAP, Column, Table
 from admin.resources.spec import Filter, FilterKind
@@ -36,6 +37,7 @@ class ListQuery:
     table: Table
     q: str = ""
     filters: tuple[FilterValue, ...] = ()
+    column_filters: tuple[ColumnFilter, ...] = ()
     sort: Column | None = None
     descending: bool = False
     after: Cursor | None = None
@@ -76,6 +78,7 @@ class ListQuery:
             table=table,
             q=parse_search(params.get("q")),
             filters=_parse_filters(table, params),
+            column_filters=_parse_column_filters(table, params),
             sort=sort,
             descending=descending,
             after=after,
@@ -91,7 +94,7 @@ class ListQuery:
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.q) or bool(self.filters)
+        return bool(self.q) or bool(self.filters) or bool(self.column_filters)
 
     @property
     def dir(self) -> str:
@@ -125,6 +128,8 @@ class ListQuery:
         search = self._search_condition(param) if self.q else None
         for item in self.filters:
             conditions.append(_filter_condition(self.table, item, param))
+        for column_filter in self.column_filters:
+            conditions.append(_column_condition(column_filter, param))
         return search, conditions, args
 
     def order_sql(self, *, ascending: bool) -> str:
@@ -182,6 +187,8 @@ class ListQuery:
         current: dict[str, str | None] = {"q": self.q or None}
         for item in self.filters:
             current[item.filter.param] = item.text
+        for column_filter in self.column_filters:
+            current[column_filter.param] = column_filter.text
         sort_name = self.sort.name if self.sort else None
         default = (table.default_sort, table.default_dir)
         current["sort"] = sort_name if sort_name != table.default_sort else None
@@ -235,6 +242,12 @@ class ListQuery:
 
 
 MAX_AT = 10**12
+
+
+def _parse_column_filters(table: Table, params: Mapping[str, str]) -> tuple[ColumnFilter, ...]:
+    if "add_col" in params or any(k.startswith(column_filters.PREFIX) for k in params):
+        return column_filters.parse(table, params)
+    return ()
 
 
 def _parse_at(raw: str | None, has_cursor: bool) -> int | None:
@@ -372,3 +385,22 @@ def _filter_condition(table: Table, item: FilterValue, param: Any) -> str:
     if kind is FilterKind.DATE_TO:
         return f"{column.quoted} < {param(item.value)}::date + 1"
     return f"{column.quoted} = {param(item.value)}"
+
+
+def _column_condition(item: ColumnFilter, param: Any) -> str:
+    column = item.column.quoted
+    if item.op == "empty":
+        blank = f"{column} IS NULL"
+        if item.column.kind is Kind.TEXT:
+            blank = f"({column} IS NULL OR {column} = '')"
+        return blank if item.value else f"NOT {blank}"
+    if item.op == "contains":
+        return f"{column} ILIKE {param(like_pattern(item.value))}"
+    if item.op == "in":
+        return f"{column} = ANY({param(item.value)}::{item.column.info.type_sql}[])"
+    if item.column.kind in column_filters.DATE_KINDS:
+        if item.op == "gte":
+            return f"{column} >= {param(item.value)}::date"
+        return f"{column} < {param(item.value)}::date + 1"
+    operator = {"eq": "=", "gte": ">=", "lte": "<="}[item.op]
+    return f"{column} {operator} {param(item.value)}"

@@ -50,6 +50,7 @@ def resource_routes() -> list[Route]:
         resource_route(LIST, record_views.create, Action.ADD, methods=["POST"]),
         resource_route(LIST + "/new", record_views.new, Action.ADD),
         resource_route(LIST + "/count", list_views.count, Action.VIEW),
+        resource_route(LIST + "/filter-builder", list_views.filter_builder, Action.VIEW),
         resource_route(LIST + "/lookup", list_views.lookup, Action.VIEW),
         resource_route(LIST + "/validate", record_views.validate, Action.VIEW, methods=["POST"]),
         resource_route(LIST + "/bulk", list_views.bulk, Action.CHANGE, methods=["POST"]),

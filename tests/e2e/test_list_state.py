@@ -264,3 +264,36 @@ async def test_a_batched_bulk_action_shows_progress_and_stops_when_asked(
         assert await conn.fetchval("SELECT count(*) FROM users WHERE NOT is_active") == 4000
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_the_filter_builder_adds_filters_that_searches_and_sorts_keep(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _seed(database_url)
+    await page.goto(server.url + "/users?sort=email")
+    await page.locator("[data-filter-builder] summary").click()
+    builder = page.locator("#filter-builder")
+    await builder.get_by_label("Column").select_option("created_at")
+    # a date column offers a range with a date input, and no "contains"
+    await expect(builder.get_by_label("Value")).to_have_attribute("type", "date")
+    assert await builder.locator("option[value=contains]").evaluate("o => o.disabled")
+    await builder.get_by_label("Column").select_option("username")
+    await builder.get_by_label("Condition").select_option("in")
+    await builder.get_by_label("Value").fill("user001, user002, user010, user011")
+    await builder.get_by_role("button", name="Add filter").click()
+    await expect(page.locator("#list-table tbody tr")).to_have_count(4)
+    await expect(page.locator(".filter-chips")).to_contain_text(
+        "Username is one of user001, user002, user010, user011"
+    )
+    assert "f.username.in=" in page.url and "sort=email" in page.url
+    assert (await _usernames(page))[0] == "user011"  # still by email
+    await page.fill("#list-search", "user01")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(2)
+    assert "f.username.in=" in page.url
+    await page.locator(".filter-chips").get_by_role("link").click()
+    await expect(page.locator(".filter-chips")).to_have_count(0)
+    await expect(page.locator("#list-table tbody tr")).to_have_count(10)
+    assert "f.username" not in page.url and "q=user01" in page.url
