@@ -311,3 +311,14 @@
     form.querySelector("[data-filter-value]").value = "";
   });
 })();
+
+// ---- Saving a view saves what the address bar says now (the list's whole state). In the
+// capture phase: htmx reads a boosted form's fields on its own submit listener.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("[data-save-view]")) return;
+    form.querySelector("[data-view-query]").value = window.location.search.replace(/^\?/, "");
+  }, true);
+})();

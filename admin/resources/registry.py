@@ -36,6 +36,7 @@ INTERNAL_TABLES = frozenset(
         "order_events",
         "resource_changes",
         "revoked_sessions",
+        "saved_views",
     }
 )
 # first path segments the panel's own pages use: a table with such a name is served under

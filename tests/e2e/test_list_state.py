@@ -297,3 +297,25 @@ async def test_the_filter_builder_adds_filters_that_searches_and_sorts_keep(
     await expect(page.locator(".filter-chips")).to_have_count(0)
     await expect(page.locator("#list-table tbody tr")).to_have_count(10)
     assert "f.username" not in page.url and "q=user01" in page.url
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_a_saved_view_reopens_its_filters_sort_and_size(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _seed(database_url)
+    await page.goto(server.url + "/users?f.username.contains=user05&sort=email&limit=25")
+    await page.locator(".save-view summary").click()
+    await page.locator("[data-save-view]").get_by_label("Name").fill("Zeros by email")
+    await page.locator("[data-save-view]").get_by_label("Share with everyone").check()
+    await page.get_by_role("button", name="Save view").click()
+    await expect(page.locator(".flash")).to_contain_text("Saved the view “Zeros by email”")
+    await page.goto(server.url + "/users")
+    await expect(page.locator("#list-position")).to_contain_text("1\u201350 of 60")
+    await page.locator(".saved-views").get_by_role("link", name="Zeros by email").click()
+    await expect(page.locator("#list-position")).to_contain_text("1\u201310 of 10")
+    await expect(page.locator(".filter-chips")).to_contain_text("Username contains user05")
+    await expect(page.locator("#list-table select[name=limit]")).to_have_value("25")
+    assert (await _usernames(page))[0] == "user059"
