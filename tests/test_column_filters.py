@@ -105,3 +105,24 @@ async def test_the_builder_lists_each_column_with_its_conditions_and_indexes(
     assert 'value="total" data-ops="eq in gte lte" data-cheap="eq in gte lte"' in builder.text
     assert 'data-input="date">Created · indexed' in builder.text
     assert (await staff_client.get("/orders/filter-builder?f.x.eq=1")).status_code == 400
+
+
+async def test_the_column_chooser_picks_the_columns_shown(staff_client: LoggedIn, conn) -> None:
+    ids = await _seed(conn)
+    page = await staff_client.get("/users?cols=username,email&sort=email")
+    header = page.text.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert ">Username</a>" in header and ">Email" in header and "Full name" not in header
+    assert row_ids(page.text) == [ids["ann"], ids["bob"], ids["cyd"], ids["dee"]]
+    row = page.text.split(f'<tr id="row-{ids["ann"]}"', 1)[1].split("</tr>", 1)[0]
+    assert row.count("<td") == 4  # the box, username, email, actions
+    assert "ann@smith.example" in row and "Ann Smith" not in row
+    # the chooser's boxes win over the state they came with, and come back as cols
+    chosen = await staff_client.get("/users?cols=username&show=email&show=full_name", headers=HX)
+    assert parse_qs(urlsplit(chosen.headers["hx-push-url"]).query) == {"cols": ["email,full_name"]}
+    # the usual columns drop the parameter
+    usual = await staff_client.get("/users?cols=id,username,email,full_name,is_active,created_at")
+    assert "cols=" not in usual.text.split('<div id="list-state"', 1)[1].split("</div>", 1)[0]
+    chooser = await staff_client.get("/users/column-chooser?cols=username,email")
+    assert 'value="email" checked' in chooser.text and 'value="full_name">' in chooser.text
+    for bad in ("cols=password_hash", "cols=" + ",".join(["id"] * 3) + ",nope"):
+        assert (await staff_client.get(f"/users?{bad}")).status_code == 400

@@ -17,6 +17,7 @@ from admin.resources import (
     column_filters,
     positions,
     reads,
+    rows,
 )
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
@@ -50,7 +51,8 @@ async def list_page(request: Request, table: Table) -> Response:
     async with replica.read_connection(request) as conn:
         total = await reads.estimate_total(conn, query, reads.row_estimates(request))
         dense = reads.dense_search(query, total.planned)
-        page = await reads.fetch_page(conn, query, table.list_select, dense=dense)
+        select, cells, layout = _shown(table, query)
+        page = await reads.fetch_page(conn, query, select, dense=dense)
         total = await reads.settle_total(conn, query, total, page)
     context = {
         "query": query,
@@ -61,6 +63,8 @@ async def list_page(request: Request, table: Table) -> Response:
         "sizes": positions.page_sizes(query.limit),
         "undo": bulk_undo.offered(request, table),
         "column_slow": column_filters.slow,
+        "list_cells": cells,
+        "row_layout": layout,
     }
     # the address bar shows the list's whole state in one spelling, whatever sent it
     headers = {"HX-Push-Url": header_url(query.state_url())} if wants_fragment(request) else None
@@ -86,6 +90,23 @@ async def filter_builder(request: Request, table: Table) -> Response:
         "big": table.info.estimated_rows > column_filters.BIG_TABLE,
     }
     return render(request, table, "_filter_builder.html", None, context)
+
+
+def _shown(table: Table, query: ListQuery) -> tuple[str, Any, Any]:
+    """The select list, header cells and row layout: the table's own, built once per catalog
+    read, unless the column chooser picked others."""
+    if query.columns is None:
+        return table.list_select, table.list_cells, None
+    cells, layout = rows.layout(table, query.columns)
+    return reads.select_list(table, query.columns, table.targets), cells, layout
+
+
+async def column_chooser(request: Request, table: Table) -> Response:
+    """The column chooser's boxes (fetched when opened)."""
+    query = parse_query(table, request.query_params)
+    shown = {c.name for c in (query.columns or table.list_columns)}
+    context = {"query": query, "shown": shown}
+    return render(request, table, "_column_chooser.html", None, context)
 
 
 async def count(request: Request, table: Table) -> Response:

@@ -38,6 +38,7 @@ class ListQuery:
     q: str = ""
     filters: tuple[FilterValue, ...] = ()
     column_filters: tuple[ColumnFilter, ...] = ()
+    columns: tuple[Column, ...] | None = None  # None: the table's own list columns
     sort: Column | None = None
     descending: bool = False
     after: Cursor | None = None
@@ -79,6 +80,7 @@ class ListQuery:
             q=parse_search(params.get("q")),
             filters=_parse_filters(table, params),
             column_filters=_parse_column_filters(table, params),
+            columns=_parse_columns(table, params),
             sort=sort,
             descending=descending,
             after=after,
@@ -194,6 +196,8 @@ class ListQuery:
         current["sort"] = sort_name if sort_name != table.default_sort else None
         current["dir"] = self.dir if (sort_name, self.dir) != default and self.sort else None
         current["limit"] = None if self.limit == DEFAULT_LIMIT else str(self.limit)
+        if self.columns is not None:
+            current["cols"] = ",".join(c.name for c in self.columns)
         current.update(changes)
         return {k: v for k, v in current.items() if v}
 
@@ -242,6 +246,31 @@ class ListQuery:
 
 
 MAX_AT = 10**12
+
+
+MAX_COLUMNS = 12
+
+
+def _parse_columns(table: Table, params: Mapping[str, str]) -> tuple[Column, ...] | None:
+    """The columns shown: `cols=a,b,c`, or the column chooser's `show` boxes (which win)."""
+    if "cols" not in params and "show" not in params:
+        return None
+    getlist = getattr(params, "getlist", None)
+    if "show" in params:
+        names = list(getlist("show")) if getlist else [params["show"]]
+    else:
+        names = params["cols"].split(",")
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        return None
+    unknown = [n for n in names if n not in table.by_name]
+    if unknown:
+        raise InvalidQuery(f"There is no column {unknown[0][:40]!r} to show.")
+    if len(set(names)) > MAX_COLUMNS:
+        raise InvalidQuery(f"Show at most {MAX_COLUMNS} columns.")
+    chosen = set(names)
+    shown = tuple(c for c in table.columns if c.name in chosen)
+    return None if shown == table.list_columns else shown
 
 
 def _parse_column_filters(table: Table, params: Mapping[str, str]) -> tuple[ColumnFilter, ...]:

@@ -51,6 +51,7 @@ def resource_routes() -> list[Route]:
         resource_route(LIST + "/new", record_views.new, Action.ADD),
         resource_route(LIST + "/count", list_views.count, Action.VIEW),
         resource_route(LIST + "/filter-builder", list_views.filter_builder, Action.VIEW),
+        resource_route(LIST + "/column-chooser", list_views.column_chooser, Action.VIEW),
         resource_route(LIST + "/views", saved_views.listing, Action.VIEW),
         resource_route(LIST + "/views", saved_views.save, Action.VIEW, methods=["POST"]),
         resource_route(

@@ -319,3 +319,29 @@ async def test_a_saved_view_reopens_its_filters_sort_and_size(
     await expect(page.locator(".filter-chips")).to_contain_text("Username contains user05")
     await expect(page.locator("#list-table select[name=limit]")).to_have_value("25")
     assert (await _usernames(page))[0] == "user059"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_the_column_chooser_s_columns_survive_a_search(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict[str, int]
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _seed(database_url)
+    await page.goto(server.url + "/users?sort=email")
+    await page.locator("[data-column-chooser] summary").click()
+    chooser = page.locator("#column-chooser")
+    await chooser.get_by_label("Full name").uncheck()
+    await chooser.get_by_label("Created").uncheck()
+    await chooser.get_by_role("button", name="Show", exact=True).click()
+    header = page.locator("#list-table thead")
+    await expect(header).not_to_contain_text("Full name")
+    assert "cols=" in page.url and "sort=email" in page.url
+    await page.fill("#list-search", "user05")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(10)
+    await expect(header).not_to_contain_text("Created")
+    assert (await _usernames(page))[0] == "user059"
+    await chooser.get_by_role("button", name="The usual columns").click()
+    await expect(header).to_contain_text("Full name")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(10)
+    assert "cols=" not in page.url and "q=user05" in page.url
