@@ -76,8 +76,10 @@ async def test_pages_say_where_they_are_and_the_last_page_reads_backwards(
     # sorted the other way, the last page is the lowest ids
     reverse = await staff_client.get("/users?limit=10&last=1&dir=desc")
     assert row_ids(reverse.text) == sorted(ids[:10], reverse=True)
-    # two page links, above and below the table
+    # two page links, above and below the table, each its own landmark
     assert first.text.count('rel="next"') == 2
+    assert '<nav class="pagination" aria-label="Pages (top)">' in first.text
+    assert '<nav class="pagination" aria-label="Pages">' in first.text
 
 
 async def test_a_cursor_with_last_is_refused(staff_client: LoggedIn, conn) -> None:
@@ -153,6 +155,14 @@ async def test_the_confirm_step_names_records_and_what_refers_to_them(
     )
     assert "have orders" not in free.text
     assert re.search(r'class="danger">Delete: 2 users', free.text)
+    deleted = await staff_client.post(
+        "/users/bulk",
+        {"action": "delete", "scope": "selected", "ids": [str(i) for i in ids[5:7]]}
+        | {"confirm": "yes"},
+    )
+    page = await staff_client.get(deleted.headers["location"])
+    assert "Delete: 2 users changed." in page.text
+    assert 'class="undo-bar"' not in page.text  # a delete is not undone from here
 
 
 async def test_a_bulk_change_can_be_undone_and_undo_leaves_later_changes(

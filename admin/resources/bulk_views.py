@@ -103,7 +103,7 @@ async def bulk(request: Request, table: Table) -> Response:
 
 
 def _verb(action: BulkAction, value: Any) -> str:
-    return action.label + (f" to {value}" if action.value is None else "")
+    return action.label + (f" to {value}" if action.column and action.value is None else "")
 
 
 def _back_to_list(
@@ -232,7 +232,7 @@ async def _confirm_context(
         "count": count_,
         "preview": await bulk_checks.preview(conn, table, query, target),
         "blockers": found,
-        "refused": any(b.refuses for b in found),
+        "refused": any(b.refuses and b.count for b in found),
         "batched": count_ > bulk_batches.BATCH_SIZE,
         "batch_size": bulk_batches.BATCH_SIZE,
         "alternative": alternative

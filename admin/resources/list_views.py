@@ -15,6 +15,7 @@ from admin.htmx import header_url, wants_fragment
 from admin.resources import (
     bulk_undo,
     column_filters,
+    list_markup,
     positions,
     reads,
     rows,
@@ -65,6 +66,7 @@ async def list_page(request: Request, table: Table) -> Response:
         "column_slow": column_filters.slow,
         "list_cells": cells,
         "row_layout": layout,
+        "markup": list_markup,
     }
     # the address bar shows the list's whole state in one spelling, whatever sent it
     headers = {"HX-Push-Url": header_url(query.state_url())} if wants_fragment(request) else None

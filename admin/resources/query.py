@@ -22,6 +22,8 @@ from admin.resources.tables import Kind
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_QUERY_LENGTH = 200
+MAX_COLUMNS = 12  # the column chooser's limit
+MAX_AT = 10**12  # a position hint past this is dropped
 _TSCONFIG = re.compile(r"^to_tsvector\(('(?:[^']|'')*'::regconfig),")
 
 
@@ -243,12 +245,6 @@ class ListQuery:
             else:
                 urls[name] = f"{prefix}{urlencode({'sort': name, 'dir': direction})}"
         return urls
-
-
-MAX_AT = 10**12
-
-
-MAX_COLUMNS = 12
 
 
 def _parse_columns(table: Table, params: Mapping[str, str]) -> tuple[Column, ...] | None:
