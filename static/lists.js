@@ -322,3 +322,19 @@
     form.querySelector("[data-view-query]").value = window.location.search.replace(/^\?/, "");
   }, true);
 })();
+
+// ---- The list answers the last thing asked: a request for the table drops the one still
+// under way (leaving a search box by clicking a control fires its change, then the control).
+(function () {
+  "use strict";
+  var pending = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "list-table") return;
+    if (pending && pending !== event.detail.xhr) pending.abort();
+    pending = event.detail.xhr;
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.xhr === pending) pending = null;
+  });
+})();
