@@ -35,7 +35,7 @@ def _link(text: str, rel: str) -> str:
 
 
 def _position(text: str) -> str:
-    match = re.search(r'<p class="list-position"[^>]*>(.*?)</p>', text, re.S)
+    match = re.search(r'<p class="list-position[^"]*"[^>]*>(.*?)</p>', text, re.S)
     assert match
     text = " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
     return text.replace("\u2013", "-")  # the en dash of "1-10"
