@@ -92,3 +92,42 @@
     }
   });
 })();
+
+// ---- Lists remember their state (search, filters, sort, size, page) for this tab: the way
+// back from a record (its breadcrumb) returns to the same list page, not to the first.
+(function () {
+  "use strict";
+
+  function storageKey(path) { return "list-state:" + path; }
+
+  function remember() {
+    if (!document.getElementById("list-state")) return;
+    try {
+      window.sessionStorage.setItem(storageKey(window.location.pathname),
+        window.location.pathname + window.location.search);
+    } catch (error) { /* storage off: links stay as they are */ }
+  }
+
+  function pointBack(root) {
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll(".breadcrumbs a[href], a[data-list-return]").forEach(function (link) {
+      var href = link.getAttribute("href");
+      if (!href || href.charAt(0) !== "/" || href.indexOf("?") >= 0) return;
+      var saved = null;
+      try { saved = window.sessionStorage.getItem(storageKey(href)); } catch (error) { return; }
+      if (saved) link.setAttribute("href", saved);
+    });
+  }
+
+  // a boosted link keeps the address it had when htmx wired it: send the saved one instead
+  document.addEventListener("htmx:configRequest", function (event) {
+    var link = event.detail.elt;
+    if (!link.matches || !link.matches(".breadcrumbs a[href], a[data-list-return]")) return;
+    var href = link.getAttribute("href");
+    if (href && href.indexOf("?") > 0 && event.detail.path.indexOf("?") < 0) event.detail.path = href;
+  });
+  document.addEventListener("DOMContentLoaded", function () { remember(); pointBack(document); });
+  document.addEventListener("htmx:pushedIntoHistory", remember);
+  document.addEventListener("htmx:historyRestore", remember);
+  document.addEventListener("htmx:load", function (event) { pointBack(event.detail.elt); });
+})();

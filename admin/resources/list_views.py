@@ -1,5 +1,5 @@
-"""HTTP for a table's list: search, filters, sort, keyset pages, totals, lookups for
-reference fields, and bulk actions (confirm first, then one statement)."""
+"""HTTP for a table's list: search, filters, sort, keyset pages, totals, the filter builder
+and lookups for reference fields (bulk actions: admin/resources/bulk_views.py)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, live_actor, replica
-from admin.access import client_ip, current_staff
-from admin.htmx import redirect
-from admin.resources import reads, store
+from admin import db, replica
+from admin.htmx import header_url, wants_fragment
+from admin.resources import (
+    bulk_undo,
+    column_filters,
+    list_markup,
+    positions,
+    reads,
+    rows,
+)
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
-from admin.resources.resolve import render, require
-from admin.resources.spec import BulkAction
+from admin.resources.resolve import render
 from admin.templating import templates
 
-MAX_BULK_SELECTED = 10_000
 LOOKUP_ROWS = 10
 
 
@@ -40,15 +44,71 @@ async def list_page(request: Request, table: Table) -> Response:
             "page": None,
             "total": None,
             "error": str(exc),
+            "position": None,
+            "sizes": positions.PAGE_SIZES,
+            "column_slow": column_filters.slow,
         }
         return render(request, table, "index.html", "_table.html", context, status_code=400)
     async with replica.read_connection(request) as conn:
         total = await reads.estimate_total(conn, query, reads.row_estimates(request))
         dense = reads.dense_search(query, total.planned)
-        page = await reads.fetch_page(conn, query, table.list_select, dense=dense)
+        select, cells, layout = _shown(table, query)
+        page = await reads.fetch_page(conn, query, select, dense=dense)
         total = await reads.settle_total(conn, query, total, page)
-    context = {"query": query, "page": page, "total": total, "error": None}
-    return render(request, table, "index.html", "_table.html", context)
+    context = {
+        "query": query,
+        "page": page,
+        "total": total,
+        "error": None,
+        "position": positions.position(query, page, total),
+        "sizes": positions.page_sizes(query.limit),
+        "undo": bulk_undo.offered(request, table),
+        "column_slow": column_filters.slow,
+        "list_cells": cells,
+        "row_layout": layout,
+        "markup": list_markup,
+    }
+    # the address bar shows the list's whole state in one spelling, whatever sent it
+    headers = {"HX-Push-Url": header_url(query.state_url())} if wants_fragment(request) else None
+    return render(request, table, "index.html", "_table.html", context, headers=headers)
+
+
+async def filter_builder(request: Request, table: Table) -> Response:
+    """The filter builder's controls (fetched when opened, not with every list page)."""
+    query = parse_query(table, request.query_params)
+    columns = [
+        (
+            c,
+            column_filters.ops_for(c),
+            [op for op in column_filters.ops_for(c) if column_filters.indexed(table, c, op)],
+            column_filters.input_type(c),
+        )
+        for c in column_filters.filterable(table)
+    ]
+    context = {
+        "query": query,
+        "columns": columns,
+        "ops": column_filters.OPS,
+        "big": table.info.estimated_rows > column_filters.BIG_TABLE,
+    }
+    return render(request, table, "_filter_builder.html", None, context)
+
+
+def _shown(table: Table, query: ListQuery) -> tuple[str, Any, Any]:
+    """The select list, header cells and row layout: the table's own, built once per catalog
+    read, unless the column chooser picked others."""
+    if query.columns is None:
+        return table.list_select, table.list_cells, None
+    cells, layout = rows.layout(table, query.columns)
+    return reads.select_list(table, query.columns, table.targets), cells, layout
+
+
+async def column_chooser(request: Request, table: Table) -> Response:
+    """The column chooser's boxes (fetched when opened)."""
+    query = parse_query(table, request.query_params)
+    shown = {c.name for c in (query.columns or table.list_columns)}
+    context = {"query": query, "shown": shown}
+    return render(request, table, "_column_chooser.html", None, context)
 
 
 async def count(request: Request, table: Table) -> Response:
@@ -72,97 +132,3 @@ async def lookup(request: Request, table: Table) -> Response:
     field = request.query_params.get("field", "")[:80]
     context = {"rows": rows, "field": field, "text": text}
     return render(request, table, "_lookup.html", None, context)
-
-
-def selected_keys(table: Table, form: Any) -> list[tuple[Any, ...]] | None:
-    """The selected records of a bulk form, or None when it covers everything matching."""
-    if form.get("scope") == "all":
-        return None
-    raw = form.getlist("ids")
-    if len(raw) > MAX_BULK_SELECTED:
-        raise HTTPException(
-            400, f"Select at most {MAX_BULK_SELECTED:,} records, or 'all matching'."
-        )
-    try:
-        found = [table.parse_key(str(v)) for v in raw]
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
-    if not found:
-        raise HTTPException(400, f"Select at least one {table.label}, or choose 'all matching'.")
-    return found
-
-
-def _bulk_action(table: Table, form: Any) -> tuple[BulkAction, Any]:
-    name = str(form.get("action", ""))
-    action = next((a for a in table.bulk_actions if a.name == name), None)
-    if action is None:
-        names = ", ".join(a.name for a in table.bulk_actions) or "none"
-        raise HTTPException(400, f"Choose a bulk action ({names}).")
-    value = action.value
-    if action.column is not None and value is None:
-        column = table.by_name[action.column]
-        value = str(form.get("value", ""))
-        if value not in column.choices:
-            raise HTTPException(
-                400, f"Choose the new {column.label.lower()}: one of {', '.join(column.choices)}."
-            )
-    return action, value
-
-
-async def bulk(request: Request, table: Table) -> Response:
-    """Confirm step first (what will change, how many); with confirm=yes, do it."""
-    form = await request.form()
-    action, value = _bulk_action(table, form)
-    require(request, table, action.permission)
-    query = parse_query(table, {k: str(v) for k, v in form.items() if isinstance(v, str)})
-    keys = selected_keys(table, form)
-    target = store.target(table, query, keys)
-    async with db.connection(request) as conn:
-        if form.get("confirm") != "yes":
-            count_ = await store.count_target(conn, target)
-            context = {
-                "action": action,
-                "value": value,
-                "query": query,
-                "ids": None if keys is None else [table.encode_key(k) for k in keys],
-                "count": count_,
-            }
-            return render(request, table, "bulk_confirm.html", None, context)
-        try:
-            async with conn.transaction():
-                await live_actor.mark(request, conn)
-                changed = await _apply(request, conn, table, action, value, target)
-        except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError) as exc:
-            request.state.session.flash(
-                f"Nothing was deleted: other records still refer to some of these {table.plural}"
-                f" ({exc.detail or exc}). Remove or reassign those first.",
-                "error",
-            )
-            return redirect(request, query.url())
-    request.state.session.flash(f"{action.label}: {changed} {table.plural} changed.", "success")
-    return redirect(request, query.url())
-
-
-async def _apply(
-    request: Request,
-    conn: asyncpg.Connection,
-    table: Table,
-    action: BulkAction,
-    value: Any,
-    target: tuple[str, list[object]],
-) -> int:
-    if action.delete:
-        rows = await store.bulk_delete(conn, table, target, table.detail_select)
-        entries = [(table.key_of(r), store.snapshot(r), None) for r in rows]
-    else:
-        column = table.by_name[str(action.column)]
-        entries = await store.bulk_set(conn, table, target, column, value)
-    await audit.record_many(
-        conn,
-        staff=current_staff(request),
-        action=f"bulk_{action.name}",
-        resource=table.slug,
-        entries=entries,  # type: ignore[arg-type]
-        ip=client_ip(request),
-    )
-    return len(entries)

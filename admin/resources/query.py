@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from admin import pg_input
-from admin.resources import cursors, values
+from admin.resources import column_filters, cursors, values
+from admin.resources.column_filters import ColumnFilter
 from admin.resources.cursors import Cursor, InvalidQuery
 from admin.resources.model import OFFSET_CAP, Column, Table
 from admin.resources.spec import Filter, FilterKind
@@ -21,6 +22,8 @@ from admin.resources.tables import Kind
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_QUERY_LENGTH = 200
+MAX_COLUMNS = 12  # the column chooser's limit
+MAX_AT = 10**12  # a position hint past this is dropped
 _TSCONFIG = re.compile(r"^to_tsvector\(('(?:[^']|'')*'::regconfig),")
 
 
@@ -36,6 +39,8 @@ class ListQuery:
     table: Table
     q: str = ""
     filters: tuple[FilterValue, ...] = ()
+    column_filters: tuple[ColumnFilter, ...] = ()
+    columns: tuple[Column, ...] | None = None  # None: the table's own list columns
     sort: Column | None = None
     descending: bool = False
     after: Cursor | None = None
@@ -43,6 +48,12 @@ class ListQuery:
     offset: int = 0  # tables without a primary key only
     limit: int = DEFAULT_LIMIT
     extra: dict[str, str] = field(default_factory=dict)
+    # where the page sits: the cursor as it came, the last page (read backwards from the
+    # end), and the position of its first row (a hint the page links carry; negative:
+    # counted from the end)
+    cursor_param: tuple[str, str] | None = None
+    last: bool = False
+    at: int | None = 0
 
     @classmethod
     def default(cls, table: Table) -> ListQuery:
@@ -58,8 +69,11 @@ class ListQuery:
         before_raw = params.get("before", "").strip()
         if after_raw and before_raw:
             raise InvalidQuery("Use either 'after' or 'before', not both.")
-        if (after_raw or before_raw) and sort is None:
+        last = params.get("last", "").strip() == "1"
+        if (after_raw or before_raw or last) and sort is None:
             raise InvalidQuery("This table has no primary key, so it has no page cursors.")
+        if last and (after_raw or before_raw):
+            raise InvalidQuery("The last page has no cursor; use 'last' alone.")
         if sort is not None:
             after = cursors.decode(after_raw, table, sort) if after_raw else None
             before = cursors.decode(before_raw, table, sort) if before_raw else None
@@ -67,17 +81,24 @@ class ListQuery:
             table=table,
             q=parse_search(params.get("q")),
             filters=_parse_filters(table, params),
+            column_filters=_parse_column_filters(table, params),
+            columns=_parse_columns(table, params),
             sort=sort,
             descending=descending,
             after=after,
             before=before,
             offset=_parse_offset(table, params.get("offset")),
             limit=parse_limit(params.get("limit")),
+            cursor_param=(
+                ("after", after_raw) if after else ("before", before_raw) if before else None
+            ),
+            last=last,
+            at=_parse_at(params.get("at"), bool(after or before or last)),
         )
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.q) or bool(self.filters)
+        return bool(self.q) or bool(self.filters) or bool(self.column_filters)
 
     @property
     def dir(self) -> str:
@@ -111,6 +132,8 @@ class ListQuery:
         search = self._search_condition(param) if self.q else None
         for item in self.filters:
             conditions.append(_filter_condition(self.table, item, param))
+        for column_filter in self.column_filters:
+            conditions.append(_column_condition(column_filter, param))
         return search, conditions, args
 
     def order_sql(self, *, ascending: bool) -> str:
@@ -168,16 +191,42 @@ class ListQuery:
         current: dict[str, str | None] = {"q": self.q or None}
         for item in self.filters:
             current[item.filter.param] = item.text
+        for column_filter in self.column_filters:
+            current[column_filter.param] = column_filter.text
         sort_name = self.sort.name if self.sort else None
         default = (table.default_sort, table.default_dir)
         current["sort"] = sort_name if sort_name != table.default_sort else None
         current["dir"] = self.dir if (sort_name, self.dir) != default and self.sort else None
         current["limit"] = None if self.limit == DEFAULT_LIMIT else str(self.limit)
+        if self.columns is not None:
+            current["cols"] = ",".join(c.name for c in self.columns)
         current.update(changes)
         return {k: v for k, v in current.items() if v}
 
     def url(self, **changes: str | None) -> str:
         params = self.params(**changes)
+        return self.table.url + (f"?{urlencode(params)}" if params else "")
+
+    def position_params(self) -> dict[str, str]:
+        """Where this page sits (cursor, last page, position hint): with params(), the
+        whole state of the list, for the forms that come back to it."""
+        found: dict[str, str] = {}
+        if self.cursor_param is not None:
+            found[self.cursor_param[0]] = self.cursor_param[1]
+        if self.last:
+            found["last"] = "1"
+        if self.at and (self.cursor_param is not None or self.last):
+            found["at"] = str(self.at)
+        if self.offset:
+            found["offset"] = str(self.offset)
+        return found
+
+    def state_params(self) -> dict[str, str]:
+        return {**self._params, **self.position_params()}
+
+    def state_url(self) -> str:
+        """This very page: filters, sort, size and position."""
+        params = self.state_params()
         return self.table.url + (f"?{urlencode(params)}" if params else "")
 
     def sort_urls(self) -> dict[str, str]:
@@ -196,6 +245,44 @@ class ListQuery:
             else:
                 urls[name] = f"{prefix}{urlencode({'sort': name, 'dir': direction})}"
         return urls
+
+
+def _parse_columns(table: Table, params: Mapping[str, str]) -> tuple[Column, ...] | None:
+    """The columns shown: `cols=a,b,c`, or the column chooser's `show` boxes (which win)."""
+    if "cols" not in params and "show" not in params:
+        return None
+    getlist = getattr(params, "getlist", None)
+    if "show" in params:
+        names = list(getlist("show")) if getlist else [params["show"]]
+    else:
+        names = params["cols"].split(",")
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        return None
+    unknown = [n for n in names if n not in table.by_name]
+    if unknown:
+        raise InvalidQuery(f"There is no column {unknown[0][:40]!r} to show.")
+    if len(set(names)) > MAX_COLUMNS:
+        raise InvalidQuery(f"Show at most {MAX_COLUMNS} columns.")
+    chosen = set(names)
+    shown = tuple(c for c in table.columns if c.name in chosen)
+    return None if shown == table.list_columns else shown
+
+
+def _parse_column_filters(table: Table, params: Mapping[str, str]) -> tuple[ColumnFilter, ...]:
+    if "add_col" in params or any(k.startswith(column_filters.PREFIX) for k in params):
+        return column_filters.parse(table, params)
+    return ()
+
+
+def _parse_at(raw: str | None, has_cursor: bool) -> int | None:
+    """The position hint: 0 on a first page; None (unknown) on a cursor page without one.
+    A hint only, so a bad one is dropped rather than refused."""
+    text = (raw or "").strip()
+    number = text[1:] if text.startswith("-") else text
+    if not number.isascii() or not number.isdigit() or int(number) > MAX_AT:
+        return None if has_cursor else 0
+    return int(text)
 
 
 def parse_limit(raw: str | None) -> int:
@@ -323,3 +410,22 @@ def _filter_condition(table: Table, item: FilterValue, param: Any) -> str:
     if kind is FilterKind.DATE_TO:
         return f"{column.quoted} < {param(item.value)}::date + 1"
     return f"{column.quoted} = {param(item.value)}"
+
+
+def _column_condition(item: ColumnFilter, param: Any) -> str:
+    column = item.column.quoted
+    if item.op == "empty":
+        blank = f"{column} IS NULL"
+        if item.column.kind is Kind.TEXT:
+            blank = f"({column} IS NULL OR {column} = '')"
+        return blank if item.value else f"NOT {blank}"
+    if item.op == "contains":
+        return f"{column} ILIKE {param(like_pattern(item.value))}"
+    if item.op == "in":
+        return f"{column} = ANY({param(item.value)}::{item.column.info.type_sql}[])"
+    if item.column.kind in column_filters.DATE_KINDS:
+        if item.op == "gte":
+            return f"{column} >= {param(item.value)}::date"
+        return f"{column} < {param(item.value)}::date + 1"
+    operator = {"eq": "=", "gte": ">=", "lte": "<="}[item.op]
+    return f"{column} {operator} {param(item.value)}"

@@ -104,7 +104,8 @@ async def fetch_page(
         return await _offset_page(conn, query, select, where, args)
     search, conditions, args = query.conditions()
     cursor = query.after or query.before
-    backwards = query.before is not None
+    # the last page is the first page of the list read backwards
+    backwards = query.before is not None or query.last
     ascending = query.descending == backwards
     if cursor is not None:
         condition, extra = cursors.condition(
@@ -125,7 +126,7 @@ async def fetch_page(
     rows = list(rows[: query.limit])
     if backwards:
         rows.reverse()
-    has_next = backwards or more
+    has_next = (backwards and not query.last) or (more and not backwards)
     has_prev = query.after is not None or (backwards and more)
     return Page(
         rows=rows,
@@ -260,7 +261,7 @@ async def settle_total(
     away: an estimate below a full page is wrong, and a text search on a big table (or one
     its declaration calls unpredictable) may match anything, where counting means reading
     every match."""
-    first = query.after is None and query.before is None and not query.offset
+    first = query.after is None and query.before is None and not query.offset and not query.last
     full = page.next_cursor is not None or page.next_offset is not None
     if first and not full:
         return Total(len(page.rows), True, total.planned)

@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 
 from admin import capture
 from admin.declarations import DECLARATIONS
-from admin.resources import catalog, cells, keys, reads
+from admin.resources import catalog, cells, keys, reads, rows
 from admin.resources.model import Table
 from admin.resources.spec import Action, Resource
 from admin.resources.tables import TableInfo
@@ -36,6 +36,7 @@ INTERNAL_TABLES = frozenset(
         "order_events",
         "resource_changes",
         "revoked_sessions",
+        "saved_views",
     }
 )
 # first path segments the panel's own pages use: a table with such a name is served under
@@ -171,19 +172,7 @@ def _bind(table: Table, by_name: dict[tuple[str, str], Table]) -> None:
         for c in table.references
         if c.reference is not None
     }
-    table.list_cells = tuple(
-        (c, cells.renderer(c, table.targets.get(c.name))) for c in table.list_columns
-    )
-    first_key = table.primary_key[0].name if table.keyed else None
-    table.list_layout = tuple(
-        (
-            column,
-            render_fn,
-            f'<td class="{column.css}">' if column.css else "<td>",
-            column.name == first_key and column.reference is None,
-        )
-        for column, render_fn in table.list_cells
-    )
+    table.list_cells, table.list_layout = rows.layout(table, table.list_columns)
     table.detail_cells = tuple(
         (c, cells.renderer(c, table.targets.get(c.name), full=True)) for c in table.columns
     )

@@ -14,12 +14,42 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from admin.resources import cells
 from admin.resources.cells import NULL_HTML
-from admin.resources.model import Table
+from admin.resources.model import Column, Table
 from admin.resources.reads import ROW_VERSION
 
+# row actions sit in a menu, not side by side: Delete is never one slip away from Edit
+ACTIONS_OPEN = '<td class="row-actions"><details class="row-menu"><summary>Actions</summary>'
 
-def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str, bool]) -> Markup:
+
+Cells = tuple[tuple[Column, Any], ...]
+Layout = tuple[tuple[Column, Any, str, bool], ...]
+
+
+def layout(table: Table, columns: Iterable[Column]) -> tuple[Cells, Layout]:
+    """The header cells and the row layout of a list showing `columns`: each column's
+    renderer, its cell's opening tag, and whether it links to the record."""
+    found = tuple((c, cells.renderer(c, table.targets.get(c.name))) for c in columns)
+    first_key = table.primary_key[0].name if table.keyed else None
+    return found, tuple(
+        (
+            column,
+            render_fn,
+            f'<td class="{column.css}">' if column.css else "<td>",
+            column.name == first_key and column.reference is None,
+        )
+        for column, render_fn in found
+    )
+
+
+def list_rows(
+    table: Table,
+    found: Iterable[Any],
+    zone: tzinfo,
+    can: Mapping[str, bool],
+    row_layout: Layout | None = None,
+) -> Markup:
     selectable = bool(table.bulk_actions) and (can.get("change") or can.get("delete"))
     label = str(escape(table.label))
     parts: list[str] = []
@@ -36,7 +66,7 @@ def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str
                 f'<td><input type="checkbox" name="ids" value="{key}" form="bulk-form"'
                 f' aria-label="Select {label} {key}"></td>'
             )
-        for column, render_fn, opening, links in table.list_layout:
+        for column, render_fn, opening, links in row_layout or table.list_layout:
             value = row[column.name]
             inner = NULL_HTML if value is None else render_fn(value, row, zone)
             if links and href:
@@ -44,11 +74,11 @@ def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str
             else:
                 parts.append(f"{opening}{inner}</td>")
         if table.keyed:
-            parts.append('<td class="row-actions">')
+            parts.append(ACTIONS_OPEN)
             if can.get("change"):
                 parts.append(
                     f'<a href="{href}/edit" hx-get="{href}/inline" hx-target="closest tr"'
-                    ' hx-swap="outerHTML" data-inline-open>Edit</a> '
+                    ' hx-swap="outerHTML" data-inline-open>Edit</a>'
                 )
             if can.get("delete"):
                 version = row[ROW_VERSION]
@@ -57,6 +87,6 @@ def list_rows(table: Table, found: Iterable[Any], zone: tzinfo, can: Mapping[str
                     f' hx-confirm="Delete {label} {key}?" hx-target="closest tr"'
                     ' hx-swap="outerHTML">Delete</a>'
                 )
-            parts.append("</td>")
+            parts.append("</details></td>")
         parts.append("</tr>\n")
     return Markup("".join(parts))  # noqa: S704 - see the module's docstring

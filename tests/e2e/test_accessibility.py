@@ -100,6 +100,8 @@ async def test_every_state_of_a_table_is_accessible(
     record_id = int(record.rsplit("/", 1)[1])
     # the row's inline editor, then the same editor after someone else saved the row
     row = page.locator(f"#row-{record_id}")
+    await row.locator("summary").click()  # the row's actions menu, open
+    await sweep.check(f"{slug} list, a row's menu open")
     await row.locator("[data-inline-open]").click()
     editor = page.locator(f"#row-{record_id}[data-inline-edit]")
     await expect(editor.locator("[data-inline-first]")).to_be_focused()

@@ -117,6 +117,7 @@ async def test_inline_conflict_keeps_its_choices_in_view(
     user_id = await _seed(database_url)
     await page.goto(server.url + "/users?q=user3")
     row = page.locator(f"#row-{user_id}")
+    await row.locator("summary").click()  # the row's actions menu
     await row.get_by_role("link", name="Edit").click()
     await expect(row.locator("input[name=username]")).to_be_focused()
     await _sql(database_url, "UPDATE users SET full_name = 'Theirs' WHERE id = $1", user_id)
@@ -162,6 +163,7 @@ async def test_focus_and_announcements_after_swaps(
     first_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'user1'")
     await page.goto(server.url + "/users?q=user1")
     row = page.locator(f"#row-{first_id}")
+    await row.locator("summary").click()  # the row's actions menu
     await row.get_by_role("link", name="Edit").click()
     await expect(row.locator("input[name=username]")).to_be_focused()
     await row.locator("input[name=full_name]").fill("Renamed")
@@ -226,6 +228,7 @@ async def test_a_row_deleted_from_the_list_is_announced_and_focus_is_kept(
     user_id = await _seed(database_url)
     await page.goto(server.url + "/users?q=user3")
     page.on("dialog", lambda dialog: dialog.accept())
+    await page.locator(f"#row-{user_id} summary").click()  # the row's actions menu
     await page.locator(f"#row-{user_id}").get_by_role("link", name="Delete").click()
     await expect(page.locator(f"#row-{user_id}")).to_have_count(0)
     await expect(page.locator("#announcer")).to_have_text(f"Deleted user {user_id}.")

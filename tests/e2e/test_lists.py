@@ -55,6 +55,7 @@ async def test_inline_edit_enter_saves_escape_cancels(
     user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
     await page.goto(server.url + "/users?q=jsmith")
     row = page.locator(f"#row-{user_id}")
+    await row.locator("summary").click()
     await row.get_by_role("link", name="Edit").click()
     await expect(row.locator("input[name=username]")).to_be_focused()
     field = row.locator("input[name=full_name]")
@@ -63,6 +64,7 @@ async def test_inline_edit_enter_saves_escape_cancels(
     await expect(row.locator("td").nth(4)).to_have_text("Johnny <b>Smith</b>")
     stored = await _sql(database_url, "SELECT full_name FROM users WHERE id = $1", user_id)
     assert stored == "Johnny <b>Smith</b>"
+    await row.locator("summary").click()
     await row.get_by_role("link", name="Edit").click()
     await expect(row.locator("input[name=username]")).to_be_focused()
     await row.locator("input[name=full_name]").fill("Discarded")
@@ -107,6 +109,7 @@ async def test_inline_conflict_shows_both_values(
     user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
     await page.goto(server.url + "/users?q=jsmith")
     row = page.locator(f"#row-{user_id}")
+    await row.locator("summary").click()
     await row.get_by_role("link", name="Edit").click()
     # the editor must have been read (and wired) before the row changes underneath it
     await expect(row.locator("input[name=username]")).to_be_focused()
