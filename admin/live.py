@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from admin import changes
+from admin import changes, db
 from admin.hub import Hub
 from admin.live_stats import StatsFeed
 from admin.settings import Settings
 from admin.sse_response import server_exiting
 from admin.sse_slots import StreamSlots
+from admin.stream_guard import StreamGuard
 
 # how often the process checks whether the server was told to exit
 EXIT_POLL_SECONDS = 0.1
@@ -33,6 +34,8 @@ class Live:
     changes: Hub
     stats: StatsFeed
     slots: StreamSlots
+    # closes open streams whose login changed (role, logout, deactivation)
+    guard: StreamGuard
     exit_watch: asyncio.Task[None]
     replay_turns: asyncio.Semaphore
 
@@ -57,11 +60,14 @@ def start(app: Starlette) -> Live:
         _end_streams_on_exit(hub, changes_hub), name="order-events-exit"
     )
     slots = StreamSlots(settings.sse_max_per_session, settings.sse_max_per_process)
+    guard = StreamGuard(lambda: db.acquire(app.state.pool, settings.pool_acquire_timeout))
+    guard.start()
     app.state.live = Live(
         hub=hub,
         changes=changes_hub,
         stats=stats,
         slots=slots,
+        guard=guard,
         exit_watch=exit_watch,
         replay_turns=asyncio.Semaphore(REPLAY_BATCHES_AT_ONCE),
     )
@@ -76,6 +82,7 @@ async def stop(app: Starlette) -> None:
     live.exit_watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await live.exit_watch
+    await live.guard.stop()
     await live.stats.stop()
     await live.hub.stop()
     await live.changes.stop()
