@@ -240,3 +240,30 @@ async def test_a_role_change_narrows_an_open_stream_and_a_logout_ends_it(
         await copy.aclose()
         await http.aclose()
     await conn.close()
+
+
+async def _open_stream(port: int, cookie: str) -> tuple[bytes, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /live/changes HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    return await reader.readuntil(b"\r\n\r\n"), writer
+
+
+async def test_a_crowd_of_browsers_reconnecting_at_once_fits_a_small_pool(
+    database_url: str, tmp_path: Path
+):
+    # each stream's request uses one pooled connection, not one plus another for its
+    # scope: with two per request, a crowd holding the first waits for the second
+    env = {"POOL_MAX_SIZE": "2", "POOL_ACQUIRE_TIMEOUT": "2", "SSE_MAX_PER_SESSION": "100"}
+    with live_server(database_url, TEST_SECRET_KEY, tmp_path, extra_env=env) as server:
+        http = await logged_in_client(server.url, database_url, "watcher")
+        cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+        port = int(server.url.rsplit(":", 1)[1])
+        opened = await asyncio.gather(*(_open_stream(port, cookie) for _ in range(40)))
+        statuses = [head.split(b" ", 2)[1] for head, _ in opened]
+        for _, writer in opened:
+            writer.close()
+        assert statuses == [b"200"] * 40
+        await http.aclose()
