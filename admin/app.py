@@ -92,6 +92,7 @@ def routes() -> list[BaseRoute]:
             access=Access.STAFF,
             name="live_changes",
         ),
+        route("/live/chart", dashboard.chart, access=Access.STAFF, name="live_chart"),
         # ---- staff, my account, audit log
         route("/staff", staff_list, access=Access.ADMIN, name="staff"),
         route("/staff", staff_create, access=Access.ADMIN, methods=["POST"]),

@@ -106,6 +106,7 @@ templates.env.filters["localtime_tag"] = _localtime_tag
 templates.env.filters["amount"] = _amount
 templates.env.filters["plural"] = wording.plural
 templates.env.filters["money"] = _money
+templates.env.filters["money_change"] = money.change
 templates.env.filters["counted"] = wording.counted
 # jsonb numbers past Python's integer limit decode as Decimal (db._json_loads); tojson shows
 # them as text rather than failing the page
