@@ -245,3 +245,36 @@ async def test_killed_listeners_and_concurrent_writers_lose_nothing(
         await f.disconnect()
         assert f.ids in (everything, writes)
     await http.aclose()
+
+
+async def test_a_changed_primary_key_is_reported_under_the_old_key_as_deleted(
+    server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    http = await admin_client(server, db)
+    await db.execute("CREATE TABLE gadgets (code text PRIMARY KEY, n int)")
+    await db.execute("CREATE TABLE pairs (a int, b int, n int, PRIMARY KEY (a, b))")
+    await db.execute("INSERT INTO gadgets VALUES ('c', 1), ('d', 2)")
+    await db.execute("INSERT INTO pairs VALUES (1, 1, 0), (1, 2, 0)")
+    await http.post("/tables/refresh", data={"csrf_token": await _csrf(http)})
+    f = follower(http, "?tables=gadgets,pairs")
+    f.start()
+    await f.wait_open()
+    await db.execute("UPDATE gadgets SET code = 'z' WHERE code = 'c'")
+    await db.execute("UPDATE gadgets SET code = code, n = 5")  # keys named, none changed
+    await db.execute("UPDATE pairs SET b = b + 10 WHERE b = 2")
+    await db.execute("UPDATE pairs SET n = 1")  # no key column named
+    expected = await change_ids(db, ["gadgets", "pairs"])
+    await wait_for(f, expected)
+    await f.disconnect()
+    got = [(g["table"], g["op"], g["key"]) for g in map(json.loads, f.data)]
+    assert got == [
+        ("gadgets", "delete", "c"),
+        ("gadgets", "update", "z"),
+        ("gadgets", "update", "d"),
+        ("gadgets", "update", "z"),
+        ("pairs", "delete", "1,2"),
+        ("pairs", "update", "1,12"),
+        ("pairs", "update", "1,1"),
+        ("pairs", "update", "1,12"),
+    ]
+    await http.aclose()
