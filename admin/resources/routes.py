@@ -51,6 +51,7 @@ def resource_routes() -> list[Route]:
         resource_route(LIST + "/new", record_views.new, Action.ADD),
         resource_route(LIST + "/count", list_views.count, Action.VIEW),
         resource_route(LIST + "/lookup", list_views.lookup, Action.VIEW),
+        resource_route(LIST + "/matching", list_views.matching, Action.VIEW),
         resource_route(LIST + "/validate", record_views.validate, Action.VIEW, methods=["POST"]),
         resource_route(LIST + "/bulk", list_views.bulk, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD, record_views.show, Action.VIEW),

@@ -125,3 +125,38 @@ async def test_ten_tabs_share_one_stream_and_stay_live_when_the_leader_closes(
         await expect(tab.locator(f"#row-{tea}")).to_contain_text("Two")
     # leadership moved with each navigation and at the close; one stream open at a time
     assert len(streams) - len(ended) == 1
+
+
+async def test_new_rows_count_only_when_this_view_shows_them_and_appear_without_reload(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    tea, _ = await _categories(database_url, ["Green tea", "Coffee"])
+    await page.goto(server.url + "/categories?q=tea")
+    await _live(page)
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await page.evaluate("window.samePage = true")
+    # only the rows the search matches are new here
+    await _categories(database_url, ["Iced tea", "Cocoa", "Mate"])
+    show = page.locator("[data-changes-show]")
+    await expect(show).to_have_text("1 new — show them")
+    await _execute(database_url, "UPDATE categories SET name = 'Black tea' WHERE name = 'Mate'")
+    await expect(show).to_have_text("2 new — show them")
+    # a changed key: the old row is struck, the row under its new key is new here
+    await _execute(database_url, "UPDATE categories SET id = 9999 WHERE id = $1", tea)
+    await expect(page.locator(f"#row-{tea}")).to_have_class("live-deleted")
+    await expect(show).to_have_text("3 new — show them")
+    await show.click()
+    await expect(page.locator("tbody tr")).to_have_count(3)
+    await expect(page.locator("#row-9999")).to_be_visible()
+    await expect(show).to_be_hidden()
+    assert await page.evaluate("window.samePage === true")  # no reload
+    # a statement too large to list row by row is summarised, and reloads the list
+    await _execute(
+        database_url,
+        "INSERT INTO categories (name) SELECT 'Bulk ' || g FROM generate_series(1, 150) g",
+    )
+    await expect(show).to_have_text("150 rows of categories changed — reload")
+    await show.click()
+    await expect(page.locator("[data-changes-show]")).to_be_hidden()
+    assert await page.evaluate("window.samePage === undefined")
