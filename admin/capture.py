@@ -153,3 +153,27 @@ async def ensure(conn: asyncpg.Connection, infos: Iterable[TableInfo]) -> tuple[
             log.warning("no change capture on %s.%s yet: %s", info.schema, info.name, exc)
             missed.append(f"{info.schema}.{info.name}")
     return done, missed
+
+
+_ORPHANS = r"""
+SELECT p.proname AS name FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace AND p.proname ~ '^admin_live_capture_[0-9]+$'
+  AND p.pronargs = 0 AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid)
+"""
+
+
+async def drop_orphans(conn: asyncpg.Connection) -> int:
+    """Drop the capture functions no trigger uses any more (their table was dropped);
+    returns how many. A function being installed is never seen here without its triggers:
+    both are created in one transaction."""
+    dropped = 0
+    for row in await conn.fetch(_ORPHANS):
+        function = f"public.{quote_ident(row['name'])}()"
+        try:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                await conn.execute(f"DROP FUNCTION IF EXISTS {function}")
+            dropped += 1
+        except asyncpg.PostgresError as exc:
+            log.warning("capture function %s not dropped yet: %s", function, exc)
+    return dropped

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 
+import asyncpg
 from starlette.applications import Starlette
 
 from admin import changes, db
@@ -16,12 +18,17 @@ from admin.sse_response import server_exiting
 from admin.sse_slots import StreamSlots
 from admin.stream_guard import StreamGuard
 
+log = logging.getLogger("admin.live")
+
 # how often the process checks whether the server was told to exit
 EXIT_POLL_SECONDS = 0.1
 # resource_changes sends no notifications (they would serialise writers' commits): its hub
 # polls the id sequence this often, one cheap query, which bounds the added latency
 CHANGES_POLL_SECONDS = 0.03
 CHANGES_APPLICATION_NAME = "pg-admin-panel-changes"
+# resource_changes is kept for twice the replay window (a client further back reloads
+# anyway); each process looks this often, the first to get the lock purges
+PURGE_EVERY_SECONDS = 600.0
 # replay batches read and rendered at once, whatever the number of replaying clients: they
 # take turns, so a crowd of deep replays slows itself, not the pages of everyone else
 REPLAY_BATCHES_AT_ONCE = 1
@@ -37,6 +44,7 @@ class Live:
     # closes open streams whose login changed (role, logout, deactivation)
     guard: StreamGuard
     exit_watch: asyncio.Task[None]
+    purger: asyncio.Task[None]
     replay_turns: asyncio.Semaphore
 
 
@@ -68,6 +76,7 @@ def start(app: Starlette) -> Live:
         stats=stats,
         slots=slots,
         guard=guard,
+        purger=asyncio.create_task(_purge_changes(app, settings), name="changes-purge"),
         exit_watch=exit_watch,
         replay_turns=asyncio.Semaphore(REPLAY_BATCHES_AT_ONCE),
     )
@@ -79,13 +88,27 @@ async def stop(app: Starlette) -> None:
     if live is None:
         return
     app.state.live = None
-    live.exit_watch.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await live.exit_watch
+    for task in (live.exit_watch, live.purger):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await live.guard.stop()
     await live.stats.stop()
     await live.hub.stop()
     await live.changes.stop()
+
+
+async def _purge_changes(app: Starlette, settings: Settings) -> None:
+    keep_hours = 2 * settings.sse_replay_max_hours
+    while True:
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
+        try:
+            async with db.acquire(app.state.pool, settings.pool_acquire_timeout) as conn:
+                purged = await changes.purge(conn, keep_hours)
+            if purged:
+                log.info("purged %d changes older than %.0f h", purged, keep_hours)
+        except (db.DatabaseUnavailable, asyncpg.PostgresError, OSError) as exc:
+            log.warning("changes not purged this time: %s", exc)
 
 
 async def _end_streams_on_exit(*hubs: Hub) -> None:

@@ -278,3 +278,66 @@ async def test_a_changed_primary_key_is_reported_under_the_old_key_as_deleted(
         ("pairs", "update", "1,12"),
     ]
     await http.aclose()
+
+
+async def test_old_changes_are_purged_and_a_resume_from_before_them_reloads(
+    server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    from admin import changes
+
+    http = await logged_in_client(server.url, database_url, "watcher")
+    await http.get("/users")
+    customer = await add_customer(db)
+    probe = follower(http)
+    probe.start()
+    await probe.wait_open()
+    for n in range(3):
+        await db.execute("UPDATE users SET full_name = $1 WHERE id = $2", f"n{n}", customer)
+    ids = await change_ids(db)
+    # a purge touches rows long released; these are fresh: their release is waited for
+    await wait_for(probe, ids[1:])
+    await probe.disconnect()
+    # the first two are three days old: past the 48 h kept by default
+    await db.execute(
+        "UPDATE resource_changes SET created_at = now() - interval '3 days' WHERE id = any($1)",
+        ids[:2],
+    )
+    assert await changes.purge(db, keep_hours=48) == 2
+    assert await change_ids(db) == ids[2:]
+    assert await changes.purge(db, keep_hours=48) == 0
+    # a browser that saw only the first change cannot be replayed the second: it reloads
+    behind = follower(http)
+    behind.after = ids[0]
+    behind.start()
+    await behind.wait_open()
+    await asyncio.sleep(0.3)
+    await behind.disconnect()
+    assert behind.reloads == 1 and behind.ids == []
+    # one that saw the second gets the rest
+    current = follower(http)
+    current.after = ids[1]
+    current.start()
+    await wait_for(current, ids[2:])
+    await current.disconnect()
+    assert current.reloads == 0 and current.ids == ids[2:]
+    await http.aclose()
+
+
+async def test_a_dropped_tables_capture_function_goes_at_the_next_catalog_read(
+    server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    http = await admin_client(server, db)
+    await db.execute("CREATE TABLE gadgets (code text PRIMARY KEY)")
+    await http.post("/tables/refresh", data={"csrf_token": await _csrf(http)})
+    oid = await db.fetchval("SELECT 'gadgets'::regclass::oid")
+    name = f"admin_live_capture_{oid}"
+    assert await db.fetchval("SELECT count(*) FROM pg_proc WHERE proname = $1", name) == 1
+    await db.execute("DROP TABLE gadgets")
+    await http.post("/tables/refresh", data={"csrf_token": await _csrf(http)})
+    assert await db.fetchval("SELECT count(*) FROM pg_proc WHERE proname = $1", name) == 0
+    # the others stay
+    users = await db.fetchval("SELECT 'users'::regclass::oid")
+    assert await db.fetchval(
+        "SELECT count(*) FROM pg_proc WHERE proname = $1", f"admin_live_capture_{users}"
+    )
+    await http.aclose()

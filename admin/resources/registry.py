@@ -118,6 +118,7 @@ class Registry:
         infos = await catalog.read_tables(conn, self.schemas)
         self._install(infos)
         installed, missed = await capture.ensure(conn, [t.info for t in self.tables.values()])
+        await capture.drop_orphans(conn)
         if installed:
             # the triggers touched pg_class: take the fingerprint they left
             fingerprint = await catalog.fingerprint(conn, self.schemas)
