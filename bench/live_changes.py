@@ -279,8 +279,22 @@ async def _log_in(url: str) -> str:
         await http.post(
             "/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token.group(1)}
         )
-        await http.get("/users")  # the catalog is read, the capture installed
         return "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+
+
+async def _capture_ready(dsn: str) -> None:
+    """The server installs change capture in the background as it starts."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        while not await conn.fetchval(
+            "SELECT count(*) = 5 FROM pg_trigger WHERE tgname = 'admin_live_update'"
+            " AND tgrelid = any('{users,orders,products,categories,order_items}'::regclass[])"
+        ):
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -306,6 +320,7 @@ async def main(args: argparse.Namespace) -> None:
         with live_server(dsn, SECRET, base, extra_env=BENCH_ENV) as app:
             port = int(app.url.rsplit(":", 1)[1])
             cookie = await _log_in(app.url)
+            await _capture_ready(dsn)
             probes = min(args.clients, 20)
             step = max(1, args.clients // probes)
             plan: list[list[object]] = [

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET_KEY, create_staff, csrf_from, log_in
 from tests.live import live_server
-from tests.live_helpers import add_customer, logged_in_client
+from tests.live_helpers import add_customer, capture_ready, logged_in_client
 from tests.sse_client import Follower
 from tests.test_live_faults import _restart, own_postgres  # noqa: F401 (a fixture)
 
@@ -79,7 +79,9 @@ async def test_postgres_restart_loses_nothing_and_repeats_nothing(
     await conn.close()
     with live_server(dsn, TEST_SECRET_KEY, tmp_path) as app_server:
         http = await logged_in_client(app_server.url, dsn, "watcher")
-        await http.get("/users")  # the catalog is read, the capture installed
+        conn = await asyncpg.connect(dsn)
+        await capture_ready(conn, ("users", "categories"))
+        await conn.close()
         # the streams stay open through the restart: the server's poller reconnects
         followers = [follower(http), follower(http, "?tables=users,categories")]
         for f in followers:
@@ -111,7 +113,7 @@ async def test_server_restart_resumes_on_the_new_server_from_the_last_id(
     base = await last_change(conn)
     with live_server(database_url, TEST_SECRET_KEY, tmp_path) as first:
         http = await logged_in_client(first.url, database_url, "watcher")
-        await http.get("/users")
+        await capture_ready(conn, ("users", "categories"))
         f = follower(http)
         f.start()
         await f.wait_open()
@@ -147,7 +149,7 @@ async def test_two_instances_and_two_workers_each_stream_gets_everything_once_in
         live_server(database_url, TEST_SECRET_KEY, tmp_path, workers=2) as two,
     ):
         http = await logged_in_client(one.url, database_url, "watcher")
-        await http.get("/users")
+        await capture_ready(conn, ("users", "categories"))
         other = httpx.AsyncClient(base_url=two.url, cookies=http.cookies, timeout=10.0)
         followers = [follower(http), follower(http, "?tables=users")]
         followers += [follower(other) for _ in range(4)]
@@ -198,7 +200,7 @@ async def test_a_role_change_narrows_an_open_stream_and_a_logout_ends_it(
     with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
         http = httpx.AsyncClient(base_url=server.url, timeout=10.0)
         await log_in(http, "boss")
-        await http.get("/users")
+        await capture_ready(conn, ("users", "categories", "secret_notes"))
         f = follower(http)
         f.start()
         await f.wait_open()

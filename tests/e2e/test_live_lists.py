@@ -6,11 +6,14 @@ import asyncpg
 from playwright.async_api import Page, Request, expect
 
 from tests.live import LiveServer
+from tests.live_helpers import capture_ready
 
 
 async def _categories(database_url: str, names: list[str]) -> list[int]:
     conn = await asyncpg.connect(database_url)
     try:
+        # the server installs change capture in the background as it starts
+        await capture_ready(conn, ("categories",))
         rows = await conn.fetch(
             "INSERT INTO categories (name) SELECT unnest($1::text[]) RETURNING id", names
         )
