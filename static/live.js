@@ -345,6 +345,69 @@
       when.textContent = ago(when.dataset.liveAt);
     });
   }, 5000);
+  // ---- presence: an open edit form says so, and shows who else has it open
+
+  var presenceTimer = null;
+  var presenceFor = null;
+
+  function csrf() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function presenceUrl(el) {
+    return el.dataset.liveUrl + "/" + el.dataset.liveKey + "/presence";
+  }
+
+  function showEditors(el, names) {
+    var box = el.querySelector("[data-live-presence]");
+    if (!box) return;
+    box.textContent = names.length ? names.join(", ") + (names.length === 1 ? " is" : " are") +
+      " editing this record" : "";
+    box.hidden = names.length === 0;
+  }
+
+  function pingPresence() {
+    var el = bar();
+    if (!el || el.dataset.liveKind !== "form" || !el.isConnected) { stopPresence(); return; }
+    fetch(presenceUrl(el), {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf(), "Accept": "application/json" }
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (answer) {
+      if (answer) showEditors(el, answer.editing);
+    }).catch(function () { /* the next ping tries again */ });
+  }
+
+  function stopPresence() {
+    if (presenceTimer) clearInterval(presenceTimer);
+    presenceTimer = null;
+    if (presenceFor) {
+      // keepalive: sent even as the page goes away
+      fetch(presenceFor + "?gone=1", {
+        method: "POST", credentials: "same-origin", keepalive: true,
+        headers: { "X-CSRF-Token": csrf() }
+      }).catch(function () {});
+      presenceFor = null;
+    }
+  }
+
+  function followPresence() {
+    var el = bar();
+    var url = el && el.dataset.liveKind === "form" ? presenceUrl(el) : null;
+    if (url === presenceFor) return;
+    stopPresence();
+    if (!url) return;
+    presenceFor = url;
+    pingPresence();
+    presenceTimer = setInterval(pingPresence, 15000);
+  }
+
+  window.addEventListener("pagehide", stopPresence);
+  document.addEventListener("DOMContentLoaded", followPresence);
+  document.addEventListener("htmx:afterSettle", followPresence);
+  if (document.readyState !== "loading") followPresence();
   document.addEventListener("DOMContentLoaded", showState);
   document.addEventListener("htmx:afterSettle", showState);
 })();

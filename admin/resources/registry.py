@@ -37,6 +37,7 @@ INTERNAL_TABLES = frozenset(
         "order_events",
         "resource_changes",
         "revoked_sessions",
+        "live_presence",
     }
 )
 # first path segments the panel's own pages use: a table with such a name is served under

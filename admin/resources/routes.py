@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from admin import db
+from admin import db, presence
 from admin.access import Access, route
 from admin.resources import history_views, list_views, record_views
 from admin.resources.model import Table
@@ -67,6 +67,7 @@ def resource_routes() -> list[Route]:
         ),
         resource_route(RECORD + "/history", history_views.show, Action.VIEW),
         resource_route(RECORD + "/revert", history_views.revert, Action.CHANGE, methods=["POST"]),
+        resource_route(RECORD + "/presence", presence.presence, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD + "/{field}", record_views.quick, Action.CHANGE, methods=["POST"]),
         # a GET under a record that names nothing: 404, not 405 for the POST above
         resource_route(RECORD + "/{field}", record_views.no_page, Action.VIEW),

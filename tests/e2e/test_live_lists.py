@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from playwright.async_api import Page, Request, expect
 
@@ -163,3 +165,41 @@ async def test_new_rows_count_only_when_this_view_shows_them_and_appear_without_
     await show.click()
     await expect(page.locator("[data-changes-show]")).to_be_hidden()
     assert await page.evaluate("window.samePage === undefined")
+
+
+async def test_an_edit_form_says_who_else_is_editing_the_record(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    from tests.conftest import STAFF_PASSWORD
+    from tests.e2e.conftest import _create_staff, log_in_page
+
+    page = logged_in_page
+    (tea,) = await _categories(database_url, ["Tea"])
+    await _create_staff(database_url, "alice", "admin")
+    browser = page.context.browser
+    assert browser is not None
+    other_context = await browser.new_context()
+    other = await other_context.new_page()
+    await log_in_page(other, server.url, "alice", STAFF_PASSWORD)
+    await page.goto(f"{server.url}/categories/{tea}/edit")
+    await other.goto(f"{server.url}/categories/{tea}/edit")
+    # alice arrived second: she is told at once; the first editor at his next ping
+    await expect(other.locator("[data-live-presence]")).to_have_text(
+        "e2e-admin is editing this record"
+    )
+    await page.reload()
+    await expect(page.locator("[data-live-presence]")).to_have_text("alice is editing this record")
+    # alice leaves (her page says so as it goes): the first editor's next ping omits her
+    await other.goto(f"{server.url}/categories")
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with asyncio.timeout(10):
+            while await conn.fetchval(
+                "SELECT count(*) FROM live_presence WHERE username = 'alice'"
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    await page.reload()
+    await expect(page.locator("[data-live-presence]")).to_be_hidden()
+    await other_context.close()
