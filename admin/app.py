@@ -41,6 +41,7 @@ from admin.metrics_page import metrics_route, serve_separately
 from admin.migrations import migrate
 from admin.paths import STATIC_DIR
 from admin.resources.refresh import refresh_tables
+from admin.resources.registry import read_at_startup
 from admin.resources.routes import resource_routes
 from admin.settings import Settings, load_settings
 from admin.staff_pages import (
@@ -92,6 +93,7 @@ def routes() -> list[BaseRoute]:
             access=Access.STAFF,
             name="live_changes",
         ),
+        route("/live/chart", dashboard.chart, access=Access.STAFF, name="live_chart"),
         # ---- staff, my account, audit log
         route("/staff", staff_list, access=Access.ADMIN, name="staff"),
         route("/staff", staff_create, access=Access.ADMIN, methods=["POST"]),
@@ -191,6 +193,8 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
                 f"{db.APPLICATION_NAME} staff",
                 current.staff_cache_s,
             )
+            # kept referenced: a task nobody holds may be collected before it ends
+            app.state.catalog_read = asyncio.create_task(read_at_startup(app))
             _observe(app)
             # What startup built lives as long as the process: leave it out of every garbage
             # collection (page rendering allocates enough to trigger one nearly every request).

@@ -56,24 +56,40 @@ def body(info: TableInfo) -> str:
     )
     if info.primary_key:
         key = ", ".join(f"t.{quote_ident(c)}::text" for c in info.primary_key)
+        same = " AND ".join(f"n.{quote_ident(c)} = t.{quote_ident(c)}" for c in info.primary_key)
 
         def rows(source: str) -> str:
             return (
                 "INSERT INTO resource_changes (schema_name, table_name, op, key, actor)"
                 f" SELECT {schema}, {table}, TG_OP, ARRAY[{key}], who FROM {source} AS t;"
             )
+
+        def updated_rows() -> str:
+            # a row whose key changed is reported under its old key as deleted, first, so a
+            # page showing the old key strikes it; one statement, so an update without a
+            # key change pays only for the anti-join's probe
+            return (
+                "INSERT INTO resource_changes (schema_name, table_name, op, key, actor)"
+                f" SELECT {schema}, {table}, 'DELETE', ARRAY[{key}], who FROM admin_live_old AS t"
+                f" WHERE NOT EXISTS (SELECT 1 FROM admin_live_new AS n WHERE {same})"
+                f" UNION ALL SELECT {schema}, {table}, TG_OP, ARRAY[{key}], who"
+                " FROM admin_live_new AS t;"
+            )
     else:
 
         def rows(source: str) -> str:
             return summary
 
-    def branch(source: str) -> str:
+        def updated_rows() -> str:
+            return summary
+
+    def branch(source: str, write: str | None = None) -> str:
         return (
             f"SELECT count(*) INTO changed FROM {source};\n"
             "        IF changed > row_limit THEN\n"
             f"            {summary}\n"
             "        ELSIF changed > 0 THEN\n"
-            f"            {rows(source)}\n"
+            f"            {write or rows(source)}\n"
             "        END IF;"
         )
 
@@ -88,6 +104,8 @@ BEGIN
         {branch("admin_live_old")}
     ELSIF TG_OP = 'TRUNCATE' THEN
         {summary}
+    ELSIF TG_OP = 'UPDATE' THEN
+        {branch("admin_live_new", updated_rows())}
     ELSE
         {branch("admin_live_new")}
     END IF;
@@ -135,3 +153,27 @@ async def ensure(conn: asyncpg.Connection, infos: Iterable[TableInfo]) -> tuple[
             log.warning("no change capture on %s.%s yet: %s", info.schema, info.name, exc)
             missed.append(f"{info.schema}.{info.name}")
     return done, missed
+
+
+_ORPHANS = r"""
+SELECT p.proname AS name FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace AND p.proname ~ '^admin_live_capture_[0-9]+$'
+  AND p.pronargs = 0 AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid)
+"""
+
+
+async def drop_orphans(conn: asyncpg.Connection) -> int:
+    """Drop the capture functions no trigger uses any more (their table was dropped);
+    returns how many. A function being installed is never seen here without its triggers:
+    both are created in one transaction."""
+    dropped = 0
+    for row in await conn.fetch(_ORPHANS):
+        function = f"public.{quote_ident(row['name'])}()"
+        try:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                await conn.execute(f"DROP FUNCTION IF EXISTS {function}")
+            dropped += 1
+        except asyncpg.PostgresError as exc:
+            log.warning("capture function %s not dropped yet: %s", function, exc)
+    return dropped

@@ -66,7 +66,7 @@ def _change(row: asyncpg.Record) -> Change:
     )
 
 
-SOURCE = Source(TABLE, _COLUMNS, _change)
+SOURCE = Source(TABLE, _COLUMNS, _change, notifies=False)
 
 
 async def between(
@@ -104,6 +104,8 @@ async def too_far_behind(
         f"""
         SELECT (SELECT e.created_at < now() - make_interval(secs => $3 * 3600)
                 FROM {TABLE} e WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT 1) AS stale,
+               -- what followed `after` may have been purged: nothing kept reaches back to it
+               coalesce((SELECT min(e.id) FROM {TABLE} e), $2 + 1) > $1 + 1 AS purged,
                (SELECT count(*) FROM (SELECT 1 FROM {TABLE} e
                 WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $4 + 1) AS s) AS behind
         """,
@@ -113,4 +115,35 @@ async def too_far_behind(
         max_events,
     )
     assert row is not None
-    return bool(row["stale"]) or row["behind"] > max_events
+    return bool(row["stale"]) or bool(row["purged"]) or row["behind"] > max_events
+
+
+# rows purged per statement: short transactions, whatever the backlog
+PURGE_BATCH = 10_000
+_LOCK = "admin.resource_changes.purge"
+
+
+async def purge(conn: asyncpg.Connection, keep_hours: float) -> int:
+    """Delete changes older than `keep_hours`, oldest first, one short transaction per
+    batch; a process finding another one at it skips the batch. Returns how many went."""
+    purged = 0
+    while True:
+        async with conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", _LOCK):
+                return purged
+            done: int = await conn.fetchval(
+                f"""
+                WITH gone AS (
+                    DELETE FROM {TABLE} WHERE id IN (
+                        SELECT id FROM {TABLE}
+                        WHERE created_at < now() - make_interval(secs => $1 * 3600)
+                        ORDER BY id LIMIT $2)
+                    RETURNING 1)
+                SELECT count(*) FROM gone
+                """,
+                keep_hours,
+                PURGE_BATCH,
+            )
+        purged += done
+        if done < PURGE_BATCH:
+            return purged

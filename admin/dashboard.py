@@ -1,19 +1,32 @@
-"""GET /: the dashboard, rendered complete on the server; live updates come over /events."""
+"""GET /: the dashboard, rendered complete on the server; live updates come over /events.
+GET /live/chart: the orders chart alone for another window (last hour, day or week)."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from admin import db, events, live, live_view, order_stats, replica
 from admin.htmx import render
 from admin.sse import status_filter
+from admin.templating import templates
 
 FEED_SIZE = 50
 
 
+def chart_range(request: Request) -> order_stats.Range:
+    name = request.query_params.get("range", "").strip() or "hour"
+    window = order_stats.RANGES.get(name)
+    if window is None:
+        choices = ", ".join(order_stats.RANGES)
+        raise HTTPException(400, f"Unknown chart range {name[:40]!r}: use one of {choices}.")
+    return window
+
+
 async def dashboard(request: Request) -> Response:
     status = status_filter(request)
+    window = chart_range(request)
     hub = live.running_hub(request.app)
     # Show only what the hub has released, so resuming after the newest shown id can
     # neither skip an event still in flight nor repeat one.
@@ -26,13 +39,22 @@ async def dashboard(request: Request) -> Response:
         feed = await events.recent(conn, upto=upto, status=status, limit=FEED_SIZE)
     async with replica.read_connection(request) as reader:
         counters = await order_stats.today(reader)
-        minutes = await order_stats.per_minute(reader)
+        buckets = await order_stats.per_bucket(reader, window)
     context = {
         "feed": feed,
         "after": upto,
         "status": status or "",
         "statuses": events.STATUSES,
         "counters": counters,
-        "chart": live_view.chart(minutes),
+        "chart": live_view.chart(buckets, window),
+        "ranges": order_stats.RANGES.values(),
     }
     return render(request, "dashboard.html", "dashboard.html", context)
+
+
+async def chart(request: Request) -> Response:
+    window = chart_range(request)
+    async with replica.read_connection(request) as reader:
+        buckets = await order_stats.per_bucket(reader, window)
+    context = {"chart": live_view.chart(buckets, window)}
+    return templates.TemplateResponse(request, "_chart.html", context)

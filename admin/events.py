@@ -145,6 +145,8 @@ class Source:
     table: str
     columns: str
     decode: Callable[[asyncpg.Record], Any]
+    # False for a table whose writers send no NOTIFY: the hub only polls it
+    notifies: bool = True
 
     @cached_property
     def sql(self) -> str:

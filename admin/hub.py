@@ -326,9 +326,10 @@ class Hub:
             self._wake.set()
 
         conn.add_termination_listener(on_terminated)
-        await conn.add_listener(self.source.table, on_notify)
+        if self.source.notifies:
+            await conn.add_listener(self.source.table, on_notify)
         self.connected = True
-        log.info("listening on %s", self.source.table)
+        log.info("following %s", self.source.table)
         interval = self._health_interval
         while not lost.is_set():
             # catch up right away on (re)connect, then after each wake-up or timer

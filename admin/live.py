@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 
+import asyncpg
 from starlette.applications import Starlette
 
-from admin import changes
+from admin import changes, db
 from admin.hub import Hub
 from admin.live_stats import StatsFeed
 from admin.settings import Settings
 from admin.sse_response import server_exiting
 from admin.sse_slots import StreamSlots
+from admin.stream_guard import StreamGuard
+
+log = logging.getLogger("admin.live")
 
 # how often the process checks whether the server was told to exit
 EXIT_POLL_SECONDS = 0.1
@@ -21,6 +26,9 @@ EXIT_POLL_SECONDS = 0.1
 # polls the id sequence this often, one cheap query, which bounds the added latency
 CHANGES_POLL_SECONDS = 0.03
 CHANGES_APPLICATION_NAME = "pg-admin-panel-changes"
+# resource_changes is kept for twice the replay window (a client further back reloads
+# anyway); each process looks this often, the first to get the lock purges
+PURGE_EVERY_SECONDS = 600.0
 # replay batches read and rendered at once, whatever the number of replaying clients: they
 # take turns, so a crowd of deep replays slows itself, not the pages of everyone else
 REPLAY_BATCHES_AT_ONCE = 1
@@ -33,7 +41,10 @@ class Live:
     changes: Hub
     stats: StatsFeed
     slots: StreamSlots
+    # closes open streams whose login changed (role, logout, deactivation)
+    guard: StreamGuard
     exit_watch: asyncio.Task[None]
+    purger: asyncio.Task[None]
     replay_turns: asyncio.Semaphore
 
 
@@ -57,11 +68,15 @@ def start(app: Starlette) -> Live:
         _end_streams_on_exit(hub, changes_hub), name="order-events-exit"
     )
     slots = StreamSlots(settings.sse_max_per_session, settings.sse_max_per_process)
+    guard = StreamGuard(lambda: db.acquire(app.state.pool, settings.pool_acquire_timeout))
+    guard.start()
     app.state.live = Live(
         hub=hub,
         changes=changes_hub,
         stats=stats,
         slots=slots,
+        guard=guard,
+        purger=asyncio.create_task(_purge_changes(app, settings), name="changes-purge"),
         exit_watch=exit_watch,
         replay_turns=asyncio.Semaphore(REPLAY_BATCHES_AT_ONCE),
     )
@@ -73,12 +88,27 @@ async def stop(app: Starlette) -> None:
     if live is None:
         return
     app.state.live = None
-    live.exit_watch.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await live.exit_watch
+    for task in (live.exit_watch, live.purger):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await live.guard.stop()
     await live.stats.stop()
     await live.hub.stop()
     await live.changes.stop()
+
+
+async def _purge_changes(app: Starlette, settings: Settings) -> None:
+    keep_hours = 2 * settings.sse_replay_max_hours
+    while True:
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
+        try:
+            async with db.acquire(app.state.pool, settings.pool_acquire_timeout) as conn:
+                purged = await changes.purge(conn, keep_hours)
+            if purged:
+                log.info("purged %d changes older than %.0f h", purged, keep_hours)
+        except (db.DatabaseUnavailable, asyncpg.PostgresError, OSError) as exc:
+            log.warning("changes not purged this time: %s", exc)
 
 
 async def _end_streams_on_exit(*hubs: Hub) -> None:

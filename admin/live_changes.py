@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import changes, db, live, sse, sse_replay, sse_slots
+from admin import changes, db, live, sse, sse_replay, sse_slots, stream_guard
 from admin.access import current_staff
 from admin.changes import Change
 from admin.hub import Batch, Broadcast, Subscription
@@ -106,7 +106,11 @@ async def changes_stream(request: Request) -> Response:
         slots.release(key)
         raise
 
+    login = stream_guard.login_of(request)
+    running.guard.watch(login, subscription)
+
     def end() -> None:
+        running.guard.forget(login, subscription)
         hub.unsubscribe(subscription)
         slots.release(key)
 

@@ -23,7 +23,12 @@ log = logging.getLogger("admin.live_stats")
 
 class StatsFeed:
     def __init__(
-        self, hub: Hub, pool: asyncpg.Pool, *, min_interval: float = 1.0, tick: float = 60.0
+        self,
+        hub: Hub,
+        pool: asyncpg.Pool,
+        *,
+        min_interval: float = 1.0,
+        tick: float = 60.0,
     ) -> None:
         self._hub = hub
         self._pool = pool

@@ -69,3 +69,11 @@ def configure(code: str) -> None:
     """Set the panel's currency (once, when the app is created)."""
     global current
     current = Money(code)
+
+
+def change(now: Decimal, before: Decimal) -> str | None:
+    """`+12%` / `-3%` from `before` to `now`; None when there is nothing to compare with."""
+    if before <= 0:
+        return None
+    percent = (now - before) * 100 / before
+    return f"{percent:+.0f}%"

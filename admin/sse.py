@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, events, live, live_view, sse_replay, sse_slots
+from admin import db, events, live, live_view, sse_replay, sse_slots, stream_guard
 from admin.hub import Batch, Broadcast, Subscription
 from admin.sse_response import Emit, EventStreamResponse
 
@@ -71,7 +71,11 @@ async def events_stream(request: Request) -> Response:
         slots.release(key)
         raise
 
+    login = stream_guard.login_of(request)
+    running.guard.watch(login, subscription)
+
     def end() -> None:
+        running.guard.forget(login, subscription)
         hub.unsubscribe(subscription)
         slots.release(key)
 

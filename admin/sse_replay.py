@@ -27,9 +27,10 @@ BATCH = 100
 
 
 def connection(request: Request) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
-    """A pooled connection for one short step (a failed one becomes a 503 and is discarded)."""
-    settings: Settings = request.app.state.settings
-    return db.acquire(request.app.state.pool, settings.pool_acquire_timeout)
+    """A pooled connection for one short step (a failed one becomes a 503 and is discarded).
+    Before the stream starts this is the request's own connection: a second one per
+    request would let a crowd of reconnecting browsers exhaust the pool on themselves."""
+    return db.connection(request)
 
 
 async def too_far_behind(request: Request, after: int, upto: int) -> bool:

@@ -79,6 +79,14 @@ def _money(value: Decimal | float | int | None) -> str:
 
 
 @pass_context
+def _live_position(context: Context) -> int | None:
+    """Where the change stream stood when this page was read: the browser resumes from
+    here, so a change made while the page loads is not missed."""
+    live = getattr(context["request"].app.state, "live", None)
+    return None if live is None else live.changes.watermark
+
+
+@pass_context
 def _static_url(context: Context, path: str) -> str:
     """The URL of a file under /static (below the app's root path, when mounted under one).
 
@@ -106,11 +114,13 @@ templates.env.filters["localtime_tag"] = _localtime_tag
 templates.env.filters["amount"] = _amount
 templates.env.filters["plural"] = wording.plural
 templates.env.filters["money"] = _money
+templates.env.filters["money_change"] = money.change
 templates.env.filters["counted"] = wording.counted
 # jsonb numbers past Python's integer limit decode as Decimal (db._json_loads); tojson shows
 # them as text rather than failing the page
 templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str}
 templates.env.globals["static_url"] = _static_url
+templates.env.globals["live_position"] = _live_position
 templates.env.globals["cell"] = cells.render
 templates.env.globals["cell_moment"] = cells.moment
 templates.env.globals["list_rows"] = rows.list_rows

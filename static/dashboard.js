@@ -9,17 +9,100 @@
   }
 
   var FAILURES_BEFORE_OFFLINE = 3;
+  var CHART_REFRESH_MS = 60000;
   var paused = false;
   var held = [];  // messages that arrived while paused: {target, data, type}
   var failures = 0;
+  // the connection as it is: "connecting", "live", "reconnecting", "offline"
+  var connection = "connecting";
+  var offlineSince = null;
+  var chartTimer = null;
 
   function live() { return document.querySelector("[data-live]"); }
 
-  function setState(state, label) {
+  function clock(date) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // One truthful label from the connection and the pause: "Live", "Paused · 12 new",
+  // "Reconnecting…", "Offline since 10:42".
+  function render() {
     var box = document.querySelector("[data-live-state]");
     if (!box) return;
+    var state = connection, label;
+    if (connection === "offline") {
+      label = "Offline since " + clock(offlineSince || new Date());
+    } else if (connection === "reconnecting") {
+      label = "Reconnecting…";
+    } else if (connection === "connecting") {
+      label = "Connecting…";
+    } else if (paused) {
+      state = "paused";
+      label = "Paused · " + held.filter(function (m) { return m.type === "order"; }).length + " new";
+    } else {
+      label = "Live";
+    }
     box.setAttribute("data-live-state", state);
     box.querySelector("[data-live-label]").textContent = label;
+  }
+
+  function setConnection(state) {
+    if (state === "offline" && connection !== "offline") offlineSince = new Date();
+    if (state === "live") offlineSince = null;
+    connection = state;
+    render();
+  }
+
+  function chartBox() { return document.getElementById("chart"); }
+
+  function chartRange() {
+    var box = chartBox();
+    return (box && box.getAttribute("data-range")) || "hour";
+  }
+
+  // The live feed pushes the last hour's chart; another range is fetched, and again
+  // each minute while it is shown.
+  function showRange(name, label) {
+    var box = chartBox();
+    if (!box) return;
+    fetch("/live/chart?range=" + encodeURIComponent(name), { headers: { "HX-Request": "true" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("chart " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        box.innerHTML = html;
+        box.setAttribute("data-range", name);
+        document.querySelectorAll("a[data-chart-range]").forEach(function (link) {
+          if (link.getAttribute("data-chart-range") === name) {
+            link.setAttribute("aria-current", "true");
+          } else {
+            link.removeAttribute("aria-current");
+          }
+        });
+        var heading = document.querySelector("#chart-heading [data-chart-label]");
+        if (heading && label) heading.textContent = label;
+        var url = new URL(window.location.href);
+        if (name === "hour") url.searchParams.delete("range");
+        else url.searchParams.set("range", name);
+        history.replaceState(history.state, "", url.pathname + url.search);
+      })
+      .catch(function () { /* the chart shown stays; the next minute tries again */ });
+    if (chartTimer) clearInterval(chartTimer);
+    chartTimer = name === "hour" ? null : setInterval(function () {
+      if (!document.hidden && chartRange() === name) showRange(name, null);
+    }, CHART_REFRESH_MS);
+  }
+
+  function pointAt(bar) {
+    var tip = document.querySelector("[data-chart-tip]");
+    document.querySelectorAll(".chart .bar.is-pointed").forEach(function (b) {
+      b.classList.remove("is-pointed");
+    });
+    if (!tip) return;
+    if (!bar) { tip.textContent = ""; return; }
+    bar.classList.add("is-pointed");
+    tip.textContent = bar.getAttribute("data-label");
   }
 
   // The SSE extension forgets Last-Event-ID when it rebuilds the EventSource after a
@@ -50,7 +133,9 @@
     var root = live();
     if (!root || root.getAttribute("data-live-ready")) return;
     root.setAttribute("data-live-ready", "1");
-    setState("connecting", "Connecting…");
+    paused = false;
+    held = [];
+    setConnection("connecting");
     var pause = document.querySelector("[data-live-pause]");
     pause.hidden = false;
     pause.addEventListener("click", function () {
@@ -63,22 +148,36 @@
         held = [];
         trimFeed();
       }
+      render();
     });
+    document.querySelectorAll("a[data-chart-range]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        event.stopPropagation();
+        showRange(link.getAttribute("data-chart-range"), link.getAttribute("data-chart-label"));
+      });
+    });
+    var box = chartBox();
+    box.addEventListener("mouseover", function (event) {
+      if (event.target.classList && event.target.classList.contains("bar")) pointAt(event.target);
+    });
+    box.addEventListener("mouseleave", function () { pointAt(null); });
+    if (chartRange() !== "hour") showRange(chartRange(), null);
     var filter = document.querySelector("[data-live-filter] select");
     filter.addEventListener("change", function () { filter.form.requestSubmit(); });
   }
 
   document.addEventListener("htmx:sseOpen", function () {
     failures = 0;
-    setState("live", paused ? "Live (paused)" : "Live");
+    setConnection("live");
   });
 
   document.addEventListener("htmx:sseError", function () {
     failures += 1;
     if (failures >= FAILURES_BEFORE_OFFLINE || !navigator.onLine) {
-      setState("offline", "Offline, retrying");
+      setConnection("offline");
     } else {
-      setState("reconnecting", "Reconnecting…");
+      setConnection("reconnecting");
     }
   });
 
@@ -88,11 +187,15 @@
       // this page is too far behind for the server to replay what it missed: the
       // server-rendered page is the current state, and resumes from there
       event.preventDefault();
-      setState("reconnecting", "Reloading…");
+      setConnection("reconnecting");
       window.location.reload();
       return;
     }
     if (message.type === "order") rememberId(message.lastEventId);
+    if (message.type === "chart" && chartRange() !== "hour") {
+      event.preventDefault();  // another range is shown: it refreshes itself
+      return;
+    }
     if (!paused) return;
     event.preventDefault();
     if (message.type === "order") {
@@ -105,13 +208,14 @@
       held = held.filter(function (m) { return m.type !== message.type; });
       held.push({ target: event.target, data: message.data, type: message.type });
     }
+    render();
   });
 
   document.addEventListener("htmx:sseMessage", function (event) {
     if (event.target.id === "feed") trimFeed();
   });
 
-  window.addEventListener("offline", function () { setState("offline", "Offline"); });
+  window.addEventListener("offline", function () { setConnection("offline"); });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", setup);

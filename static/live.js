@@ -19,6 +19,11 @@
   }
 
   function openStream() {
+    if (lastId === null) {
+      // the page's own position: what changed while it loaded is replayed, not lost
+      var meta = document.querySelector("meta[name=live-after]");
+      if (meta) remember(meta.getAttribute("content"));
+    }
     var url = "/live/changes" + (lastId !== null ? "?after=" + lastId : "");
     source = new EventSource(url);
     source.addEventListener("open", function () { setState("live"); });
@@ -71,15 +76,26 @@
 
   function bar() { return document.querySelector("[data-live-table]"); }
 
+  var MATCH_DELAY_MS = 250;
+  var MATCH_BATCH = 200;
+
   function state(el) {
-    if (!el.liveState) el.liveState = { paused: false, waiting: [], fresh: 0, big: 0 };
+    if (!el.liveState) {
+      // fresh: keys of new rows this view would show (the server said so); asking: keys
+      // waiting to be asked about; big: rows changed by statements too large to list;
+      // stale: the stream could not replay what this page missed
+      el.liveState = { paused: false, waiting: [], fresh: {}, asking: [], timer: null,
+                       big: 0, stale: false };
+    }
     return el.liveState;
   }
+
+  function freshCount(s) { return Object.keys(s.fresh).length; }
 
   function handle(message) {
     var el = bar();
     if (!el) return;
-    if (message.type === "reload") { state(el).big += 1; render(el); return; }
+    if (message.type === "reload") { state(el).stale = true; render(el); return; }
     var change = message.change;
     if (!change || change.table !== el.dataset.liveTable) return;
     var kind = el.dataset.liveKind;
@@ -96,16 +112,54 @@
     return key === null ? null : document.getElementById("row-" + key);
   }
 
+  // The list's own query (search, filters, sort, cursor) and the page's lower bound: the
+  // server answers which of the keys this view would show.
+  function askMatching(el) {
+    var s = state(el);
+    s.timer = null;
+    var keys = s.asking.splice(0, MATCH_BATCH);
+    if (!keys.length) return;
+    var params = new URLSearchParams(location.search);
+    var next = document.querySelector(".pagination a[rel=next]");
+    if (next) {
+      var end = new URL(next.href, location.href).searchParams.get("after");
+      if (end) params.set("end", end);
+    }
+    keys.forEach(function (key) { params.append("key", key); });
+    fetch(el.dataset.liveUrl + "/matching?" + params.toString(), {
+      headers: { "Accept": "application/json" }, credentials: "same-origin"
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (answer) {
+      if (!answer) return;
+      answer.keys.forEach(function (key) {
+        if (!rowFor(el, key)) s.fresh[key] = true;
+      });
+      render(el);
+    }).catch(function () { /* the next change asks again */ }).then(function () {
+      if (s.asking.length && !s.timer) s.timer = setTimeout(function () { askMatching(el); }, 0);
+    });
+  }
+
+  function consider(el, key) {
+    var s = state(el);
+    if (s.fresh[key] || s.asking.indexOf(key) >= 0) return;
+    s.asking.push(key);
+    if (!s.timer) s.timer = setTimeout(function () { askMatching(el); }, MATCH_DELAY_MS);
+  }
+
   function applyToList(el, change) {
     var s = state(el);
     if (change.key === null) { s.big += change.rows || 1; render(el); return; }
     var row = rowFor(el, change.key);
-    if (change.op === "insert") {
-      if (!row) { s.fresh += 1; render(el); }
+    if (change.op === "delete") {
+      if (s.fresh[change.key]) { delete s.fresh[change.key]; render(el); }
+      if (row) strike(row);
       return;
     }
-    if (!row) return;
-    if (change.op === "delete") { strike(row); return; }
+    // a new row, or one changed into this view (a new key, a value now matching the filter)
+    if (!row) { if (el.dataset.liveKeyed === "yes") consider(el, change.key); return; }
+    if (change.op === "insert") return;
     // a row open in the inline editor is left alone: its save meets the conflict check
     if (editing(row)) return;
     fetch(el.dataset.liveUrl + "/" + change.key + "/row", {
@@ -194,14 +248,57 @@
   function render(el) {
     var s = state(el);
     var showButton = el.querySelector("[data-changes-show]");
-    var parts = [];
-    if (s.fresh) parts.push(s.fresh + " new");
-    if (s.big) parts.push(s.big + " rows changed");
-    if (showButton) {
-      showButton.hidden = parts.length === 0;
-      showButton.textContent = parts.join(", ") + " — show them";
+    if (!showButton) { showState(); return; }
+    var text = "";
+    var plural = el.dataset.livePlural || el.dataset.liveTable;
+    if (s.big || s.stale) {
+      // too many to show one by one: the page is reloaded
+      var what = s.big ? s.big.toLocaleString() + " rows of " + plural + " changed"
+                       : "Missed changes";
+      text = what + " — reload";
+      showButton.dataset.changesReload = "yes";
+    } else if (freshCount(s)) {
+      text = freshCount(s) + " new — show them";
+      delete showButton.dataset.changesReload;
     }
+    showButton.hidden = text === "";
+    showButton.textContent = text;
     showState();
+  }
+
+  // "show them": the list's own fragment again (its sort places the new rows), checked
+  // boxes kept, new rows highlighted; a full reload only when that fails.
+  function showFresh(el) {
+    var s = state(el);
+    var box = document.getElementById("list-table");
+    if (!box || el.querySelector("[data-changes-show]").dataset.changesReload) {
+      location.reload();
+      return;
+    }
+    var keys = Object.keys(s.fresh);
+    var checked = Array.prototype.map.call(
+      box.querySelectorAll("tr[id^='row-'] input[type=checkbox]:checked"),
+      function (input) { return input.closest("tr").id; });
+    fetch(location.href, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("list " + response.status);
+        return response.text();
+      }).then(function (html) {
+        box.innerHTML = html;
+        if (window.htmx) window.htmx.process(box);
+        checked.forEach(function (id) {
+          var input = document.querySelector("#" + CSS.escape(id) + " input[type=checkbox]");
+          if (input) input.checked = true;
+        });
+        keys.forEach(function (key) {
+          var row = rowFor(el, key);
+          if (!row) return;
+          row.classList.add("live-updated");
+          setTimeout(function () { row.classList.remove("live-updated"); }, 2000);
+        });
+        s.fresh = {};
+        render(el);
+      }).catch(function () { location.reload(); });
   }
 
   function showState() {
@@ -239,7 +336,7 @@
       }
       render(el);
     } else if (target.closest("[data-changes-show]")) {
-      location.reload();
+      showFresh(el);
     }
   });
 
@@ -248,6 +345,69 @@
       when.textContent = ago(when.dataset.liveAt);
     });
   }, 5000);
+  // ---- presence: an open edit form says so, and shows who else has it open
+
+  var presenceTimer = null;
+  var presenceFor = null;
+
+  function csrf() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function presenceUrl(el) {
+    return el.dataset.liveUrl + "/" + el.dataset.liveKey + "/presence";
+  }
+
+  function showEditors(el, names) {
+    var box = el.querySelector("[data-live-presence]");
+    if (!box) return;
+    box.textContent = names.length ? names.join(", ") + (names.length === 1 ? " is" : " are") +
+      " editing this record" : "";
+    box.hidden = names.length === 0;
+  }
+
+  function pingPresence() {
+    var el = bar();
+    if (!el || el.dataset.liveKind !== "form" || !el.isConnected) { stopPresence(); return; }
+    fetch(presenceUrl(el), {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf(), "Accept": "application/json" }
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (answer) {
+      if (answer) showEditors(el, answer.editing);
+    }).catch(function () { /* the next ping tries again */ });
+  }
+
+  function stopPresence() {
+    if (presenceTimer) clearInterval(presenceTimer);
+    presenceTimer = null;
+    if (presenceFor) {
+      // keepalive: sent even as the page goes away
+      fetch(presenceFor + "?gone=1", {
+        method: "POST", credentials: "same-origin", keepalive: true,
+        headers: { "X-CSRF-Token": csrf() }
+      }).catch(function () {});
+      presenceFor = null;
+    }
+  }
+
+  function followPresence() {
+    var el = bar();
+    var url = el && el.dataset.liveKind === "form" ? presenceUrl(el) : null;
+    if (url === presenceFor) return;
+    stopPresence();
+    if (!url) return;
+    presenceFor = url;
+    pingPresence();
+    presenceTimer = setInterval(pingPresence, 15000);
+  }
+
+  window.addEventListener("pagehide", stopPresence);
+  document.addEventListener("DOMContentLoaded", followPresence);
+  document.addEventListener("htmx:afterSettle", followPresence);
+  if (document.readyState !== "loading") followPresence();
   document.addEventListener("DOMContentLoaded", showState);
   document.addEventListener("htmx:afterSettle", showState);
 })();

@@ -64,3 +64,18 @@ async def wait_until_spooling(server: LiveServer) -> None:
     async with asyncio.timeout(30):
         while spool_files(server) == 0:
             await asyncio.sleep(0.02)
+
+
+async def capture_ready(conn: asyncpg.Connection, tables: tuple[str, ...] = ("users",)) -> None:
+    """Wait until the server installed change capture on `tables` (it does so in the
+    background, after reading the catalog)."""
+    async with asyncio.timeout(20):
+        while True:
+            found = await conn.fetchval(
+                "SELECT count(DISTINCT tgrelid) FROM pg_trigger"
+                " WHERE tgname = 'admin_live_update' AND tgrelid = any($1::regclass[])",
+                list(tables),
+            )
+            if found == len(tables):
+                return
+            await asyncio.sleep(0.05)

@@ -136,3 +136,120 @@ async def test_frame_rides_with_the_next_release_or_goes_alone(database_url: str
         await conn.close()
     finally:
         await hub.stop()
+
+
+async def test_revenue_today_is_compared_with_the_same_time_yesterday(
+    staff_client: LoggedIn, conn: asyncpg.Connection
+):
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 3)  # today: 1 + 2 + 3
+    yesterday = [
+        # halfway between yesterday's start and this time yesterday: counted
+        ("date_trunc('day', now()) - interval '1 day'"
+         " + (now() - date_trunc('day', now())) / 2", 4),
+        # after this time yesterday: not yet comparable
+        ("now() - interval '1 day' + (date_trunc('day', now()) - (now() - interval '1 day')) / 2",
+         1000),
+    ]  # fmt: skip
+    for at, total in yesterday:
+        await conn.execute(
+            f"INSERT INTO orders (user_id, total, created_at) VALUES ($1, $2, {at})",
+            customer,
+            total,
+        )
+    html = (await staff_client.get("/")).text
+    assert re.search(r'data-counter="revenue">\$6.00<', html)
+    compare = re.search(r'data-counter="revenue-yesterday">(.*?)</dd>', html)
+    assert compare is not None
+    assert "+50%" in compare.group(1) and "$4.00 by this time yesterday" in compare.group(1)
+
+
+async def test_top_products_and_categories_today_come_from_order_lines(
+    staff_client: LoggedIn, conn: asyncpg.Connection
+):
+    customer = await add_customer(conn)
+    tea = await conn.fetchval("INSERT INTO categories (name) VALUES ('Tea') RETURNING id")
+    cups = await conn.fetchval("INSERT INTO categories (name) VALUES ('Cups') RETURNING id")
+    products = {}
+    for sku, name, category in [("T-1", "Green", tea), ("T-2", "Black", tea), ("C-1", "Mug", cups)]:
+        products[name] = await conn.fetchval(
+            "INSERT INTO products (sku, name, price, category_id) VALUES ($1, $2, 1, $3)"
+            " RETURNING id",
+            sku,
+            name,
+            category,
+        )
+    lines = [("Green", 2, 3), ("Mug", 1, 10), ("Black", 1, 4), ("Green", 1, 3)]
+    order = await conn.fetchval(
+        "INSERT INTO orders (user_id, total) VALUES ($1, 23) RETURNING id", customer
+    )
+    for name, quantity, price in lines:
+        await conn.execute(
+            "INSERT INTO order_items (order_id, product_id, quantity, unit_price)"
+            " VALUES ($1, $2, $3, $4)",
+            order,
+            products[name],
+            quantity,
+            price,
+        )
+    # a cancelled order's lines are no sale
+    gone = await conn.fetchval(
+        "INSERT INTO orders (user_id, total, status) VALUES ($1, 500, 'cancelled') RETURNING id",
+        customer,
+    )
+    await conn.execute(
+        "INSERT INTO order_items (order_id, product_id, quantity, unit_price)"
+        " VALUES ($1, $2, 50, 10)",
+        gone,
+        products["Black"],
+    )
+    html = (await staff_client.get("/")).text
+    top = re.search(r'data-top="products".*?</section>', html, re.S)
+    assert top is not None
+    names = re.findall(r'<a href="/products/\d+">(\w+)</a>', top.group(0))
+    assert names == ["Mug", "Green", "Black"]  # $10, $9, $4
+    assert "3 sold · $9.00" in top.group(0)
+    categories = re.search(r'data-top="categories".*?</section>', html, re.S)
+    assert categories is not None
+    assert re.findall(r'<a href="/categories/\d+">(\w+)</a>', categories.group(0)) == [
+        "Tea",
+        "Cups",
+    ]
+    assert "4 sold · $13.00" in categories.group(0)
+
+
+async def test_chart_ranges_hour_day_week_with_labelled_axes(
+    staff_client: LoggedIn, conn: asyncpg.Connection
+):
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 2)
+    await conn.execute(
+        "INSERT INTO orders (user_id, total, created_at)"
+        " VALUES ($1, 1, now() - interval '3 hours'), ($1, 1, now() - interval '3 days'),"
+        " ($1, 1, now() - interval '9 days')",
+        customer,
+    )
+    for name, bars, total in [("hour", 60, 2), ("day", 24, 3), ("week", 28, 4)]:
+        response = await staff_client.get(f"/live/chart?range={name}")
+        assert response.status_code == 200
+        svg = response.text
+        assert svg.count('<rect class="bar"') == bars, name
+        assert sum(int(n) for n in re.findall(r'data-orders="(\d+)"', svg)) == total, name
+        assert "Orders per minute</text>" in svg and "Time (UTC)</text>" in svg
+        assert len(re.findall(r'<text class="tick"', svg)) >= 5  # both axes have values
+        assert re.search(r'data-label="[^"]*UTC: \d+ orders?', svg)
+    page = (await staff_client.get("/?range=week")).text
+    assert page.count('<rect class="bar"') == 28
+    assert re.search(r'data-chart-range="week"[^>]*aria-current="true"', page)
+    assert (await staff_client.get("/live/chart?range=year")).status_code == 400
+    assert (await staff_client.get("/?range=year")).status_code == 400
+
+
+def test_the_change_against_yesterday():
+    from decimal import Decimal
+
+    from admin.money import change
+
+    assert change(Decimal(6), Decimal(4)) == "+50%"
+    assert change(Decimal(3), Decimal(4)) == "-25%"
+    assert change(Decimal(3), Decimal(0)) is None

@@ -17,7 +17,7 @@ from admin.resources.registry import INTERNAL_TABLES
 from admin.sql import quote_ident
 from tests.conftest import TEST_SECRET_KEY, create_staff, log_in
 from tests.live import LiveServer, live_server
-from tests.live_helpers import add_customer, logged_in_client
+from tests.live_helpers import add_customer, capture_ready, logged_in_client
 from tests.sse_client import Follower
 
 LISTENERS = ["pg-admin-panel-listener", "pg-admin-panel-changes"]
@@ -47,11 +47,14 @@ async def admin_client(server: LiveServer, db: asyncpg.Connection) -> httpx.Asyn
     return http
 
 
-async def change_ids(db: asyncpg.Connection, tables: list[str] | None = None) -> list[int]:
+async def change_ids(
+    db: asyncpg.Connection, tables: list[str] | None = None, after: int = 0
+) -> list[int]:
     rows = await db.fetch(
-        "SELECT id FROM resource_changes WHERE $1::text[] IS NULL OR table_name = any($1)"
-        " ORDER BY id",
+        "SELECT id FROM resource_changes WHERE ($1::text[] IS NULL OR table_name = any($1))"
+        " AND id > $2 ORDER BY id",
         tables,
+        after,
     )
     return [row["id"] for row in rows]
 
@@ -134,6 +137,8 @@ async def test_a_table_staff_may_not_view_never_reaches_them_for_every_resource(
     for watcher in watchers.values():
         watcher.start()
         await watcher.wait_open()
+    # the seeding may be captured already (the server installs capture as it starts)
+    base = await db.fetchval("SELECT coalesce(max(id), 0) FROM resource_changes")
     infos = await catalog.read_tables(db, ["public"])
     resources = [
         i for i in infos if i.relkind == "r" and i.primary_key and i.name not in INTERNAL_TABLES
@@ -144,10 +149,10 @@ async def test_a_table_staff_may_not_view_never_reaches_them_for_every_resource(
     for info in resources:  # one keyed change in every table
         column = quote_ident(info.primary_key[0])
         await db.execute(f"UPDATE {quote_ident(info.name)} SET {column} = {column}")
-    everything = await change_ids(db)
+    everything = await change_ids(db, after=base)
     await wait_for(watchers["admin"], everything)
     viewable = {"users", "orders", "products", "categories", "order_items"}
-    await wait_for(watchers["staff"], await change_ids(db, sorted(viewable)))
+    await wait_for(watchers["staff"], await change_ids(db, sorted(viewable), base))
     for watcher in watchers.values():
         await watcher.disconnect()
     assert watchers["admin"].ids == everything
@@ -156,7 +161,7 @@ async def test_a_table_staff_may_not_view_never_reaches_them_for_every_resource(
     for info in resources:
         table_seen = {json.loads(d)["table"] for d in watchers["staff"].data}
         assert (info.name in table_seen) == (info.name in viewable), info.name
-    assert watchers["staff"].ids == await change_ids(db, sorted(viewable))
+    assert watchers["staff"].ids == await change_ids(db, sorted(viewable), base)
     assert all("secret_notes" not in d and "payroll" not in d for d in watchers["staff"].data)
     # asking for it outright is refused, and so is a table that does not exist
     refused = await staff.get("/live/changes?tables=secret_notes")
@@ -177,7 +182,7 @@ async def test_narrowed_stream_and_resume_get_exactly_the_rest(
     server: LiveServer, database_url: str, db: asyncpg.Connection
 ):
     http = await logged_in_client(server.url, database_url, "watcher")
-    await http.get("/users")  # the catalog is read, the capture installed
+    await capture_ready(db, ("users", "categories"))
     customer = await add_customer(db)
     f = follower(http, "?tables=users")
     f.start()
@@ -210,7 +215,7 @@ async def test_killed_listeners_and_concurrent_writers_lose_nothing(
     server: LiveServer, database_url: str, db: asyncpg.Connection
 ):
     http = await logged_in_client(server.url, database_url, "watcher")
-    await http.get("/users")
+    await capture_ready(db, ("users", "categories"))
     customer = await add_customer(db)
     followers = [follower(http) for _ in range(3)]
     for f in followers:
@@ -244,4 +249,100 @@ async def test_killed_listeners_and_concurrent_writers_lose_nothing(
         await wait_for(f, writes)
         await f.disconnect()
         assert f.ids in (everything, writes)
+    await http.aclose()
+
+
+async def test_a_changed_primary_key_is_reported_under_the_old_key_as_deleted(
+    server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    http = await admin_client(server, db)
+    await db.execute("CREATE TABLE gadgets (code text PRIMARY KEY, n int)")
+    await db.execute("CREATE TABLE pairs (a int, b int, n int, PRIMARY KEY (a, b))")
+    await db.execute("INSERT INTO gadgets VALUES ('c', 1), ('d', 2)")
+    await db.execute("INSERT INTO pairs VALUES (1, 1, 0), (1, 2, 0)")
+    await http.post("/tables/refresh", data={"csrf_token": await _csrf(http)})
+    f = follower(http, "?tables=gadgets,pairs")
+    f.start()
+    await f.wait_open()
+    await db.execute("UPDATE gadgets SET code = 'z' WHERE code = 'c'")
+    await db.execute("UPDATE gadgets SET code = code, n = 5")  # keys named, none changed
+    await db.execute("UPDATE pairs SET b = b + 10 WHERE b = 2")
+    await db.execute("UPDATE pairs SET n = 1")  # no key column named
+    expected = await change_ids(db, ["gadgets", "pairs"])
+    await wait_for(f, expected)
+    await f.disconnect()
+    got = [(g["table"], g["op"], g["key"]) for g in map(json.loads, f.data)]
+    assert got == [
+        ("gadgets", "delete", "c"),
+        ("gadgets", "update", "z"),
+        ("gadgets", "update", "d"),
+        ("gadgets", "update", "z"),
+        ("pairs", "delete", "1,2"),
+        ("pairs", "update", "1,12"),
+        ("pairs", "update", "1,1"),
+        ("pairs", "update", "1,12"),
+    ]
+    await http.aclose()
+
+
+async def test_old_changes_are_purged_and_a_resume_from_before_them_reloads(
+    server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    from admin import changes
+
+    http = await logged_in_client(server.url, database_url, "watcher")
+    await capture_ready(db, ("users", "categories"))
+    customer = await add_customer(db)
+    probe = follower(http)
+    probe.start()
+    await probe.wait_open()
+    for n in range(3):
+        await db.execute("UPDATE users SET full_name = $1 WHERE id = $2", f"n{n}", customer)
+    ids = await change_ids(db)
+    # a purge touches rows long released; these are fresh: their release is waited for
+    await wait_for(probe, ids[1:])
+    await probe.disconnect()
+    # the first two are three days old: past the 48 h kept by default
+    await db.execute(
+        "UPDATE resource_changes SET created_at = now() - interval '3 days' WHERE id = any($1)",
+        ids[:2],
+    )
+    assert await changes.purge(db, keep_hours=48) == 2
+    assert await change_ids(db) == ids[2:]
+    assert await changes.purge(db, keep_hours=48) == 0
+    # a browser that saw only the first change cannot be replayed the second: it reloads
+    behind = follower(http)
+    behind.after = ids[0]
+    behind.start()
+    await behind.wait_open()
+    await asyncio.sleep(0.3)
+    await behind.disconnect()
+    assert behind.reloads == 1 and behind.ids == []
+    # one that saw the second gets the rest
+    current = follower(http)
+    current.after = ids[1]
+    current.start()
+    await wait_for(current, ids[2:])
+    await current.disconnect()
+    assert current.reloads == 0 and current.ids == ids[2:]
+    await http.aclose()
+
+
+async def test_a_dropped_tables_capture_function_goes_at_the_next_catalog_read(
+    server: LiveServer, database_url: str, db: asyncpg.Connection
+):
+    http = await admin_client(server, db)
+    await db.execute("CREATE TABLE gadgets (code text PRIMARY KEY)")
+    await http.post("/tables/refresh", data={"csrf_token": await _csrf(http)})
+    oid = await db.fetchval("SELECT 'gadgets'::regclass::oid")
+    name = f"admin_live_capture_{oid}"
+    assert await db.fetchval("SELECT count(*) FROM pg_proc WHERE proname = $1", name) == 1
+    await db.execute("DROP TABLE gadgets")
+    await http.post("/tables/refresh", data={"csrf_token": await _csrf(http)})
+    assert await db.fetchval("SELECT count(*) FROM pg_proc WHERE proname = $1", name) == 0
+    # the others stay
+    users = await db.fetchval("SELECT 'users'::regclass::oid")
+    assert await db.fetchval(
+        "SELECT count(*) FROM pg_proc WHERE proname = $1", f"admin_live_capture_{users}"
+    )
     await http.aclose()

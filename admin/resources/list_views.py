@@ -8,13 +8,14 @@ from typing import Any
 import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from admin import db, replica
 from admin.htmx import header_url, wants_fragment
 from admin.resources import (
     bulk_undo,
     column_filters,
+    cursors,
     list_markup,
     positions,
     reads,
@@ -116,6 +117,57 @@ async def count(request: Request, table: Table) -> Response:
     async with replica.read_connection(request) as conn:
         value = await reads.exact_total(conn, query)
     return templates.TemplateResponse(request, "_exact_count.html", {"count": value})
+
+
+MAX_MATCH_KEYS = 200
+
+
+async def matching(request: Request, table: Table) -> Response:
+    """Which of the `key`s (URL key segments) belong in this list view: they pass its
+    search and filters and, on a page reached by a cursor, sort after that cursor; `end`
+    (the page's next cursor) bounds the window from below. Live lists ask this for new rows,
+    so "3 new" counts only rows this view would show."""
+    if not table.keyed:
+        raise HTTPException(400, "This table has no primary key: its rows cannot be matched.")
+    query = parse_query(table, request.query_params)
+    raw = request.query_params.getlist("key")
+    if not raw or len(raw) > MAX_MATCH_KEYS:
+        raise HTTPException(400, f"Name between 1 and {MAX_MATCH_KEYS} keys (key=...).")
+    try:
+        wanted = [table.parse_key(k) for k in raw]
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    search, conditions, args = query.conditions()
+    if search:
+        conditions.insert(0, search)
+    window = [(query.after, not query.descending)]
+    end_raw = request.query_params.get("end", "").strip()
+    if end_raw and query.sort is not None and query.before is None:
+        try:
+            end = cursors.decode(end_raw, table, query.sort)
+        except cursors.InvalidQuery as exc:
+            raise HTTPException(400, str(exc)) from None
+        window.append((end, query.descending))
+    for cursor, ascending in window:
+        if cursor is not None and query.sort is not None:
+            condition, extra = cursors.condition(
+                table, query.sort, cursor, ascending=ascending, first_param=len(args) + 1
+            )
+            conditions.append(condition)
+            args = [*args, *extra]
+    alternatives = []
+    for key in wanted:
+        alternatives.append(f"({table.key_condition(len(args) + 1, 't')})")
+        args = [*args, *key]
+    conditions.append("(" + " OR ".join(alternatives) + ")")
+    sql = (
+        f"SELECT {table.key_columns_sql} FROM {table.qualified} AS t"
+        f" WHERE {' AND '.join(conditions)}"
+    )
+    async with replica.read_connection(request) as conn:
+        rows = await conn.fetch(sql, *args)
+    found = {tuple(row[c.name] for c in table.primary_key) for row in rows}
+    return JSONResponse({"keys": [k for k, key in zip(raw, wanted, strict=True) if key in found]})
 
 
 async def lookup(request: Request, table: Table) -> Response:

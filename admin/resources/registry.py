@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 import asyncpg
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from admin import capture
@@ -37,6 +38,7 @@ INTERNAL_TABLES = frozenset(
         "resource_changes",
         "revoked_sessions",
         "saved_views",
+        "live_presence",
     }
 )
 # first path segments the panel's own pages use: a table with such a name is served under
@@ -83,6 +85,10 @@ class Registry:
         self._fingerprint: str | None = None
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
+        # change capture is installed off the request path, on a connection of its own
+        self.pool: asyncpg.Pool | None = None
+        self._capture_task: asyncio.Task[None] | None = None
+        self._capture_again = False
 
     @property
     def due(self) -> bool:
@@ -110,25 +116,64 @@ class Registry:
         return self
 
     async def refresh(self, conn: asyncpg.Connection) -> None:
+        """Read the catalog now, and wait for the change capture (an explicit refresh)."""
         async with self._lock:
             await self._read(conn, await catalog.fingerprint(conn, self.schemas))
             self._checked_at = time.monotonic()
+        await self.capture_settled()
+
+    async def capture_settled(self) -> None:
+        """Wait for the background capture install (if one runs) to finish."""
+        while self._capture_task is not None and not self._capture_task.done():
+            await asyncio.shield(self._capture_task)
 
     async def _read(self, conn: asyncpg.Connection, fingerprint: str) -> None:
         started = time.perf_counter()
         infos = await catalog.read_tables(conn, self.schemas)
         self._install(infos)
-        installed, missed = await capture.ensure(conn, [t.info for t in self.tables.values()])
-        if installed:
-            # the triggers touched pg_class: take the fingerprint they left
-            fingerprint = await catalog.fingerprint(conn, self.schemas)
-        # a table without capture yet is tried again at the next check
-        self._fingerprint = "" if missed else fingerprint
+        self._fingerprint = fingerprint
+        if self.pool is None:
+            # no pool to work from (a bare registry): on this connection, now
+            await self._capture(conn, fingerprint)
+        elif self._capture_task is None or self._capture_task.done():
+            self._capture_task = asyncio.create_task(
+                self._capture_in_background(self.pool, fingerprint), name="change-capture"
+            )
+        else:
+            self._capture_again = True
         log.info(
             "catalog read: %d resources in %.0f ms",
             len(self.tables),
             (time.perf_counter() - started) * 1000,
         )
+
+    async def _capture_in_background(self, pool: asyncpg.Pool, fingerprint: str) -> None:
+        """Install what capture is missing without holding up any page: a table whose lock
+        a long transaction holds waits up to a second, here, not in a request."""
+        while True:
+            self._capture_again = False
+            try:
+                async with pool.acquire() as conn:
+                    await self._capture(conn, fingerprint)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("change capture not checked: %s", exc)
+                async with self._lock:
+                    if self._fingerprint == fingerprint:
+                        self._fingerprint = ""  # tried again at the next check
+            except Exception:
+                log.exception("change capture not checked")
+            if not self._capture_again:
+                return
+            fingerprint = self._fingerprint or ""
+
+    async def _capture(self, conn: asyncpg.Connection, fingerprint: str) -> None:
+        installed, missed = await capture.ensure(conn, [t.info for t in self.tables.values()])
+        await capture.drop_orphans(conn)
+        # the triggers touched pg_class: take the fingerprint they left, unless the
+        # catalog moved meanwhile; a table without capture yet is tried at the next check
+        after = await catalog.fingerprint(conn, self.schemas) if installed else fingerprint
+        if self._fingerprint == fingerprint:
+            self._fingerprint = "" if missed else after
 
     def _install(self, infos: list[TableInfo]) -> None:
         tables: dict[str, Table] = {}
@@ -182,11 +227,26 @@ def _bind(table: Table, by_name: dict[tuple[str, str], Table]) -> None:
 
 def registry(request: HTTPConnection) -> Registry:
     """The app's registry (made on first use; its catalog is read by `current`)."""
-    state = request.app.state
+    return registry_of(request.app)
+
+
+async def read_at_startup(app: Starlette) -> None:
+    """Read the catalog and install the change capture as the server starts, in the
+    background, so that the first page finds both done."""
+    try:
+        async with app.state.pool.acquire() as conn:
+            await registry_of(app).current(conn)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("catalog not read at startup (the first page reads it): %s", exc)
+
+
+def registry_of(app: Starlette) -> Registry:
+    state = app.state
     found: Registry | None = getattr(state, "registry", None)
     if found is None:
         settings = state.settings
         found = state.registry = Registry(
             settings.admin_schemas, check_seconds=settings.catalog_check_s
         )
+        found.pool = getattr(state, "pool", None)
     return found

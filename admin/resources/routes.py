@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from admin import db
+from admin import db, presence
 from admin.access import Access, route
 from admin.resources import bulk_views, history_views, list_views, record_views, saved_views
 from admin.resources.model import Table
@@ -58,6 +58,7 @@ def resource_routes() -> list[Route]:
             LIST + "/views/{view_id}/delete", saved_views.delete, Action.VIEW, methods=["POST"]
         ),
         resource_route(LIST + "/lookup", list_views.lookup, Action.VIEW),
+        resource_route(LIST + "/matching", list_views.matching, Action.VIEW),
         resource_route(LIST + "/validate", record_views.validate, Action.VIEW, methods=["POST"]),
         resource_route(LIST + "/bulk", bulk_views.bulk, Action.CHANGE, methods=["POST"]),
         resource_route(LIST + "/bulk/undo", bulk_views.undo, Action.CHANGE, methods=["POST"]),
@@ -74,6 +75,7 @@ def resource_routes() -> list[Route]:
         ),
         resource_route(RECORD + "/history", history_views.show, Action.VIEW),
         resource_route(RECORD + "/revert", history_views.revert, Action.CHANGE, methods=["POST"]),
+        resource_route(RECORD + "/presence", presence.presence, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD + "/{field}", record_views.quick, Action.CHANGE, methods=["POST"]),
         # a GET under a record that names nothing: 404, not 405 for the POST above
         resource_route(RECORD + "/{field}", record_views.no_page, Action.VIEW),

@@ -63,3 +63,105 @@ async def test_a_page_too_far_behind_to_replay_reloads_itself(
         await expect(live).to_have_attribute("sse-connect", re.compile(rf"after={newest}\b"))
         await expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
         await expect(page.locator("#feed li")).to_have_count(5)
+
+
+CONTRAST = """
+() => {
+  // computed colours come as rgb(0-255) or, for color-mix(), as color(srgb 0-1)
+  function rgb(text) {
+    const scale = text.startsWith("color(") ? 255 : 1;
+    return text.match(/[\\d.]+/g).slice(0, 3).map(v => Number(v) * scale);
+  }
+  function channel(v) {
+    v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  }
+  function luminance(c) {
+    const [r, g, b] = c.map(channel);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+  const feed = document.getElementById("feed");
+  const style = getComputedStyle(feed);
+  const back = luminance(rgb(style.backgroundColor));
+  const ratios = [...feed.querySelectorAll(".feed-item, .feed-item *")].map(el => {
+    const fore = luminance(rgb(getComputedStyle(el).color));
+    return (Math.max(fore, back) + 0.05) / (Math.min(fore, back) + 0.05);
+  });
+  return { opacity: style.opacity, background: style.backgroundColor,
+           contrast: Math.min(...ratios) };
+}
+"""
+
+
+async def test_paused_feed_says_how_many_are_new_and_stays_readable(
+    logged_in_page: Page, database_url: str
+):
+    page = logged_in_page
+    state = page.locator("[data-live-state]")
+    await expect(state).to_have_attribute("data-live-state", "live")
+    await expect(state).to_have_text(re.compile(r"^\s*Live\s*$"))
+    conn = await asyncpg.connect(database_url)
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 1)
+    await expect(page.locator("#feed li")).to_have_count(1)
+    before = await page.evaluate(CONTRAST)
+    await page.click("[data-live-pause]")
+    await expect(state).to_have_text(re.compile(r"Paused · 0 new"))
+    await insert_orders(conn, customer, 2)
+    await expect(state).to_have_text(re.compile(r"Paused · 2 new"))
+    await expect(state).to_have_attribute("data-live-state", "paused")
+    paused = await page.evaluate(CONTRAST)
+    # tinted, not faded: full opacity, another background, text still readable
+    assert paused["opacity"] == "1"
+    assert paused["background"] != before["background"]
+    assert paused["contrast"] >= 4.5, paused
+    await page.click("[data-live-pause]")
+    await expect(page.locator("#feed li")).to_have_count(3)
+    await expect(state).to_have_text(re.compile(r"^\s*Live\s*$"))
+    # the network goes away: the state says since when
+    await page.context.set_offline(True)
+    await expect(state).to_have_text(re.compile(r"Offline since \d{1,2}:\d{2}"))
+    await expect(state).to_have_attribute("data-live-state", "offline")
+    await page.context.set_offline(False)
+    await conn.close()
+
+
+async def test_chart_switches_range_and_tells_each_bar_on_hover(
+    logged_in_page: Page, database_url: str
+):
+    page = logged_in_page
+    conn = await asyncpg.connect(database_url)
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 3)
+    await conn.execute(
+        "INSERT INTO orders (user_id, total, created_at)"
+        " VALUES ($1, 1, now() - interval '5 hours')",
+        customer,
+    )
+    await conn.close()
+    await page.reload()
+    bars = page.locator("#chart rect.bar")
+    await expect(bars).to_have_count(60)
+    await expect(page.locator("#chart text.axis-title")).to_have_text(
+        ["Time (UTC)", "Orders per minute"]
+    )
+    await page.click('a[data-chart-range="day"]')
+    await expect(bars).to_have_count(24)
+    await expect(page.locator('a[data-chart-range="day"]')).to_have_attribute(
+        "aria-current", "true"
+    )
+    await expect(page.locator("#chart-heading")).to_have_text(re.compile("last 24 hours"))
+    assert "range=day" in page.url
+    # the live feed's hourly chart does not overwrite the day shown
+    await page.wait_for_timeout(1500)
+    await expect(bars).to_have_count(24)
+    tall = page.locator('#chart rect.bar:not([data-orders="0"])').last
+    await tall.hover()
+    await expect(page.locator("[data-chart-tip]")).to_have_text(
+        re.compile(r"\d{2}:\d{2} to \d{2}:\d{2} UTC: 3 orders \(0\.1 a minute\)")
+    )
+    await page.click('a[data-chart-range="week"]')
+    await expect(bars).to_have_count(28)
+    await page.click('a[data-chart-range="hour"]')
+    await expect(bars).to_have_count(60)
+    assert "range=" not in page.url

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from playwright.async_api import Page, Request, expect
 
 from tests.live import LiveServer
+from tests.live_helpers import capture_ready
 
 
 async def _categories(database_url: str, names: list[str]) -> list[int]:
     conn = await asyncpg.connect(database_url)
     try:
+        # the server installs change capture in the background as it starts
+        await capture_ready(conn, ("categories",))
         rows = await conn.fetch(
             "INSERT INTO categories (name) SELECT unnest($1::text[]) RETURNING id", names
         )
@@ -125,3 +130,76 @@ async def test_ten_tabs_share_one_stream_and_stay_live_when_the_leader_closes(
         await expect(tab.locator(f"#row-{tea}")).to_contain_text("Two")
     # leadership moved with each navigation and at the close; one stream open at a time
     assert len(streams) - len(ended) == 1
+
+
+async def test_new_rows_count_only_when_this_view_shows_them_and_appear_without_reload(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    tea, _ = await _categories(database_url, ["Green tea", "Coffee"])
+    await page.goto(server.url + "/categories?q=tea")
+    await _live(page)
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await page.evaluate("window.samePage = true")
+    # only the rows the search matches are new here
+    await _categories(database_url, ["Iced tea", "Cocoa", "Mate"])
+    show = page.locator("[data-changes-show]")
+    await expect(show).to_have_text("1 new — show them")
+    await _execute(database_url, "UPDATE categories SET name = 'Black tea' WHERE name = 'Mate'")
+    await expect(show).to_have_text("2 new — show them")
+    # a changed key: the old row is struck, the row under its new key is new here
+    await _execute(database_url, "UPDATE categories SET id = 9999 WHERE id = $1", tea)
+    await expect(page.locator(f"#row-{tea}")).to_have_class("live-deleted")
+    await expect(show).to_have_text("3 new — show them")
+    await show.click()
+    await expect(page.locator("tbody tr")).to_have_count(3)
+    await expect(page.locator("#row-9999")).to_be_visible()
+    await expect(show).to_be_hidden()
+    assert await page.evaluate("window.samePage === true")  # no reload
+    # a statement too large to list row by row is summarised, and reloads the list
+    await _execute(
+        database_url,
+        "INSERT INTO categories (name) SELECT 'Bulk ' || g FROM generate_series(1, 150) g",
+    )
+    await expect(show).to_have_text("150 rows of categories changed — reload")
+    await show.click()
+    await expect(page.locator("[data-changes-show]")).to_be_hidden()
+    assert await page.evaluate("window.samePage === undefined")
+
+
+async def test_an_edit_form_says_who_else_is_editing_the_record(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    from tests.conftest import STAFF_PASSWORD
+    from tests.e2e.conftest import _create_staff, log_in_page
+
+    page = logged_in_page
+    (tea,) = await _categories(database_url, ["Tea"])
+    await _create_staff(database_url, "alice", "admin")
+    browser = page.context.browser
+    assert browser is not None
+    other_context = await browser.new_context()
+    other = await other_context.new_page()
+    await log_in_page(other, server.url, "alice", STAFF_PASSWORD)
+    await page.goto(f"{server.url}/categories/{tea}/edit")
+    await other.goto(f"{server.url}/categories/{tea}/edit")
+    # alice arrived second: she is told at once; the first editor at his next ping
+    await expect(other.locator("[data-live-presence]")).to_have_text(
+        "e2e-admin is editing this record"
+    )
+    await page.reload()
+    await expect(page.locator("[data-live-presence]")).to_have_text("alice is editing this record")
+    # alice leaves (her page says so as it goes): the first editor's next ping omits her
+    await other.goto(f"{server.url}/categories")
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with asyncio.timeout(10):
+            while await conn.fetchval(
+                "SELECT count(*) FROM live_presence WHERE username = 'alice'"
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    await page.reload()
+    await expect(page.locator("[data-live-presence]")).to_be_hidden()
+    await other_context.close()
