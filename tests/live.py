@@ -37,6 +37,44 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
+# What a deployment's environment may hold (a CI job that exported its topology, an
+# operator's shell): a server under test takes none of it, only what the test passes. A
+# LISTEN_DATABASE_URL left over from the topology job made every such server listen to
+# another database, so no live event ever reached a test.
+DEPLOYMENT_SETTINGS = frozenset(
+    {
+        "ADMIN_DATA_DIR",
+        "ADMIN_SCHEMAS",
+        "BODY_MIN_BYTES_PER_S",
+        "BODY_TIMEOUT_S",
+        "CATALOG_CHECK_S",
+        "CURRENCY",
+        "DATABASE_POOLER",
+        "DATABASE_REPLICA_URL",
+        "IMPORT_TIMEOUT_S",
+        "LISTEN_DATABASE_URL",
+        "LOG_FORMAT",
+        "MAX_ANONYMOUS_FORM_KB",
+        "MAX_FORM_KB",
+        "MAX_UPLOAD_MB",
+        "METRICS_ADDRESS",
+        "METRICS_TOKEN",
+        "POOL_ACQUIRE_TIMEOUT",
+        "REPLICA_MAX_LAG_S",
+        "SECURE_COOKIES",
+        "SESSION_IDLE_HOURS",
+        "SESSION_MAX_HOURS",
+        "SHUTDOWN_GRACE_S",
+        "SSE_MAX_PER_PROCESS",
+        "SSE_MAX_PER_SESSION",
+        "SSE_REPLAY_MAX_EVENTS",
+        "SSE_REPLAY_MAX_HOURS",
+        "STAFF_CACHE_S",
+        "STATEMENT_TIMEOUT_MS",
+    }
+)
+
+
 @contextmanager
 def live_server(
     database_url: str,
@@ -50,7 +88,7 @@ def live_server(
     """Start uvicorn on a free 127.0.0.1 port against `database_url`; stop it afterwards."""
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in DEPLOYMENT_SETTINGS},
         "DATABASE_URL": database_url,
         "SECRET_KEY": secret_key,
         "POOL_MIN_SIZE": "1",

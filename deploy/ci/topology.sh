@@ -126,8 +126,9 @@ nginx -c "$WORK/nginx.conf"
 
 echo "== panel instances on ${APP_PORTS[*]} (deploy/pg-admin@.service)"
 for port in "${APP_PORTS[@]}"; do bash deploy/ci/instance.sh start "$WORK" "$port"; done
-set -a; . "$WORK/env"; set +a
-ADMIN_PASSWORD=$ADMIN_PASSWORD .venv/bin/python -m admin create-staff ci-admin --role admin
+# the instances' environment stays theirs: exported here it would reach the test suite below
+(set -a; . "$WORK/env"; set +a
+ ADMIN_PASSWORD=$ADMIN_PASSWORD .venv/bin/python -m admin create-staff ci-admin --role admin)
 
 # what tests/topology/ needs to drive the topology
 export TOPOLOGY_URL="https://127.0.0.1:$HTTPS_PORT"
