@@ -82,6 +82,7 @@ class CsvColumn:
     neutralise: bool = False  # a text column exported with spreadsheet-formula protection
     reference: Reference | None = None
     decimal: bool = False  # a number that a file with decimal commas writes as 12,50
+    always_generated: bool = False  # GENERATED ALWAYS: written with OVERRIDING SYSTEM VALUE
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,7 @@ def _csv_column(table: Table, column: Column, key: tuple[str, ...]) -> CsvColumn
         neutralise=info.kind is Kind.TEXT,
         reference=_reference(table, column),
         decimal=info.kind in (Kind.NUMERIC, Kind.FLOAT),
+        always_generated=info.identity == "a",
     )
 
 
@@ -354,7 +356,8 @@ def csv_table(table: Table) -> CsvTable:
         if c.kind in IMPORTED_KINDS
         and c.name not in NOT_IMPORTED
         and not c.info.generated
-        and c.info.identity != "a"
+        # a key the database always generates is still how an upsert finds existing rows
+        and (c.info.identity != "a" or c.name in table.info.primary_key)
     )
     names = {c.name for c in columns}
     key_words = ", ".join(key) if key else "nothing (no key: insert only)"

@@ -11,11 +11,13 @@ empty table), psql COPY TO and HTTP export, their ratios, and the server's RSS g
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import psutil
 from csv_common import (
     RssPeak,
     admin_server,
@@ -98,6 +100,8 @@ def main() -> None:
                     seconds = timed([psql_binary(), url, "-qc", command], stdout=out)
                 results["psql export"] = (seconds, 0.0)
                 cookies = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+                process = psutil.Process(server_pid(server))
+                before = sum(process.cpu_times()[:2])
                 with RssPeak(server_pid(server)) as rss:
                     seconds = timed(
                         ["curl", "-sSf", "-o", str(target), "-H", f"Cookie: {cookies}",
@@ -105,6 +109,7 @@ def main() -> None:
                          f"{server.url}/readings/export.csv?raw=1"]
                     )  # fmt: skip
                 results["http export"] = (seconds, rss.growth_mb)
+                export_cpu = sum(process.cpu_times()[:2]) - before
     finally:
         source.unlink(missing_ok=True)
         target.unlink(missing_ok=True)
@@ -115,6 +120,8 @@ def main() -> None:
     imported = results[PSQL_COPY][0] / results["http import"][0]
     exported = results["psql export"][0] / results["http export"][0]
     print(f"import ratio {imported:.2f}x psql; export ratio {exported:.2f}x psql")
+    print(f"server CPU for the export {export_cpu:.2f} s; load average "
+          + " ".join(f"{x:.1f}" for x in os.getloadavg()))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -76,6 +76,26 @@ async def test_an_introspected_table_imports_every_type_and_exports_it_back(
     assert again.json()["unchanged"] == 2
 
 
+async def test_a_table_whose_key_is_generated_always_upserts_by_that_key(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    await conn.execute(
+        "CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)"
+    )
+    await conn.execute("INSERT INTO notes (body) VALUES ('first'), ('second')")
+    exported = await admin_client.get("/notes/export.csv?raw=1", headers=SAME_ORIGIN)
+    assert exported.status_code == 200
+    assert [r["id"] for r in parse(exported.text)] == ["1", "2"]
+    changed = exported.text.replace("second", "second edited") + "10,new\n"
+    response = await upload(admin_client, "notes", changed, mode="upsert")
+    assert response.status_code == 200, response.text
+    assert (response.json()["inserted"], response.json()["updated"]) == (1, 1)
+    rows = await conn.fetch("SELECT id, body FROM notes ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, "first"), (2, "second edited"), (10, "new")]
+    # the sequence has moved past the imported ids: the next generated one is free
+    assert await conn.fetchval("INSERT INTO notes (body) VALUES ('x') RETURNING id") == 11
+
+
 async def test_every_value_problem_of_an_introspected_table_in_one_answer(
     typed: None, admin_client: LoggedIn, conn: asyncpg.Connection
 ) -> None:
