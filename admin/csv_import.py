@@ -251,7 +251,8 @@ class Importer:
             return False
         return bool(
             await self.conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM (SELECT t.version AS now, {value} AS was "
+                f"SELECT EXISTS (SELECT 1 FROM (SELECT {self.spec.version_sql} AS now, "
+                f"{value} AS was "
                 f"FROM {self.checks.version_join()} JOIN {STAGE} s ON s.{ORD} = x.{ORD} "
                 "FOR UPDATE OF t) v WHERE was IS NOT NULL AND was IS DISTINCT FROM now)"
             )

@@ -115,7 +115,13 @@ class CsvTable:
     description: str
     uniques: tuple[Unique, ...] = ()
     row_checks: tuple[RowCheck, ...] = ()
-    versioned: bool = False  # a `version` column in the file must match the row's
+    # the row's version as SQL over the table aliased t (its `version` column, else xmin):
+    # a `version` field in the file must match it
+    version_sql: str | None = None
+
+    @property
+    def versioned(self) -> bool:
+        return self.version_sql is not None
 
     def column(self, name: str) -> CsvColumn:
         return next(c for c in self.columns if c.name == name)
@@ -370,5 +376,15 @@ def csv_table(table: Table) -> CsvTable:
         description=f"Upsert matches {table.plural} by {key_words}.",
         uniques=_uniques(table, names),
         row_checks=_row_checks(table, names),
-        versioned=table.bumps_version,
+        version_sql=_version_sql(table),
     )
+
+
+def _version_sql(table: Table) -> str | None:
+    """What an export writes as `version` and an import compares: the `version` column, or
+    the row's xmin (changed by every update) where the table has none."""
+    if table.bumps_version:
+        return "t.version"
+    if table.writable and VERSION not in table.by_name:
+        return "t.xmin::text::bigint"
+    return None
