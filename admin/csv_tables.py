@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from admin.csv_check_words import check_words
 from admin.resources.catalog import check_choices
 from admin.resources.model import Column, Table
 from admin.resources.tables import Kind
@@ -341,7 +342,7 @@ def _row_checks(table: Table, names: set[str]) -> tuple[RowCheck, ...]:
         if parsed is not None:
             message = "must be one of " + ", ".join(parsed[1])
         else:
-            message = f"breaks the table's rule {condition}"
+            message = check_words(condition, constraint.name)
         found.append(RowCheck(constraint.columns, condition, message, constraint.columns[-1]))
     return tuple(found)
 

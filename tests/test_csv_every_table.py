@@ -149,6 +149,8 @@ async def test_every_value_problem_of_an_introspected_table_in_one_answer(
     assert "first on line 4" in messages[(5, "uid")]
     assert messages[(3, "uid")] == "is already in the table"
     assert messages[(2, "size")] == "must be one of S, M, L"
+    # a CHECK in plain words, not as SQL
+    assert messages[(2, "i2")] == "must be at least 0 (or be left empty)"
     assert await conn.fetchval("SELECT count(*) FROM typed") == 2
 
 
