@@ -286,8 +286,8 @@ class Checks:
         if field is None or self.options.mode is not Mode.UPSERT:
             return None
         return (
-            f"(CASE WHEN csv_input_is_valid(NULLIF(s.{field.stage}, ''), 'integer') "
-            f"THEN NULLIF(s.{field.stage}, '')::integer END)"
+            f"(CASE WHEN csv_input_is_valid(NULLIF(s.{field.stage}, ''), 'bigint') "
+            f"THEN NULLIF(s.{field.stage}, '')::bigint END)"
         )
 
     def _version_checks(self) -> list[str]:
@@ -303,9 +303,9 @@ class Checks:
             ),
             f"SELECT x.{ORD}, 'version', s.{field.stage}, "
             "'was changed by someone else since this file was exported (now version ' "
-            "|| t.version || '): export it again', NULL::bigint "
+            f"|| {self.spec.version_sql} || '): export it again', NULL::bigint "
             f"FROM {self.version_join()} JOIN {STAGE} s ON s.{ORD} = x.{ORD} "
-            f"WHERE {value} IS DISTINCT FROM t.version AND {value} IS NOT NULL",
+            f"WHERE {value} IS DISTINCT FROM {self.spec.version_sql} AND {value} IS NOT NULL",
         ]
 
     def _lines_sql(self) -> str:

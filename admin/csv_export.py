@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from admin import db
 from admin.csv_formulas import neutralised
-from admin.csv_tables import CsvTable
+from admin.csv_tables import VERSION, CsvTable
 from admin.sql import quote_ident
 
 log = logging.getLogger("admin.csv_export")
@@ -49,7 +49,9 @@ def _select_list(
     parts = []
     for name in names or spec.export_names:
         quoted = quote_ident(name)
-        if name in protected and not raw:
+        if name == VERSION and spec.version_sql is not None:
+            parts.append(f"{spec.version_sql} AS {quoted}")
+        elif name in protected and not raw:
             parts.append(f"{neutralised(quoted)} AS {quoted}")
         elif name in decimals and decimal_comma:
             parts.append(f"replace({quoted}::text, '.', ',') AS {quoted}")
@@ -70,7 +72,7 @@ def export_query(
     """The SELECT that COPY (...) TO STDOUT (FORMAT csv, HEADER) runs for `spec`'s table;
     `names`: the columns to export (default: every column an import accepts)."""
     select = _select_list(spec, raw, names, decimal_comma)
-    return f"SELECT {select} FROM {spec.qualified} {where} {order_by}"
+    return f"SELECT {select} FROM {spec.qualified} AS t {where} {order_by}"
 
 
 @dataclass

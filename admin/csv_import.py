@@ -209,9 +209,12 @@ class Importer:
     def _write_sql(self) -> str:
         table = self.spec.qualified
         targets, values = self._value_exprs()
+        # an id the file gives for a GENERATED ALWAYS key is taken as given (empty: generated)
+        overriding = any(c.always_generated for _, c in self.present)
         insert = (
             f"INSERT INTO {table} AS t ({', '.join(targets)}) "
-            f"SELECT {', '.join(values)} FROM {self.checks.source}"
+            + ("OVERRIDING SYSTEM VALUE " if overriding else "")
+            + f"SELECT {', '.join(values)} FROM {self.checks.source}"
         )
         if self.mode is Mode.INSERT:
             return insert
@@ -248,14 +251,19 @@ class Importer:
             return False
         return bool(
             await self.conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM (SELECT t.version AS now, {value} AS was "
+                f"SELECT EXISTS (SELECT 1 FROM (SELECT {self.spec.version_sql} AS now, "
+                f"{value} AS was "
                 f"FROM {self.checks.version_join()} JOIN {STAGE} s ON s.{ORD} = x.{ORD} "
                 "FOR UPDATE OF t) v WHERE was IS NOT NULL AND was IS DISTINCT FROM now)"
             )
         )
 
-    async def write(self) -> tuple[int, int, int]:
-        """(rows, inserted, updated); ImportRejected naming every bad cell when it fails."""
+    async def write(self, report: Progress = _no_progress) -> tuple[int, int, int]:
+        """(rows, inserted, updated); ImportRejected naming every bad cell when it fails.
+
+        Reports "checked" once the rules pass, "written" after the rows are in the table,
+        and "indexes" once deferred keys are checked and sequences moved past the new ids.
+        """
         rows = self.rows
         try:
             async with self.conn.transaction():
@@ -263,6 +271,7 @@ class Importer:
                     raise _RuleBroken
                 if await self._versions_moved():
                     raise _RuleBroken
+                await report("checked", rows)
                 if self.mode is Mode.INSERT:
                     status = await self.conn.execute(self._write_sql())
                     inserted, updated = int(status.split()[-1]), 0
@@ -270,6 +279,10 @@ class Importer:
                     record = await self.conn.fetchrow(self._write_sql())
                     assert record is not None
                     inserted, updated = record["inserted"], record["updated"]
+                await report("written", inserted + updated)
+                # deferrable unique and foreign keys would otherwise be checked at commit,
+                # where a failure could no longer name the rows
+                await self.conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
         except (asyncpg.PostgresError, _RuleBroken) as exc:
             if isinstance(exc, asyncpg.QueryCanceledError):
                 raise
@@ -286,6 +299,7 @@ class Importer:
         for _, column in self.present:
             if column.default_sql and "nextval(" in column.default_sql:
                 await self._advance_sequence(column.name)
+        await report("indexes", inserted + updated)
         return rows, inserted, updated
 
     async def _error_file(self) -> str | None:
@@ -343,9 +357,7 @@ async def import_csv(
                 "SELECT set_config('DateStyle', $1, true)", options.date_order.datestyle
             )
         await importer.stage(file)
-        await report("staged", importer.rows)
-        rows, inserted, updated = await importer.write()
-        await report("written", rows)
+        rows, inserted, updated = await importer.write(report)
         result = ImportResult(rows, inserted, updated, time.perf_counter() - started)
         if options.dry_run:
             raise DryRun(result)

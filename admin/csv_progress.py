@@ -1,5 +1,5 @@
 """How far a running import is, for the page that sent it: each phase (received, staged,
-checked, written) with its rows and the time since the import began, and a cancel request.
+checked, written, indexes) with its rows and the time since the import began, and a cancel request.
 
 Kept as small files on the local disk, which every process of the panel shares (a poll or
 a cancel may reach another worker than the import), named by the sender and a token the
@@ -20,7 +20,7 @@ from typing import Any
 DIRECTORY = Path(tempfile.gettempdir()) / "admin-csv-progress"
 KEEP_SECONDS = 3600
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")
-PHASES = ("received", "staged", "checked", "written")
+PHASES = ("received", "checked", "written", "indexes")
 
 
 def valid_token(token: str | None) -> bool:

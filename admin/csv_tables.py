@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from admin.csv_check_words import check_words
 from admin.resources.catalog import check_choices
 from admin.resources.model import Column, Table
 from admin.resources.tables import Kind
@@ -82,6 +83,7 @@ class CsvColumn:
     neutralise: bool = False  # a text column exported with spreadsheet-formula protection
     reference: Reference | None = None
     decimal: bool = False  # a number that a file with decimal commas writes as 12,50
+    always_generated: bool = False  # GENERATED ALWAYS: written with OVERRIDING SYSTEM VALUE
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,13 @@ class CsvTable:
     description: str
     uniques: tuple[Unique, ...] = ()
     row_checks: tuple[RowCheck, ...] = ()
-    versioned: bool = False  # a `version` column in the file must match the row's
+    # the row's version as SQL over the table aliased t (its `version` column, else xmin):
+    # a `version` field in the file must match it
+    version_sql: str | None = None
+
+    @property
+    def versioned(self) -> bool:
+        return self.version_sql is not None
 
     def column(self, name: str) -> CsvColumn:
         return next(c for c in self.columns if c.name == name)
@@ -293,6 +301,7 @@ def _csv_column(table: Table, column: Column, key: tuple[str, ...]) -> CsvColumn
         neutralise=info.kind is Kind.TEXT,
         reference=_reference(table, column),
         decimal=info.kind in (Kind.NUMERIC, Kind.FLOAT),
+        always_generated=info.identity == "a",
     )
 
 
@@ -333,7 +342,7 @@ def _row_checks(table: Table, names: set[str]) -> tuple[RowCheck, ...]:
         if parsed is not None:
             message = "must be one of " + ", ".join(parsed[1])
         else:
-            message = f"breaks the table's rule {condition}"
+            message = check_words(condition, constraint.name)
         found.append(RowCheck(constraint.columns, condition, message, constraint.columns[-1]))
     return tuple(found)
 
@@ -354,7 +363,8 @@ def csv_table(table: Table) -> CsvTable:
         if c.kind in IMPORTED_KINDS
         and c.name not in NOT_IMPORTED
         and not c.info.generated
-        and c.info.identity != "a"
+        # a key the database always generates is still how an upsert finds existing rows
+        and (c.info.identity != "a" or c.name in table.info.primary_key)
     )
     names = {c.name for c in columns}
     key_words = ", ".join(key) if key else "nothing (no key: insert only)"
@@ -367,5 +377,15 @@ def csv_table(table: Table) -> CsvTable:
         description=f"Upsert matches {table.plural} by {key_words}.",
         uniques=_uniques(table, names),
         row_checks=_row_checks(table, names),
-        versioned=table.bumps_version,
+        version_sql=_version_sql(table),
     )
+
+
+def _version_sql(table: Table) -> str | None:
+    """What an export writes as `version` and an import compares: the `version` column, or
+    the row's xmin (changed by every update) where the table has none."""
+    if table.bumps_version:
+        return "t.version"
+    if table.writable and VERSION not in table.by_name:
+        return "t.xmin::text::bigint"
+    return None

@@ -4,18 +4,21 @@
 
 Loads `rows` users, then times psql copying the export's SELECT to a file, and the HTTP
 export (raw, and with spreadsheet protection) read to the end; prints MB/s, ratios to psql
-and the server process's RSS growth.
+the server process's RSS growth and the CPU time it spent on the export (what the panel
+adds to PostgreSQL's own work, which psql's COPY pays the same).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 from csv_common import (
     COLUMNS,
     RssPeak,
@@ -74,6 +77,7 @@ def main() -> None:
             users = csv_spec(url)
             results: dict[str, tuple[float, int, float]] = {}
             first_byte: dict[str, float] = {}
+            cpu: dict[str, float] = {}
             for _ in range(args.repeat):
                 for kind, raw in (("raw", True), ("safe", False)):
                     # psql runs exactly the SELECT the HTTP export runs (same filters, same
@@ -83,10 +87,14 @@ def main() -> None:
                     keep(results, f"psql {kind}", (seconds, target.stat().st_size, 0.0))
                     target.unlink()
                     query = "?raw=1" if raw else ""
+                    before = cpu_seconds(server_pid(server))
                     with RssPeak(server_pid(server)) as rss:
                         seconds, ttfb = curl_download(
                             http, f"{server.url}/users/export.csv{query}", target
                         )
+                    cpu[f"http {kind}"] = min(
+                        cpu_seconds(server_pid(server)) - before, cpu.get(f"http {kind}", 1e9)
+                    )
                     first_byte[f"http {kind}"] = min(ttfb, first_byte.get(f"http {kind}", ttfb))
                     keep(results, f"http {kind}", (seconds, target.stat().st_size, rss.growth_mb))
                     target.unlink()
@@ -95,6 +103,7 @@ def main() -> None:
             path.unlink(missing_ok=True)
         work.rmdir()
 
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{args.rows:,} rows, {results['psql raw'][1] / 1e6:.1f} MB (best of {args.repeat})")
     for label, (seconds, size, growth) in results.items():
         rate = args.rows / seconds
@@ -106,8 +115,14 @@ def main() -> None:
             line += (
                 f"  ratio {rate / reference:.2f}x psql  server RSS growth {growth:6.1f} MB"
                 f"  first bytes {first_byte[label] * 1000:.0f} ms"
+                f"  server CPU {cpu[label]:.2f} s"
             )
         print(line)
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def keep(results: dict[str, tuple[float, int, float]], label: str, run: tuple[float, int, float]):

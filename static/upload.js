@@ -24,8 +24,8 @@
     var result = document.querySelector(form.dataset.result || "#import-result");
     var cancel = form.querySelector("#import-cancel");
     var phases = form.querySelector("#import-phases");
-    var PHASE_WORDS = { received: "File received", staged: "Rows read", checked: "Checked",
-                        written: "Written" };
+    var PHASE_WORDS = { received: "File received", checked: "Rows read and checked",
+                        written: "Rows written", indexes: "Keys and indexes checked" };
 
     function pollPhases(url) {
       var request = new XMLHttpRequest();

@@ -76,6 +76,51 @@ async def test_an_introspected_table_imports_every_type_and_exports_it_back(
     assert again.json()["unchanged"] == 2
 
 
+async def test_a_table_whose_key_is_generated_always_upserts_by_that_key(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    await conn.execute(
+        "CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)"
+    )
+    await conn.execute("INSERT INTO notes (body) VALUES ('first'), ('second')")
+    exported = await admin_client.get("/notes/export.csv?raw=1", headers=SAME_ORIGIN)
+    assert exported.status_code == 200
+    assert [r["id"] for r in parse(exported.text)] == ["1", "2"]
+    changed = exported.text.replace("second", "second edited") + "10,new,\n"
+    response = await upload(admin_client, "notes", changed, mode="upsert")
+    assert response.status_code == 200, response.text
+    assert (response.json()["inserted"], response.json()["updated"]) == (1, 1)
+    rows = await conn.fetch("SELECT id, body FROM notes ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, "first"), (2, "second edited"), (10, "new")]
+    # the sequence has moved past the imported ids: the next generated one is free
+    assert await conn.fetchval("INSERT INTO notes (body) VALUES ('x') RETURNING id") == 11
+
+
+async def test_a_table_without_a_version_column_refuses_to_overwrite_a_later_edit(
+    typed: None, admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    assert (await upload(admin_client, "typed", TYPED_CSV)).status_code == 200
+    exported = await admin_client.get("/typed/export.csv?raw=1", headers=SAME_ORIGIN)
+    rows = parse(exported.text)
+    # the row's version (its xmin) travels in the file
+    assert rows[0]["version"].isdigit()
+    # someone edits the first row after the export
+    await conn.execute("UPDATE typed SET body = 'edited meanwhile' WHERE id = 1")
+    stale = await upload(admin_client, "typed", exported.text.replace(",7,", ",8,"), mode="upsert")
+    assert stale.status_code == 422, stale.text
+    problem = stale.json()["errors"][0]
+    assert problem["column"] == "version" and problem["line"] == 2
+    assert "changed by someone else" in problem["message"]
+    assert await conn.fetchval("SELECT body FROM typed WHERE id = 1") == "edited meanwhile"
+    assert await conn.fetchval("SELECT i8 FROM typed WHERE id = 2") == 7
+    # a fresh export carries the new version and goes through
+    fresh = await admin_client.get("/typed/export.csv?raw=1", headers=SAME_ORIGIN)
+    again = await upload(admin_client, "typed", fresh.text.replace(",7,", ",8,"), mode="upsert")
+    assert again.status_code == 200, again.text
+    assert again.json()["updated"] == 1
+    assert await conn.fetchval("SELECT i8 FROM typed WHERE id = 2") == 8
+
+
 async def test_every_value_problem_of_an_introspected_table_in_one_answer(
     typed: None, admin_client: LoggedIn, conn: asyncpg.Connection
 ) -> None:
@@ -104,6 +149,8 @@ async def test_every_value_problem_of_an_introspected_table_in_one_answer(
     assert "first on line 4" in messages[(5, "uid")]
     assert messages[(3, "uid")] == "is already in the table"
     assert messages[(2, "size")] == "must be one of S, M, L"
+    # a CHECK in plain words, not as SQL
+    assert messages[(2, "i2")] == "must be at least 0 (or be left empty)"
     assert await conn.fetchval("SELECT count(*) FROM typed") == 2
 
 

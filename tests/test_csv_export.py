@@ -83,7 +83,9 @@ async def test_raw_export_imports_into_an_empty_table_identically(
     assert after == before
 
 
-async def test_export_honours_the_list_filters_and_sort(admin_client: LoggedIn):
+async def test_export_honours_the_list_filters_and_sort(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+):
     content = USERS_HEADER + (
         "alpha,alpha@example.com,Alpha,true\n"
         "bravo,bravo@example.com,Bravo,false\n"
@@ -98,6 +100,13 @@ async def test_export_honours_the_list_filters_and_sort(admin_client: LoggedIn):
     assert [r["username"] for r in parse(searched.text)] == ["bravo"]
     bad = await admin_client.get("/users/export.csv?sort=password", headers=SAME_ORIGIN)
     assert bad.status_code == 400
+    # a declared search with its own subquery runs inside the export's SELECT too
+    alpha = await conn.fetchval("SELECT id FROM users WHERE username = 'alpha'")
+    await conn.execute("INSERT INTO orders (user_id, status, total) VALUES ($1, 'pending', 5)", alpha)
+    for q, expected in (("alph", 1), ("brav", 0)):
+        orders = await admin_client.get(f"/orders/export.csv?q={q}", headers=SAME_ORIGIN)
+        assert orders.status_code == 200, orders.text
+        assert len(parse(orders.text)) == expected
 
 
 async def test_export_writes_an_audit_entry_with_filters_and_rows(

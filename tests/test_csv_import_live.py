@@ -335,7 +335,7 @@ async def test_closing_the_page_during_the_write_rolls_the_import_back(
                     while True:
                         state = await http.get("/users/import/progress/closing-page-test")
                         phases = [p["phase"] for p in state.json().get("phases", [])]
-                        if state.status_code == 200 and "staged" in phases:
+                        if state.status_code == 200 and "checked" in phases:
                             break
                         await asyncio.sleep(0.05)
                 writer.close()  # the page is closed

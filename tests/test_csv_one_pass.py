@@ -195,14 +195,16 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
             )
         )
         phases: list[str] = []
-        while "staged" not in phases:
+        while "checked" not in phases:
             state = await admin_client.get(f"/users/import/progress/{token}")
             if state.status_code == 200:
                 phases = [p["phase"] for p in state.json()["phases"]]
             assert not running.done(), running.result().text
             await asyncio.sleep(0.05)
-        staged = next(p for p in state.json()["phases"] if p["phase"] == "staged")
-        assert staged["rows"] == 2000
+        # the rules have passed; the write waits for the lock
+        assert phases == ["received", "checked"]
+        checked = next(p for p in state.json()["phases"] if p["phase"] == "checked")
+        assert checked["rows"] == 2000
         cancel = await admin_client.post(
             f"/users/import/progress/{token}/cancel", headers={"X-CSRF-Token": admin_client.csrf}
         )
@@ -217,6 +219,28 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
         f"/users/import/progress/{token}/cancel", headers={"X-CSRF-Token": admin_client.csrf}
     )
     assert again.status_code == 404
+
+
+async def test_a_finished_import_went_through_every_phase_in_order(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    token = "phases-in-order"
+    content = USERS_HEADER + "".join(f"p{i:05d},p{i}@x.org,P,true\n" for i in range(300))
+    response = await admin_client.http.post(
+        f"/users/import?progress={token}",
+        data={"csrf_token": admin_client.csrf},
+        files={"file": ("p.csv", content.encode(), "text/csv")},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    state = (await admin_client.get(f"/users/import/progress/{token}")).json()
+    assert state["outcome"] == "finished"
+    phases = state["phases"]
+    assert [p["phase"] for p in phases] == ["received", "checked", "written", "indexes"]
+    assert [p["rows"] for p in phases] == [None, 300, 300, 300]
+    elapsed = [p["elapsed"] for p in phases]
+    assert elapsed == sorted(elapsed) and elapsed[-1] <= state["elapsed"]
+    assert await conn.fetchval("SELECT count(*) FROM users") == 300
 
 
 async def test_five_thousand_columns_are_refused_in_words(

@@ -84,7 +84,8 @@ async def test_phases_show_and_cancel_rolls_back(
         # the import reads the file, then waits for this lock to write
         await holder.execute("LOCK TABLE users IN SHARE MODE")
         await page.click("#import-form button.primary")
-        await page.locator("#import-phases li", has_text="Rows read: 5,000 rows").wait_for()
+        checked = "Rows read and checked: 5,000 rows"
+        await page.locator("#import-phases li", has_text=checked).wait_for()
         await page.click("#import-cancel")
         cancelled = page.locator("#import-result [data-outcome=cancelled]")
         await cancelled.wait_for()
@@ -93,3 +94,40 @@ async def test_phases_show_and_cancel_rolls_back(
     finally:
         await holder.close()
     assert await _count(database_url) == 0
+
+
+async def test_changing_encoding_and_delimiter_rereads_the_preview_and_the_import(
+    logged_in_page: Page, server: LiveServer, database_url: str, tmp_path: Path
+):
+    page = logged_in_page
+    await page.goto(server.url + "/users/import")
+    source = tmp_path / "accents.csv"
+    source.write_text("username,email,full_name\nzoe,zoe@example.com,Zoë\n", encoding="utf-8")
+    await page.set_input_files("#import-file", str(source))
+    preview = page.locator("#import-preview [data-preview]")
+    await preview.wait_for()
+    detected = await preview.locator("[data-format]").inner_text()
+    assert "UTF-8 (detected), comma (detected)" in detected
+    cell = preview.locator("tbody tr td").nth(2)
+    assert await cell.inner_text() == "Zoë"
+
+    # read as Windows-1252, the two bytes of ë become two characters
+    await page.select_option("#preview-encoding", "windows-1252")
+    await page.locator("#import-preview [data-format]", has_text="Windows-1252,").wait_for()
+    assert await page.locator("#import-preview tbody tr td").nth(2).inner_text() == "ZoÃ«"
+    # split on semicolons, the header is one field
+    await page.select_option("#preview-delimiter", ";")
+    await page.locator("#import-preview [data-format]", has_text="semicolon-separated").wait_for()
+    assert await page.locator("#import-preview thead tr").first.locator("th").count() == 1
+
+    await page.select_option("#preview-delimiter", ",")
+    await page.locator("#import-preview [data-format]", has_text="comma-separated").wait_for()
+    await page.select_option("#preview-encoding", "utf-8")
+    await page.locator("#import-preview [data-format]", has_text="Read as UTF-8,").wait_for()
+    await page.click("#import-form button.primary")
+    await page.locator("#import-result [data-outcome=imported]").wait_for()
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT full_name FROM users WHERE username = 'zoe'") == "Zoë"
+    finally:
+        await conn.close()

@@ -63,3 +63,27 @@ async def test_rejected_upload_shows_the_errors_table(logged_in_page: Page, serv
     await rejected.wait_for()
     cells = await rejected.locator("tbody tr td").all_inner_texts()
     assert cells[:3] == ["2", "is_active", "perhaps"]
+
+
+async def test_export_for_excel_downloads_with_bom_and_crlf(
+    logged_in_page: Page, server: LiveServer, database_url: str, tmp_path: Path
+):
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO users (username, email, full_name) VALUES"
+            " ('ann', 'ann@example.com', 'two' || chr(10) || 'lines'),"
+            " ('bob', 'bob@example.com', 'Bob')"
+        )
+    finally:
+        await conn.close()
+    page = logged_in_page
+    await page.goto(server.url + "/users")
+    async with page.expect_download() as info:
+        await page.click("a[href*='excel=1']")
+    saved = tmp_path / "excel.csv"
+    await (await info.value).save_as(saved)
+    data = saved.read_bytes()
+    # a byte order mark so Excel reads UTF-8, CRLF between rows, LF kept inside a quoted cell
+    assert data.startswith(b"\xef\xbb\xbfid,username,email,")
+    assert data.count(b"\r\n") == 3 and b'"two\nlines"' in data
