@@ -150,6 +150,10 @@
   });
 
   // Back and Forward restore a page from htmx's history: the reader is told where they are
+  document.addEventListener("admin:content-replaced", function () {
+    relativeTimes(document);
+  });
+
   document.addEventListener("htmx:historyRestore", function () {
     syncInvalid(document);
     relativeTimes(document);

@@ -241,6 +241,8 @@
           node.replaceWith(document.importNode(next[i], true));
         });
       });
+      // what the page's other scripts do to fresh content (relative times) applies here too
+      document.dispatchEvent(new CustomEvent("admin:content-replaced"));
       label.textContent = "Updated by " + who + " " + ago(change.at) + ".";
     });
   }

@@ -102,7 +102,9 @@ async def test_export_honours_the_list_filters_and_sort(
     assert bad.status_code == 400
     # a declared search with its own subquery runs inside the export's SELECT too
     alpha = await conn.fetchval("SELECT id FROM users WHERE username = 'alpha'")
-    await conn.execute("INSERT INTO orders (user_id, status, total) VALUES ($1, 'pending', 5)", alpha)
+    await conn.execute(
+        "INSERT INTO orders (user_id, status, total) VALUES ($1, 'pending', 5)", alpha
+    )
     for q, expected in (("alph", 1), ("brav", 0)):
         orders = await admin_client.get(f"/orders/export.csv?q={q}", headers=SAME_ORIGIN)
         assert orders.status_code == 200, orders.text

@@ -169,11 +169,13 @@ class Registry:
     async def _capture(self, conn: asyncpg.Connection, fingerprint: str) -> None:
         installed, missed = await capture.ensure(conn, [t.info for t in self.tables.values()])
         await capture.drop_orphans(conn)
-        # the triggers touched pg_class: take the fingerprint they left, unless the
-        # catalog moved meanwhile; a table without capture yet is tried at the next check
-        after = await catalog.fingerprint(conn, self.schemas) if installed else fingerprint
-        if self._fingerprint == fingerprint:
-            self._fingerprint = "" if missed else after
+        # New triggers touch pg_class, so the fingerprint moves: the next check reads the
+        # catalog again (and finds nothing to install). Taking the fingerprint they left
+        # instead would also take in any DDL that landed meanwhile, unread (a column added
+        # while a new table's capture was installed stayed off its form). A table without
+        # capture yet is tried at the next check too.
+        if self._fingerprint == fingerprint and (installed or missed):
+            self._fingerprint = ""
 
     def _install(self, infos: list[TableInfo]) -> None:
         tables: dict[str, Table] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import asyncpg
 from playwright.async_api import Page, Request, expect
@@ -86,6 +87,10 @@ async def test_an_open_edit_form_says_who_changed_the_record(
     await page.goto(f"{server.url}/categories/{tea}")
     await _execute(database_url, "UPDATE categories SET name = 'Rooibos' WHERE id = $1", tea)
     await expect(page.locator(".details")).to_contain_text("Rooibos")
+    # the refreshed fields read like the page did: times relative, the exact one on hover
+    created = page.locator(".details time[datetime]").first
+    await expect(created).to_have_attribute("data-exact", re.compile(r" UTC$"))
+    await expect(created).to_contain_text(re.compile(r"^(now|.+ ago)"))
 
 
 async def test_ten_tabs_share_one_stream_and_stay_live_when_the_leader_closes(
