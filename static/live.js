@@ -176,8 +176,18 @@
       var checkbox = row.querySelector("input[type=checkbox]");
       var freshBox = fresh.querySelector("input[type=checkbox]");
       if (checkbox && freshBox) freshBox.checked = checkbox.checked;
+      // what the reader has open or focused in the row stays so (its actions menu)
+      var menu = row.querySelector("details[open]");
+      var freshMenu = fresh.querySelector("details");
+      if (menu && freshMenu) freshMenu.open = true;
+      var hadFocus = row.contains(document.activeElement);
+      var focusedSummary = hadFocus && document.activeElement.tagName === "SUMMARY";
       row.replaceWith(fresh);
       if (window.htmx) window.htmx.process(fresh);
+      if (hadFocus) {
+        var target = focusedSummary ? fresh.querySelector("summary") : fresh;
+        if (target) target.focus();
+      }
       fresh.classList.add("live-updated");
       setTimeout(function () { fresh.classList.remove("live-updated"); }, 2000);
     });

@@ -226,3 +226,11 @@ async def test_an_order_status_change_is_undone_to_each_ones_own_status(
     await staff_client.post("/orders/bulk/undo", {"batch": batch.group(1)})
     rows = await conn.fetch("SELECT status::text FROM orders ORDER BY total")
     assert [r["status"] for r in rows] == ["pending", "paid"]
+
+
+async def test_one_record_is_counted_in_the_singular(staff_client, conn) -> None:
+    await conn.execute(
+        "INSERT INTO users (username, email, full_name) VALUES ('solo', 'solo@x.io', 'Solo')"
+    )
+    page = await staff_client.get("/users?q=solo")
+    assert "1 user" in page.text and "1 users" not in page.text
