@@ -10,27 +10,21 @@ permissions. Resumable by `Last-Event-ID` like /events, with the same caps.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import changes, db, live, sse, sse_replay, sse_slots, stream_guard
+from admin import changes, live, sse, sse_feed, sse_replay
 from admin.access import current_staff
 from admin.changes import Change
-from admin.hub import Batch, Broadcast, Subscription
+from admin.hub import Subscription
 from admin.resources import keys
 from admin.resources.resolve import current_registry
 from admin.resources.spec import Action
-from admin.sse_response import Emit, EventStreamResponse
-
-log = logging.getLogger("admin.live_changes")
 
 REPLAY_BATCH = 200
 MAX_TABLES_PARAM = 4000
@@ -44,7 +38,7 @@ class Scope:
     key: str
     slugs: dict[tuple[str, str], str]
 
-    def frames(self, items: tuple[Change, ...] | list[Change]) -> bytes:
+    def frames(self, items: Sequence[Change]) -> bytes:
         out = []
         for change in items:
             slug = self.slugs.get(change.name)
@@ -89,124 +83,42 @@ async def _scope(request: Request) -> Scope:
 async def changes_stream(request: Request) -> Response:
     after = sse.resume_point(request)
     scope = await _scope(request)
-    running = live.live_for(request.app)
-    hub, slots = running.changes, running.slots
-    key = sse_slots.session_key(request)
-    slots.take(key)
-    try:
-        if not await hub.wait_ready(sse.READY_SECONDS):
-            raise db.DatabaseUnavailable("live changes are not available yet")
-        subscription = hub.subscribe()
-        try:
-            reload = after is not None and await _too_far_behind(request, after, subscription.start)
-        except BaseException:
-            hub.unsubscribe(subscription)
-            raise
-    except BaseException:
-        slots.release(key)
-        raise
+    hub = live.live_for(request.app).changes
 
-    login = stream_guard.login_of(request)
-    running.guard.watch(login, subscription)
+    def feed(subscription: Subscription, resume: int | None, reload: bool) -> sse_feed.Feed:
+        return _ChangesFeed(request, subscription, resume, reload, scope)
 
-    def end() -> None:
-        running.guard.forget(login, subscription)
-        hub.unsubscribe(subscription)
-        slots.release(key)
-
-    feed = _Feed(request, subscription, scope, None if reload else after, reload)
-    return EventStreamResponse(subscription, feed.prelude, feed.render, end)
+    return await sse_feed.open_stream(request, hub, after, changes.too_far_behind, feed)
 
 
-async def _too_far_behind(request: Request, after: int, upto: int) -> bool:
-    if upto <= after:
-        return False
-    settings = request.app.state.settings
-    async with sse_replay.connection(request) as conn:
-        return await changes.too_far_behind(
-            conn,
-            after,
-            upto,
-            max_events=settings.sse_replay_max_events,
-            max_hours=settings.sse_replay_max_hours,
-        )
+class _ChangesFeed(sse_feed.Feed):
+    """Changes to the tables of one scope."""
 
-
-async def _replay(
-    request: Request, scope: Scope, after: int, upto: int, stopped: Callable[[], bool]
-) -> AsyncIterator[bytes]:
-    """Frames for the changes in (after, upto] in id order, taking turns like /events."""
-    last = after
-    turns = live.live_for(request.app).replay_turns
-    tables = list(scope.slugs)
-    while last < upto and not stopped():
-        async with turns:
-            if stopped():
-                return
-            began = time.perf_counter()
-            async with sse_replay.connection(request) as conn:
-                found, last = await changes.between(
-                    conn, last, upto, tables=tables, limit=REPLAY_BATCH
-                )
-            encoded = scope.frames(found)
-            await asyncio.sleep(time.perf_counter() - began)
-        if encoded:
-            yield encoded
-
-
-class _Feed:
-    __slots__ = ("_after", "_last", "_reload", "_request", "_scope", "_subscription")
+    __slots__ = ("_scope",)
 
     def __init__(
         self,
         request: Request,
         subscription: Subscription,
-        scope: Scope,
         after: int | None,
         reload: bool,
+        scope: Scope,
     ) -> None:
-        self._request = request
-        self._subscription = subscription
+        super().__init__(request, subscription, after, reload)
         self._scope = scope
-        self._after = after
-        self._reload = reload
-        self._last = subscription.start
 
-    async def prelude(self, emit: Emit) -> bool:
-        after, start = self._after, self._subscription.start
-        if after is None:
-            await emit(sse._opening(start))
-            if self._reload:
-                await emit(sse._reload(start))
-            return True
-        await emit(sse._opening(after))
-        replay = _replay(self._request, self._scope, after, start, self._gone)
-        try:
-            async with contextlib.aclosing(replay):
-                async for chunk in replay:
-                    await emit(chunk)
-        except db.DatabaseUnavailable as exc:
-            log.warning("replay failed, the client will retry: %s", exc)
-            return False
-        if self._gone():
-            return False
-        self._last = max(after, start)
-        return True
+    def replay(self, after: int, upto: int) -> AsyncIterator[bytes]:
+        scope, tables = self._scope, list(self._scope.slugs)
 
-    def _gone(self) -> bool:
-        return self._subscription.closed is not None
+        async def read(conn: asyncpg.Connection, last: int) -> tuple[bytes, int, bool]:
+            found, last = await changes.between(conn, last, upto, tables=tables, limit=REPLAY_BATCH)
+            return scope.frames(found), last, last < upto
 
-    def render(self, message: Batch | Broadcast) -> bytes:
-        if isinstance(message, Broadcast):
-            return message.frame
-        if message.last_id <= self._last:
-            return b""
-        scope = self._scope
-        if message.events[0].id > self._last:
-            chunk = message.frames.get(scope.key)
-            if chunk is None:
-                chunk = message.frames[scope.key] = scope.frames(message.events)
-        else:
-            chunk = scope.frames([c for c in message.events if c.id > self._last])
-        self._last = message.last_id
-        return chunk
+        return sse_replay.in_turns(self._request, after, upto, read, self.gone)
+
+    @property
+    def frames_key(self) -> str:
+        return self._scope.key
+
+    def encode(self, items: Sequence[Change]) -> bytes:
+        return self._scope.frames(items)

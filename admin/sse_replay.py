@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 from starlette.requests import Request
@@ -33,12 +33,16 @@ def connection(request: Request) -> contextlib.AbstractAsyncContextManager[async
     return db.connection(request)
 
 
-async def too_far_behind(request: Request, after: int, upto: int) -> bool:
+async def too_far_behind(
+    request: Request, after: int, upto: int, check: Callable[..., Awaitable[bool]]
+) -> bool:
+    """Whether `check` (events.too_far_behind, changes.too_far_behind) finds the resume
+    point too old to replay, under the configured caps."""
     if upto <= after:
         return False  # nothing to replay: no query (the common quick reconnect)
     settings: Settings = request.app.state.settings
     async with connection(request) as conn:
-        return await events.too_far_behind(
+        return await check(
             conn,
             after,
             upto,
@@ -47,14 +51,15 @@ async def too_far_behind(request: Request, after: int, upto: int) -> bool:
         )
 
 
-async def frames(
-    request: Request,
-    after: int,
-    upto: int,
-    status: str | None,
-    stopped: Callable[[], bool],
+# reads (after, ...] on a connection: the encoded frames, the last id read, and whether
+# more may follow
+ReadBatch = Callable[[asyncpg.Connection, int], Awaitable[tuple[bytes, int, bool]]]
+
+
+async def in_turns(
+    request: Request, after: int, upto: int, read: ReadBatch, stopped: Callable[[], bool]
 ) -> AsyncIterator[bytes]:
-    """Encoded events with after < id <= upto, batch by batch, until `stopped()`."""
+    """Frames for (after, upto], batch by batch as `read` gives them, until `stopped()`."""
     last = after
     turns = live.live_for(request.app).replay_turns
     while last < upto and not stopped():
@@ -63,13 +68,24 @@ async def frames(
                 return
             began = time.perf_counter()
             async with connection(request) as conn:
-                batch = await events.between(conn, last, upto, status=status, limit=BATCH)
-            encoded = live_view.order_frames(batch, None)
+                encoded, last, more = await read(conn, last)
             # replays get at most half of the process: leave the loop to every other
             # request for as long as this batch took
             await asyncio.sleep(time.perf_counter() - began)
-        if batch:
+        if encoded:
             yield encoded
-        if len(batch) < BATCH:
+        if not more:
             return
-        last = batch[-1].id
+
+
+def order_frames(
+    request: Request, after: int, upto: int, status: str | None, stopped: Callable[[], bool]
+) -> AsyncIterator[bytes]:
+    """The order feed's events with after < id <= upto, encoded."""
+
+    async def read(conn: asyncpg.Connection, last: int) -> tuple[bytes, int, bool]:
+        batch = await events.between(conn, last, upto, status=status, limit=BATCH)
+        encoded = live_view.order_frames(batch, None)
+        return encoded, (batch[-1].id if batch else upto), len(batch) == BATCH
+
+    return in_turns(request, after, upto, read, stopped)
