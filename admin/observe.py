@@ -6,12 +6,14 @@ The request id is the client's `X-Request-ID` when it looks like one (nginx send
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -52,6 +54,12 @@ def route_templates(routes: Iterable[BaseRoute]) -> Callable[[Scope], str]:
     return template
 
 
+# a generated request id: random per process, then counted (as unique as a uuid4 across
+# instances and restarts, without drawing 16 random bytes for every request)
+_ID_PREFIX = secrets.token_hex(10)
+_ids = itertools.count(1)
+
+
 def request_id_from(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
@@ -59,7 +67,7 @@ def request_id_from(scope: Scope) -> str:
             if _REQUEST_ID.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ids):012x}"
 
 
 class ObserveMiddleware:
@@ -68,6 +76,11 @@ class ObserveMiddleware:
     def __init__(self, app: ASGIApp, *, template: Callable[[Scope], str], json_logs: bool) -> None:
         self.app = app
         self.template = template
+        # the labelled series, looked up once each rather than per request
+        self._counted = functools.lru_cache(maxsize=4096)(
+            lambda route, method, status: metrics.REQUESTS.labels(route, method, str(status))
+        )
+        self._timed = functools.lru_cache(maxsize=1024)(metrics.REQUEST_SECONDS.labels)
         self.json_logs = json_logs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,8 +107,8 @@ class ObserveMiddleware:
         finally:
             duration = time.perf_counter() - started
             route = self.template(scope)
-            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(route).observe(duration)
+            self._counted(route, scope["method"], status).inc()
+            self._timed(route).observe(duration)
             if self.json_logs:
                 _log_line(scope, request_id, route, status, duration, sent)
 
@@ -117,7 +130,10 @@ def _log_line(
         "bytes": sent,
         "client": client[0] if client else None,
     }
-    log.info(json.dumps(line))
+    if log.isEnabledFor(logging.INFO):
+        # made here rather than by log.info(), which looks up the caller's source line on
+        # every request for a record that never shows it
+        log.handle(log.makeRecord(log.name, logging.INFO, "", 0, json.dumps(line), None, None))
 
 
 class JsonFormatter(logging.Formatter):
@@ -142,6 +158,10 @@ def configure_json_logs() -> None:
     """Send every log record to stderr as JSON lines (uvicorn's access log is then off)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    # the JSON lines name no thread or process: don't collect them for every record
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

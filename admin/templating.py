@@ -13,7 +13,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from admin import money, timefmt, wording
+from admin import money, navigation, timefmt, wording
 from admin.paths import TEMPLATES_DIR
 from admin.resources import cells, editing, rows
 from admin.resources.model import OFFSET_CAP
@@ -96,17 +96,6 @@ def _static_url(context: Context, path: str) -> str:
     return f"{request.scope.get('root_path', '')}/static/{quote(path)}"
 
 
-@pass_context
-def _nav_tables(context: Context) -> list[Any]:
-    """The tables the staff member may open, for the navigation."""
-    request: Request = context["request"]
-    staff = getattr(request.state, "staff", None)
-    found = getattr(request.app.state, "registry", None)
-    if staff is None or found is None:
-        return []
-    return found.visible_to(staff.role)  # type: ignore[no-any-return]
-
-
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
 templates.env.filters["datetime"] = _datetime
 templates.env.filters["localtime"] = _localtime
@@ -126,7 +115,7 @@ templates.env.globals["cell_moment"] = cells.moment
 templates.env.globals["list_rows"] = rows.list_rows
 templates.env.globals["shown_fields"] = editing.shown_fields
 templates.env.globals["field_hint"] = editing.hint
-templates.env.globals["nav_tables"] = _nav_tables
+templates.env.globals["main_nav"] = navigation.main_nav
 templates.env.globals["offset_cap"] = OFFSET_CAP
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True

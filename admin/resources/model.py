@@ -143,7 +143,7 @@ class Table:
         # set by the registry once every table is known (references cross tables)
         self.targets: dict[str, Table | None] = {}
         self.list_cells: tuple[tuple[Column, Any], ...] = ()
-        self.list_layout: tuple[tuple[Column, Any, str, bool], ...] = ()
+        self.list_layout: tuple[tuple[str, Any, str, bool], ...] = ()
         self.detail_cells: tuple[tuple[Column, Any], ...] = ()
         self.list_select = ""
         self.detail_select = ""

@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from admin import pg_input
 from admin.resources import column_filters, cursors, values
@@ -243,8 +243,14 @@ class ListQuery:
             elif name == self.table.default_sort:
                 urls[name] = f"{prefix}dir={direction}"
             else:
-                urls[name] = f"{prefix}{urlencode({'sort': name, 'dir': direction})}"
+                urls[name] = f"{prefix}sort={_quoted(name)}&dir={direction}"
         return urls
+
+
+@lru_cache(maxsize=4096)
+def _quoted(name: str) -> str:
+    """A column name as a query string value (urlencode's spelling), once per name."""
+    return quote_plus(name)
 
 
 def _parse_columns(table: Table, params: Mapping[str, str]) -> tuple[Column, ...] | None:

@@ -24,17 +24,17 @@ ACTIONS_OPEN = '<td class="row-actions"><details class="row-menu"><summary>Actio
 
 
 Cells = tuple[tuple[Column, Any], ...]
-Layout = tuple[tuple[Column, Any, str, bool], ...]
+Layout = tuple[tuple[str, Any, str, bool], ...]
 
 
 def layout(table: Table, columns: Iterable[Column]) -> tuple[Cells, Layout]:
     """The header cells and the row layout of a list showing `columns`: each column's
-    renderer, its cell's opening tag, and whether it links to the record."""
+    name, renderer, its cell's opening tag, and whether it links to the record."""
     found = tuple((c, cells.renderer(c, table.targets.get(c.name))) for c in columns)
     first_key = table.primary_key[0].name if table.keyed else None
     return found, tuple(
         (
-            column,
+            column.name,
             render_fn,
             f'<td class="{column.css}">' if column.css else "<td>",
             column.name == first_key and column.reference is None,
@@ -66,8 +66,8 @@ def list_rows(
                 f'<td><input type="checkbox" name="ids" value="{key}" form="bulk-form"'
                 f' aria-label="Select {label} {key}"></td>'
             )
-        for column, render_fn, opening, links in row_layout or table.list_layout:
-            value = row[column.name]
+        for name, render_fn, opening, links in row_layout or table.list_layout:
+            value = row[name]
             inner = NULL_HTML if value is None else render_fn(value, row, zone)
             if links and href:
                 parts.append(f'{opening}<a href="{href}">{inner}</a></td>')
