@@ -13,7 +13,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from admin import money, navigation, timefmt, wording
+from admin import fragments, money, navigation, timefmt, wording
 from admin.paths import TEMPLATES_DIR
 from admin.resources import cells, editing, rows
 from admin.resources.model import OFFSET_CAP
@@ -116,6 +116,7 @@ templates.env.globals["list_rows"] = rows.list_rows
 templates.env.globals["shown_fields"] = editing.shown_fields
 templates.env.globals["field_hint"] = editing.hint
 templates.env.globals["main_nav"] = navigation.main_nav
+templates.env.globals["shared"] = fragments.shared
 templates.env.globals["offset_cap"] = OFFSET_CAP
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True

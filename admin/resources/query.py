@@ -182,6 +182,11 @@ class ListQuery:
         return self._params_with(changes)
 
     @cached_property
+    def state_key(self) -> tuple[tuple[str, str], ...]:
+        """The list's state (not its position) as a hashable key."""
+        return tuple(sorted(self._params.items()))
+
+    @cached_property
     def _params(self) -> dict[str, str]:
         # a list page asks for its own query string a dozen times (links, forms, exports)
         return self._params_with({})
