@@ -111,3 +111,27 @@ async def test_a_search_on_a_big_table_looks_in_order_first_and_is_not_counted(c
         total = await reads.settle_total(conn, query, reads.Total(100, False, 100.0), page)
         assert (total.exact, total.at_least) == ((False, True) if expected else (True, False))
         assert total.value == (50 if expected else 60)
+
+
+async def test_a_rare_match_on_a_big_table_is_collected_through_the_index(conn) -> None:
+    # four matches in the first rows in order: too few for a page, so every match is read
+    # through the search index and sorted, which must give the index's own pages
+    await conn.execute(
+        """
+        INSERT INTO users (username, email, full_name)
+        SELECT 'user' || g, CASE WHEN g % 100 = 0 THEN 'rare' ELSE 'common' END || g || '@x.io',
+               'Jo ' || g
+        FROM generate_series(1, 400) AS g
+        """
+    )
+    registry = Registry(["public"])
+    await registry.refresh(conn)
+    table = registry.tables["users"]
+    assert table.search.indexed
+    table.info = replace(table.info, estimated_rows=1_000_000.0)
+    for params in ({"q": "rare", "limit": "3"}, {"q": "rare", "sort": "email", "dir": "desc"}):
+        query = ListQuery.from_params(table, params)
+        assert reads._collect_matches(query, 4) and not reads._collect_matches(query, 40)
+        in_order = await _pages(conn, query, dense=True)
+        assert in_order == await _pages(conn, query, dense=False)
+        assert len({i for page in in_order for i in page}) == 4

@@ -117,6 +117,8 @@ class SearchPlan:
     exact_columns: tuple[str, ...] = ()
     note: str = ""
     placeholder: str = ""
+    # an index answers the search, so collecting every match is cheap when matches are few
+    indexed: bool = False
 
 
 class Table:
@@ -273,15 +275,31 @@ class Table:
     @cached_property
     def search(self) -> SearchPlan:
         declared = self.spec.search
+        trigram = next(
+            (
+                index
+                for index in self.info.indexes
+                if index.method in ("gin", "gist") and any("trgm" in o for o in index.opclasses)
+            ),
+            None,
+        )
         if declared is not None:
-            return SearchPlan("declared", declared=declared, placeholder=declared.placeholder)
-        for index in self.info.indexes:
-            if index.method in ("gin", "gist") and any("trgm" in o for o in index.opclasses):
-                return SearchPlan("trigram", expression=index.key_definitions[0])
+            # a declared expression is written to match a trigram index's (see Search)
+            indexed = (
+                trigram is not None
+                and declared.expression is not None
+                and declared.condition is None
+                and not declared.in_order_first
+            )
+            return SearchPlan(
+                "declared", declared=declared, placeholder=declared.placeholder, indexed=indexed
+            )
+        if trigram is not None:
+            return SearchPlan("trigram", expression=trigram.key_definitions[0], indexed=True)
         for index in self.info.indexes:
             definition = index.key_definitions[0] if index.key_definitions else ""
             if index.method == "gin" and definition.startswith("to_tsvector("):
-                return SearchPlan("fulltext", expression=definition)
+                return SearchPlan("fulltext", expression=definition, indexed=True)
         text_columns = tuple(c.name for c in self.columns if c.kind in TEXT_KINDS)
         small = 0 <= self.info.estimated_rows <= SCAN_SEARCH_MAX_ROWS or self.info.is_view
         if small and text_columns:

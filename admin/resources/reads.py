@@ -115,12 +115,24 @@ async def fetch_page(
         args = [*args, *extra]
     order = query.order_sql(ascending=ascending)
     rows: list[asyncpg.Record] | None = None
+    collect = False
     if search is not None and dense:
-        rows = await _search_in_order(conn, query, select, search, conditions, order, args)
+        rows, found = await _search_in_order(conn, query, select, search, conditions, order, args)
+        collect = rows is None and _collect_matches(query, found)
     if rows is None:
         where = " AND ".join([c for c in (search, *conditions) if c])
         where = f"WHERE {where}" if where else ""
-        sql = f"SELECT {select} FROM {table.qualified} AS t {where} {order} LIMIT {query.limit + 1}"
+        limit = f"LIMIT {query.limit + 1}"
+        if collect:
+            # every match through the search index, then the page: the planner would walk
+            # the list's order instead, trusting its (poor) estimate of trigram matches
+            system = ", t.xmin" if table.writable and not table.bumps_version else ""
+            sql = (
+                f"WITH m AS MATERIALIZED (SELECT t.*{system} FROM {table.qualified} AS t {where})"
+                f" SELECT {select} FROM m AS t {order} {limit}"
+            )
+        else:
+            sql = f"SELECT {select} FROM {table.qualified} AS t {where} {order} {limit}"
         rows = list(await conn.fetch(sql, *args))
     more = len(rows) > query.limit
     rows = list(rows[: query.limit])
@@ -143,9 +155,10 @@ async def _search_in_order(
     conditions: list[str],
     order: str,
     args: list[object],
-) -> list[asyncpg.Record] | None:
-    """The page when the first SEARCH_WINDOW rows in order hold a full page of matches;
-    None when they don't (then only the search index can say which rows match)."""
+) -> tuple[list[asyncpg.Record] | None, int]:
+    """The page when the first SEARCH_WINDOW rows in order hold a full page of matches,
+    None when they don't (then only the search index can say which rows match); and how
+    many matches the window held."""
     table = query.table
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     # xmin is a system column: `t.*` leaves it out, and the select list may want it
@@ -161,7 +174,25 @@ async def _search_in_order(
         f"SELECT {select} FROM ({window}) AS t WHERE {search} {order} LIMIT {query.limit + 1}",
         *args,
     )
-    return list(rows) if len(rows) > query.limit else None
+    return (list(rows) if len(rows) > query.limit else None), len(rows)
+
+
+# Reading one match through a trigram index and its heap page costs about as much as reading
+# this many rows in list order (users, 1M rows: 2,095 matches collected in 6 ms, 41,600 rows
+# read in order in 42 ms to find the first 51 of them)
+MATCH_COST = 3
+
+
+def _collect_matches(query: ListQuery, found: int) -> bool:
+    """After the window held only `found` matches: whether collecting every match through
+    the search index costs less than reading on in the list's order for a full page. The
+    window's own density says how many matches there are, where the planner cannot."""
+    if not query.table.search.indexed:
+        return False
+    rows = max(query.table.info.estimated_rows, SEARCH_WINDOW)
+    matches = max(found, 1) * rows / SEARCH_WINDOW
+    in_order = (query.limit + 1) * SEARCH_WINDOW / max(found, 1)
+    return MATCH_COST * matches < in_order
 
 
 async def _offset_page(
