@@ -36,6 +36,7 @@ from admin.htmx import render
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
+from admin.resources.routes import page
 from admin.resources.spec import Action
 from admin.settings import Settings
 
@@ -520,19 +521,19 @@ def _csv_route(
 def csv_routes() -> list[Route]:
     """Import and export for every table; before the record routes (/<table>/<key>)."""
     return [
-        _csv_route("/{resource}/import", import_page, Action.IMPORT),
+        _csv_route(page("import"), import_page, Action.IMPORT),
         _csv_route(
-            "/{resource}/import",
+            page("import"),
             import_file,
             Action.IMPORT,
             methods=["POST"],
             csrf_from=CsrfFrom.ENDPOINT,
         ),
-        _csv_route("/{resource}/import/errors/{token}", error_file, Action.IMPORT),
-        _csv_route("/{resource}/import/preview", preview_page, Action.IMPORT, methods=["POST"]),
-        _csv_route("/{resource}/import/progress/{token}", import_progress, Action.IMPORT),
+        _csv_route(page("import") + "/errors/{token}", error_file, Action.IMPORT),
+        _csv_route(page("import") + "/preview", preview_page, Action.IMPORT, methods=["POST"]),
+        _csv_route(page("import") + "/progress/{token}", import_progress, Action.IMPORT),
         _csv_route(
-            "/{resource}/import/progress/{token}/cancel",
+            page("import") + "/progress/{token}/cancel",
             import_cancel,
             Action.IMPORT,
             methods=["POST"],

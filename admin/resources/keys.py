@@ -3,7 +3,9 @@
 Each key part is tilde-encoded (Datasette's scheme: every byte outside A-Z a-z 0-9 _ - as
 ~XX), then the parts are joined with commas. Percent-encoding would not do: the server
 decodes %2F and %2C before routing, so a slash or comma in a key would split the segment.
-A single integer key stays as it is: /users/42.
+A single integer key stays as it is: /users/42. A key spelled like one of the list's own
+pages (/<table>/new, /<table>/count...) has its first character encoded (`~6Eew`), so that
+/<table>/<key> still reaches the record.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from admin.resources.tables import ColumnInfo
 _PLAIN = re.compile(rb"[A-Za-z0-9_-]")
 _TILDE = re.compile(r"~([0-9A-F]{2})")
 MAX_KEY_LENGTH = 2000
+# the second path segments of the list's own routes (admin/resources/routes.py builds them
+# from this set, so a route cannot be added without its key being kept clear of it)
+LIST_SEGMENTS = frozenset(
+    {"new", "count", "filter-builder", "column-chooser", "views", "lookup", "matching"}
+    | {"validate", "bulk", "import"}
+)
 
 
 _ALL_PLAIN = re.compile(r"[A-Za-z0-9_-]*")
@@ -50,7 +58,10 @@ def part_text(column: ColumnInfo, value: Any) -> str:
 
 
 def encode(parts: Sequence[str]) -> str:
-    return ",".join(tilde_encode(p) for p in parts)
+    segment = ",".join(tilde_encode(p) for p in parts)
+    if segment in LIST_SEGMENTS:
+        return f"~{ord(segment[0]):02X}{segment[1:]}"
+    return segment
 
 
 def decode(segment: str, columns: Sequence[ColumnInfo]) -> tuple[Any, ...]:

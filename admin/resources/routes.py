@@ -12,7 +12,14 @@ from starlette.routing import Route
 
 from admin import db, presence
 from admin.access import Access, route
-from admin.resources import bulk_views, history_views, list_views, record_views, saved_views
+from admin.resources import (
+    bulk_views,
+    history_views,
+    keys,
+    list_views,
+    record_views,
+    saved_views,
+)
 from admin.resources.model import Table
 from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
 from admin.resources.spec import Action
@@ -21,6 +28,13 @@ Handler = Callable[[Request, Table], Awaitable[Response]]
 
 LIST = "/{resource}"
 RECORD = "/{resource}/{key}"
+
+
+def page(name: str) -> str:
+    """A page of the list itself, /<table>/<name>: a record key is never spelled so."""
+    if name not in keys.LIST_SEGMENTS:
+        raise ValueError(f"{name!r} is not one of keys.LIST_SEGMENTS")
+    return f"{LIST}/{name}"
 
 
 def resource_route(
@@ -48,20 +62,20 @@ def resource_routes() -> list[Route]:
     return [
         resource_route(LIST, list_views.list_page, Action.VIEW),
         resource_route(LIST, record_views.create, Action.ADD, methods=["POST"]),
-        resource_route(LIST + "/new", record_views.new, Action.ADD),
-        resource_route(LIST + "/count", list_views.count, Action.VIEW),
-        resource_route(LIST + "/filter-builder", list_views.filter_builder, Action.VIEW),
-        resource_route(LIST + "/column-chooser", list_views.column_chooser, Action.VIEW),
-        resource_route(LIST + "/views", saved_views.listing, Action.VIEW),
-        resource_route(LIST + "/views", saved_views.save, Action.VIEW, methods=["POST"]),
+        resource_route(page("new"), record_views.new, Action.ADD),
+        resource_route(page("count"), list_views.count, Action.VIEW),
+        resource_route(page("filter-builder"), list_views.filter_builder, Action.VIEW),
+        resource_route(page("column-chooser"), list_views.column_chooser, Action.VIEW),
+        resource_route(page("views"), saved_views.listing, Action.VIEW),
+        resource_route(page("views"), saved_views.save, Action.VIEW, methods=["POST"]),
         resource_route(
-            LIST + "/views/{view_id}/delete", saved_views.delete, Action.VIEW, methods=["POST"]
+            page("views") + "/{view_id}/delete", saved_views.delete, Action.VIEW, methods=["POST"]
         ),
-        resource_route(LIST + "/lookup", list_views.lookup, Action.VIEW),
-        resource_route(LIST + "/matching", list_views.matching, Action.VIEW),
-        resource_route(LIST + "/validate", record_views.validate, Action.VIEW, methods=["POST"]),
-        resource_route(LIST + "/bulk", bulk_views.bulk, Action.CHANGE, methods=["POST"]),
-        resource_route(LIST + "/bulk/undo", bulk_views.undo, Action.CHANGE, methods=["POST"]),
+        resource_route(page("lookup"), list_views.lookup, Action.VIEW),
+        resource_route(page("matching"), list_views.matching, Action.VIEW),
+        resource_route(page("validate"), record_views.validate, Action.VIEW, methods=["POST"]),
+        resource_route(page("bulk"), bulk_views.bulk, Action.CHANGE, methods=["POST"]),
+        resource_route(page("bulk") + "/undo", bulk_views.undo, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD, record_views.show, Action.VIEW),
         resource_route(RECORD, record_views.update, Action.CHANGE, methods=["POST"]),
         resource_route(RECORD, record_views.delete_htmx, Action.DELETE, methods=["DELETE"]),
