@@ -15,13 +15,16 @@ from collections.abc import Sequence
 import asyncpg
 
 from admin import db, live_view, order_stats
+from admin.background import Background
 from admin.events import OrderEvent
 from admin.hub import Hub
 
 log = logging.getLogger("admin.live_stats")
 
 
-class StatsFeed:
+class StatsFeed(Background):
+    task_name = "dashboard-stats"
+
     def __init__(
         self,
         hub: Hub,
@@ -30,27 +33,16 @@ class StatsFeed:
         min_interval: float = 1.0,
         tick: float = 60.0,
     ) -> None:
+        super().__init__()
         self._hub = hub
         self._pool = pool
         self._min_interval = min_interval
         self._tick = tick
         self._dirty = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         hub.on_release.append(self.touch)
 
     def touch(self, _: Sequence[OrderEvent] = ()) -> None:
         self._dirty.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="dashboard-stats")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:

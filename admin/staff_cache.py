@@ -15,7 +15,6 @@ overwritten by the answer it made stale.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -24,6 +23,7 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
+from admin.background import Background
 from admin.staff import StaffMember
 
 log = logging.getLogger("admin.staff_cache")
@@ -68,23 +68,19 @@ class StaffCache:
         self.forget()
 
 
-class Listener:
+class Listener(Background):
     """The LISTEN connection that keeps a StaffCache honest; reconnects with backoff."""
 
+    task_name = "staff-listener"
+
     def __init__(self, cache: StaffCache, dsn: str, application_name: str) -> None:
+        super().__init__()
         self.cache = cache
         self._dsn = dsn
         self._application_name = application_name
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         self.cache.stop_listening()
 
     async def _run(self) -> None:

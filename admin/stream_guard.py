@@ -13,7 +13,6 @@ ended session gets no stream at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.requests import Request
 
+from admin.background import Background
 from admin.db import DatabaseUnavailable
 from admin.hub import Subscription
 
@@ -50,18 +50,20 @@ class Login:
     version: int
 
 
-class StreamGuard:
+class StreamGuard(Background):
     """Register each stream with the login it was opened under; `start()` once per process."""
+
+    task_name = "stream-guard"
 
     def __init__(
         self,
         acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
         interval: float = INTERVAL,
     ) -> None:
+        super().__init__()
         self._acquire = acquire
         self._interval = interval
         self._streams: dict[Login, set[Subscription]] = {}
-        self._task: asyncio.Task[None] | None = None
 
     def watch(self, login: Login, subscription: Subscription) -> None:
         self._streams.setdefault(login, set()).add(subscription)
@@ -72,17 +74,6 @@ class StreamGuard:
             held.discard(subscription)
             if not held:
                 del self._streams[login]
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="stream-guard")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:
