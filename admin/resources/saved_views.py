@@ -1,4 +1,6 @@
-"""Saved list views: a named list state per staff member, or shared with everyone.
+"""Saved list views: a named list state per staff member, or shared with everyone. A shared
+view outlives its owner's account ("shared by a former staff member"); its owner, or any
+admin, removes it.
 
 A view is the list's own query string (search, filters, sort, page size, columns), checked
 by parsing it as the list would and stored in the list's spelling. The views are fetched by
@@ -36,26 +38,30 @@ class SavedView:
     query: str
     shared: bool
     mine: bool
-    owner: str
+    owner: str | None  # None: the owner's account was deleted (shared views outlive it)
+    removable: bool
 
     def url(self, table: Table) -> str:
         return table.url + (f"?{self.query}" if self.query else "")
 
 
-async def for_list(conn: asyncpg.Connection, table: Table, staff_id: int) -> list[SavedView]:
+async def for_list(
+    conn: asyncpg.Connection, table: Table, staff_id: int, *, admin: bool = False
+) -> list[SavedView]:
     rows = await conn.fetch(
         """
-        SELECT v.id, v.name, v.query, v.shared, v.staff_id = $2 AS mine, s.username AS owner
-        FROM saved_views v JOIN staff s ON s.id = v.staff_id
+        SELECT v.id, v.name, v.query, v.shared, v.staff_id IS NOT DISTINCT FROM $2 AS mine,
+               s.username AS owner
+        FROM saved_views v LEFT JOIN staff s ON s.id = v.staff_id
         WHERE v.resource = $1 AND (v.staff_id = $2 OR v.shared)
-        ORDER BY v.staff_id <> $2, lower(v.name), v.id
+        ORDER BY v.staff_id IS DISTINCT FROM $2, lower(v.name), v.id
         LIMIT $3
         """,
         table.slug,
         staff_id,
         MAX_VIEWS,
     )
-    return [SavedView(**dict(r)) for r in rows]
+    return [SavedView(**dict(r), removable=r["mine"] or (admin and r["shared"])) for r in rows]
 
 
 def canonical(table: Table, raw: str) -> str:
@@ -70,7 +76,8 @@ def canonical(table: Table, raw: str) -> str:
 
 async def listing(request: Request, table: Table) -> Response:
     async with db.connection(request) as conn:
-        views = await for_list(conn, table, current_staff(request).id)
+        staff = current_staff(request)
+        views = await for_list(conn, table, staff.id, admin=staff.is_admin)
     return render(request, table, "_saved_views.html", None, {"views": views})
 
 
@@ -107,15 +114,18 @@ async def delete(request: Request, table: Table) -> Response:
     raw = request.path_params.get("view_id", "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise HTTPException(404, "There is no such view.")
+    staff = current_staff(request)
     async with db.connection(request) as conn:
+        # its owner removes a view; an admin also any shared one (a former colleague's too)
         name = await conn.fetchval(
-            "DELETE FROM saved_views WHERE id = $1 AND staff_id = $2 AND resource = $3"
-            " RETURNING name",
+            "DELETE FROM saved_views WHERE id = $1 AND resource = $3"
+            " AND (staff_id = $2 OR (shared AND $4)) RETURNING name",
             int(raw),
-            current_staff(request).id,
+            staff.id,
             table.slug,
+            staff.is_admin,
         )
     if name is None:
-        raise HTTPException(404, "There is no such view of yours.")
+        raise HTTPException(404, "There is no such view that you may remove.")
     request.state.session.flash(f"Removed the view “{name}”.", "success")
     return redirect(request, table.url)
