@@ -162,7 +162,10 @@
     if (change.op === "insert") return;
     // a row open in the inline editor is left alone: its save meets the conflict check
     if (editing(row)) return;
-    fetch(el.dataset.liveUrl + "/" + change.key + "/row", {
+    // the row comes back with the list's columns and address (the table's data-row-query)
+    var list = row.closest("table[data-list]");
+    var carried = (list && list.getAttribute("data-row-query")) || "";
+    fetch(el.dataset.liveUrl + "/" + change.key + "/row" + carried, {
       headers: { "HX-Request": "true" }, credentials: "same-origin"
     }).then(function (response) {
       if (response.status === 404) { strike(row); return null; }

@@ -19,8 +19,8 @@ from admin.resources import (
     list_markup,
     positions,
     reads,
-    rows,
 )
+from admin.resources.carried import Carried
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.resolve import render
@@ -53,8 +53,8 @@ async def list_page(request: Request, table: Table) -> Response:
     async with replica.read_connection(request) as conn:
         total = await reads.estimate_total(conn, query, reads.row_estimates(request))
         dense = reads.dense_search(query, total.planned)
-        select, cells, layout = _shown(table, query)
-        page = await reads.fetch_page(conn, query, select, dense=dense)
+        carried = Carried(table, query.columns, query.state_url())
+        page = await reads.fetch_page(conn, query, carried.select, dense=dense)
         total = await reads.settle_total(conn, query, total, page)
     context = {
         "query": query,
@@ -65,9 +65,8 @@ async def list_page(request: Request, table: Table) -> Response:
         "sizes": positions.page_sizes(query.limit),
         "undo": bulk_undo.offered(request, table),
         "column_slow": column_filters.slow,
-        "list_cells": cells,
-        "row_layout": layout,
         "markup": list_markup,
+        **carried.context(),
     }
     # the address bar shows the list's whole state in one spelling, whatever sent it
     headers = {"HX-Push-Url": header_url(query.state_url())} if wants_fragment(request) else None
@@ -93,15 +92,6 @@ async def filter_builder(request: Request, table: Table) -> Response:
         "big": table.info.estimated_rows > column_filters.BIG_TABLE,
     }
     return render(request, table, "_filter_builder.html", None, context)
-
-
-def _shown(table: Table, query: ListQuery) -> tuple[str, Any, Any]:
-    """The select list, header cells and row layout: the table's own, built once per catalog
-    read, unless the column chooser picked others."""
-    if query.columns is None:
-        return table.list_select, table.list_cells, None
-    cells, layout = rows.layout(table, query.columns)
-    return reads.select_list(table, query.columns, table.targets), cells, layout
 
 
 async def column_chooser(request: Request, table: Table) -> Response:

@@ -82,7 +82,7 @@ class ListQuery:
             q=parse_search(params.get("q")),
             filters=_parse_filters(table, params),
             column_filters=_parse_column_filters(table, params),
-            columns=_parse_columns(table, params),
+            columns=parse_columns(table, params),
             sort=sort,
             descending=descending,
             after=after,
@@ -258,7 +258,7 @@ def _quoted(name: str) -> str:
     return quote_plus(name)
 
 
-def _parse_columns(table: Table, params: Mapping[str, str]) -> tuple[Column, ...] | None:
+def parse_columns(table: Table, params: Mapping[str, str]) -> tuple[Column, ...] | None:
     """The columns shown: `cols=a,b,c`, or the column chooser's `show` boxes (which win)."""
     if "cols" not in params and "show" not in params:
         return None

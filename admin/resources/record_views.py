@@ -15,6 +15,7 @@ from admin import audit, db, live_actor
 from admin.access import client_ip, current_staff
 from admin.htmx import is_htmx, redirect
 from admin.resources import editing, reads, store, values
+from admin.resources.carried import safe_back, with_back
 from admin.resources.model import Column, Table
 from admin.resources.resolve import current_registry, render, zone
 from admin.resources.spec import Action
@@ -122,7 +123,13 @@ def _blank(table: Table) -> dict[str, str]:
 
 
 async def new(request: Request, table: Table) -> Response:
-    context = {"row": None, "texts": _blank(table), "errors": {}, "conflict": None}
+    context = {
+        "row": None,
+        "texts": _blank(table),
+        "errors": {},
+        "conflict": None,
+        "back": safe_back(table, request.query_params.get("back")),
+    }
     return _form(request, table, context)
 
 
@@ -134,6 +141,7 @@ async def create(request: Request, table: Table) -> Response:
         "texts": submitted.texts,
         "errors": submitted.errors,
         "conflict": None,
+        "back": safe_back(table, form.get("back")),
     }
     if not submitted.valid:
         return _form(request, table, context, 422)
@@ -166,6 +174,7 @@ async def edit(request: Request, table: Table) -> Response:
         "errors": {},
         "conflict": None,
         "token": row[reads.ROW_VERSION],
+        "back": safe_back(table, request.query_params.get("back")),
     }
     return _form(request, table, context)
 
@@ -221,13 +230,15 @@ async def save(
 
 
 def _after_save(table: Table, row: Any, form: Any) -> str:
-    """Where a saved form goes: the record, its form again, or a blank form for the next."""
+    """Where a saved form goes: its form again, a blank form for the next, the list it was
+    opened from (`back`), or the record."""
     then = form.get("_then")
+    back = safe_back(table, form.get("back"))
     if then == "continue":
-        return f"{table.record_url(row)}/edit"
+        return with_back(f"{table.record_url(row)}/edit", back)
     if then == "another":
-        return f"{table.url}/new"
-    return table.record_url(row)
+        return with_back(f"{table.url}/new", back)
+    return back or table.record_url(row)
 
 
 async def update(request: Request, table: Table) -> Response:
@@ -236,7 +247,8 @@ async def update(request: Request, table: Table) -> Response:
         # a conflict's "use the saved version": nothing is written, the form reads the row anew
         key = table.encode_key(record_key(request, table))
         request.state.session.flash("Your changes were discarded; these are the saved values.")
-        return redirect(request, f"{table.url}/{key}/edit")
+        back = safe_back(table, form.get("back"))
+        return redirect(request, with_back(f"{table.url}/{key}/edit", back))
     status, context = await save(request, table, form)
     if status == 200:
         row = context["row"]
@@ -244,51 +256,8 @@ async def update(request: Request, table: Table) -> Response:
             f"{table.label.capitalize()} {title_of(table, row)} saved.", "success"
         )
         return redirect(request, _after_save(table, row, form))
+    context["back"] = safe_back(table, form.get("back"))
     return _form(request, table, context, status)
-
-
-# ---- the list's inline edit
-
-
-def inline_columns(table: Table) -> list[Column]:
-    return [c for c, _ in table.list_cells if c.editable]
-
-
-async def row(request: Request, table: Table) -> Response:
-    async with db.connection(request) as conn:
-        found = await load(conn, table, record_key(request, table), select=table.list_select)
-    return render(request, table, "_row.html", None, {"row": found})
-
-
-async def inline_edit(request: Request, table: Table) -> Response:
-    async with db.connection(request) as conn:
-        found = await load(conn, table, record_key(request, table), select=table.list_select)
-    texts = {
-        c.name: values.form_text(c.info, found[c.name], zone=zone(request))
-        for c in inline_columns(table)
-    }
-    context = {
-        "row": found,
-        "texts": texts,
-        "errors": {},
-        "conflict": None,
-        "token": found[reads.ROW_VERSION],
-    }
-    return render(request, table, "_row_edit.html", None, context)
-
-
-async def inline_save(request: Request, table: Table) -> Response:
-    """The plain row when saved, the edit row with errors (422) or the conflict (409)."""
-    status, context = await save(request, table, await request.form(), inline_columns(table))
-    if status == 200:
-        async with db.connection(request) as conn:
-            fresh = await load(conn, table, record_key(request, table), select=table.list_select)
-        response = render(request, table, "_row.html", None, {"row": fresh})
-        # read out and shown on the row by static/a11y.js
-        said = {"message": f"Saved {title_of(table, fresh)}.", "row": f"row-{table.key_of(fresh)}"}
-        response.headers["HX-Trigger"] = json.dumps({"announce": said})
-        return response
-    return render(request, table, "_row_edit.html", None, context, status_code=status)
 
 
 # ---- a declared one-field form (an order's status)
@@ -399,7 +368,13 @@ async def confirm_delete(request: Request, table: Table) -> Response:
     async with db.connection(request) as conn:
         found = await load(conn, table, key)
         blockers = await _blockers(request, conn, table, found)
-    context = {"row": found, "title": title_of(table, found), "blockers": blockers, "error": None}
+    context = {
+        "row": found,
+        "title": title_of(table, found),
+        "blockers": blockers,
+        "error": None,
+        "back": safe_back(table, request.query_params.get("back")),
+    }
     return render(request, table, "confirm_delete.html", None, context)
 
 
@@ -412,7 +387,9 @@ async def _blockers(
     return [(item, n) for item, n in counts if n]
 
 
-async def _delete(request: Request, table: Table, token: str | None) -> Response | None:
+async def _delete(
+    request: Request, table: Table, token: str | None, back: str | None = None
+) -> Response | None:
     key = record_key(request, table)
     async with db.connection(request) as conn:
         found = await load(conn, table, key)
@@ -432,18 +409,20 @@ async def _delete(request: Request, table: Table, token: str | None) -> Response
                 f"{title_of(table, found)} cannot be deleted: {described} still refer to it."
                 " Remove or reassign those first."
             )
-            return _refused(request, table, found, blockers, message)
+            return _refused(request, table, found, blockers, message, back)
         if deleted is None:
             latest = await load(conn, table, key)
             blockers = await _blockers(request, conn, table, latest)
             message = (
                 f"Someone changed this {table.label} since you opened it; review the change first."
             )
-            return _refused(request, table, latest, blockers, message)
+            return _refused(request, table, latest, blockers, message, back)
     return None
 
 
-def _refused(request: Request, table: Table, found: Any, blockers: Any, message: str) -> Response:
+def _refused(
+    request: Request, table: Table, found: Any, blockers: Any, message: str, back: str | None
+) -> Response:
     if is_htmx(request):
         return templates.TemplateResponse(
             request,
@@ -457,6 +436,7 @@ def _refused(request: Request, table: Table, found: Any, blockers: Any, message:
         "title": title_of(table, found),
         "blockers": blockers,
         "error": message,
+        "back": back,
     }
     return render(request, table, "confirm_delete.html", None, context, status_code=409)
 
@@ -465,13 +445,14 @@ async def delete(request: Request, table: Table) -> Response:
     """The no-JS path: POST from the confirm page (carrying the version it showed)."""
     form = await request.form()
     token = editing.parse_token(form.get("version")) if form.get("version") else None
-    refused = await _delete(request, table, token)
+    back = safe_back(table, form.get("back"))
+    refused = await _delete(request, table, token, back)
     if refused is not None:
         return refused
     request.state.session.flash(
         f"{table.label.capitalize()} {request.path_params['key']} deleted.", "success"
     )
-    return redirect(request, table.url)
+    return redirect(request, back or table.url)
 
 
 async def delete_htmx(request: Request, table: Table) -> Response:

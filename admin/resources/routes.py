@@ -15,6 +15,7 @@ from admin.access import Access, route
 from admin.resources import (
     bulk_views,
     history_views,
+    inline_views,
     keys,
     list_views,
     record_views,
@@ -82,10 +83,10 @@ def resource_routes() -> list[Route]:
         resource_route(RECORD + "/edit", record_views.edit, Action.CHANGE),
         resource_route(RECORD + "/delete", record_views.confirm_delete, Action.DELETE),
         resource_route(RECORD + "/delete", record_views.delete, Action.DELETE, methods=["POST"]),
-        resource_route(RECORD + "/row", record_views.row, Action.VIEW),
-        resource_route(RECORD + "/inline", record_views.inline_edit, Action.CHANGE),
+        resource_route(RECORD + "/row", inline_views.row, Action.VIEW),
+        resource_route(RECORD + "/inline", inline_views.inline_edit, Action.CHANGE),
         resource_route(
-            RECORD + "/inline", record_views.inline_save, Action.CHANGE, methods=["POST"]
+            RECORD + "/inline", inline_views.inline_save, Action.CHANGE, methods=["POST"]
         ),
         resource_route(RECORD + "/history", history_views.show, Action.VIEW),
         resource_route(RECORD + "/revert", history_views.revert, Action.CHANGE, methods=["POST"]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
@@ -18,6 +18,9 @@ from admin.resources import cells
 from admin.resources.cells import NULL_HTML
 from admin.resources.model import Column, Table
 from admin.resources.reads import ROW_VERSION
+
+if TYPE_CHECKING:
+    from admin.resources.carried import Carried
 
 # row actions sit in a menu, not side by side: Delete is never one slip away from Edit
 ACTIONS_OPEN = '<td class="row-actions"><details class="row-menu"><summary>Actions</summary>'
@@ -48,8 +51,13 @@ def list_rows(
     found: Iterable[Any],
     zone: tzinfo,
     can: Mapping[str, bool],
-    row_layout: Layout | None = None,
+    carried: Carried | None = None,
 ) -> Markup:
+    """The rows; `carried` (the list's chosen columns and address) goes into each row's
+    own links, so a row drawn again by them matches the list."""
+    row_layout = carried.layout if carried is not None else None
+    row_query = carried.row_query if carried is not None else ""
+    back_query = carried.back_query if carried is not None else ""
     selectable = bool(table.bulk_actions) and (can.get("change") or can.get("delete"))
     label = str(escape(table.label))
     parts: list[str] = []
@@ -77,13 +85,14 @@ def list_rows(
             parts.append(ACTIONS_OPEN)
             if can.get("change"):
                 parts.append(
-                    f'<a href="{href}/edit" hx-get="{href}/inline" hx-target="closest tr"'
+                    f'<a href="{href}/edit{back_query}" hx-get="{href}/inline{row_query}"'
+                    ' hx-target="closest tr"'
                     ' hx-swap="outerHTML" data-inline-open>Edit</a>'
                 )
             if can.get("delete"):
                 version = row[ROW_VERSION]
                 parts.append(
-                    f'<a href="{href}/delete" hx-delete="{href}?version={version}"'
+                    f'<a href="{href}/delete{back_query}" hx-delete="{href}?version={version}"'
                     f' hx-confirm="Delete {label} {key}?" hx-target="closest tr"'
                     ' hx-swap="outerHTML">Delete</a>'
                 )
