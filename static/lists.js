@@ -208,7 +208,9 @@
     var table = document.querySelector("table[data-list]");
     if (!table) return;
     var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
-      return th.textContent.replace(/[▲▼]/g, "").trim();
+      var copy = th.cloneNode(true);
+      copy.querySelectorAll("[data-sort-mark]").forEach(function (mark) { mark.remove(); });
+      return copy.textContent.replace(/[▲▼]/g, "").trim();
     });
     table.querySelectorAll("tbody tr").forEach(function (row) {
       Array.prototype.forEach.call(row.children, function (cell, i) {

@@ -34,6 +34,7 @@ NUMERIC_KINDS = frozenset({Kind.INTEGER, Kind.NUMERIC, Kind.FLOAT})
 TEXT_KINDS = frozenset({Kind.TEXT, Kind.ENUM})
 EDITABLE_KINDS = frozenset(Kind) - {Kind.BYTEA, Kind.UNKNOWN}
 SCALAR_KINDS = frozenset(Kind) - {Kind.ARRAY, Kind.JSON, Kind.BYTEA, Kind.UNKNOWN}
+MAX_SORT_COLUMNS = 3  # a combined sort's columns
 # past this many rows (planner estimate) a search without an index is not run as a scan
 SCAN_SEARCH_MAX_ROWS = 10_000
 OFFSET_CAP = 10_000  # tables without a primary key: how deep the pages go
@@ -236,6 +237,32 @@ class Table:
         if not self.keyed:
             return {}
         return {c.name: c for c in self.columns if c.sortable}
+
+    @cached_property
+    def sort_combinations(self) -> dict[str, tuple[Column, ...]]:
+        """Sorts on several columns, spelled "a,b": the leading columns of a btree index, in
+        its order (or a declared combination). The primary key stays the tie-breaker, so it
+        is never one of them; a column that may be NULL is left out (the keyset cursors
+        compare whole rows)."""
+        if not self.keyed:
+            return {}
+        key = set(self.info.primary_key)
+        found: dict[str, tuple[Column, ...]] = {}
+        candidates = [
+            i.keys for i in self.info.indexes if i.method == "btree" and not i.partial
+        ] + [tuple(names) for names in self.spec.sort_combinations]
+        for names in candidates:
+            lead: list[Column] = []
+            for name in names[:MAX_SORT_COLUMNS]:
+                column = self.by_name.get(name or "")
+                if column is None or column.kind not in SCALAR_KINDS:
+                    break
+                if name in key or column.info.nullable:
+                    break
+                lead.append(column)
+                if len(lead) > 1:
+                    found.setdefault(",".join(c.name for c in lead), tuple(lead))
+        return found
 
     @property
     def default_sort(self) -> str | None:

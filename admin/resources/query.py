@@ -42,6 +42,7 @@ class ListQuery:
     column_filters: tuple[ColumnFilter, ...] = ()
     columns: tuple[Column, ...] | None = None  # None: the table's own list columns
     sort: Column | None = None
+    then: tuple[Column, ...] = ()  # a combined sort's further columns (same direction)
     descending: bool = False
     after: Cursor | None = None
     before: Cursor | None = None
@@ -63,7 +64,7 @@ class ListQuery:
     @classmethod
     def from_params(cls, table: Table, params: Mapping[str, str]) -> ListQuery:
         """Parse query parameters; InvalidQuery (a ValueError) with a user-facing message."""
-        sort, descending = _parse_sort(table, params)
+        sort, then, descending = _parse_sort(table, params)
         after = before = None
         after_raw = params.get("after", "").strip()
         before_raw = params.get("before", "").strip()
@@ -75,8 +76,9 @@ class ListQuery:
         if last and (after_raw or before_raw):
             raise InvalidQuery("The last page has no cursor; use 'last' alone.")
         if sort is not None:
-            after = cursors.decode(after_raw, table, sort) if after_raw else None
-            before = cursors.decode(before_raw, table, sort) if before_raw else None
+            order = (sort, *then)
+            after = cursors.decode(after_raw, table, order) if after_raw else None
+            before = cursors.decode(before_raw, table, order) if before_raw else None
         return cls(
             table=table,
             q=parse_search(params.get("q")),
@@ -84,6 +86,7 @@ class ListQuery:
             column_filters=_parse_column_filters(table, params),
             columns=parse_columns(table, params),
             sort=sort,
+            then=then,
             descending=descending,
             after=after,
             before=before,
@@ -99,6 +102,20 @@ class ListQuery:
     @property
     def is_filtered(self) -> bool:
         return bool(self.q) or bool(self.filters) or bool(self.column_filters)
+
+    @property
+    def sort_columns(self) -> tuple[Column, ...]:
+        """The columns the list is sorted by, in order (the primary key breaks ties)."""
+        return () if self.sort is None else (self.sort, *self.then)
+
+    @property
+    def sort_name(self) -> str | None:
+        """The sort as the URL spells it: "email", or "status,created_at"."""
+        return cursors.sort_name(self.sort_columns) if self.sort is not None else None
+
+    def sort_positions(self) -> dict[str, int]:
+        """Each sort column's place in the sort (1 first), for the headers."""
+        return {c.name: i for i, c in enumerate(self.sort_columns, 1)}
 
     @property
     def dir(self) -> str:
@@ -139,7 +156,7 @@ class ListQuery:
     def order_sql(self, *, ascending: bool) -> str:
         if self.sort is None:
             return ""
-        return cursors.order_by(self.table, self.sort, ascending=ascending)
+        return cursors.order_by(self.table, self.sort_columns, ascending=ascending)
 
     def _search_condition(self, param: Any) -> str:
         plan = self.table.search
@@ -198,7 +215,7 @@ class ListQuery:
             current[item.filter.param] = item.text
         for column_filter in self.column_filters:
             current[column_filter.param] = column_filter.text
-        sort_name = self.sort.name if self.sort else None
+        sort_name = self.sort_name
         default = (table.default_sort, table.default_dir)
         current["sort"] = sort_name if sort_name != table.default_sort else None
         current["dir"] = self.dir if (sort_name, self.dir) != default and self.sort else None
@@ -241,7 +258,12 @@ class ListQuery:
         default = (self.table.default_sort, self.table.default_dir)
         urls = {}
         for name in self.table.sorts:
+            # the first column of a combined sort turns the whole sort round
             current = self.sort is not None and name == self.sort.name
+            if current and self.then:
+                turned = "asc" if self.descending else "desc"
+                urls[name] = f"{prefix}{urlencode({'sort': self.sort_name, 'dir': turned})}"
+                continue
             direction = "asc" if current and self.descending else ("desc" if current else "asc")
             if (name, direction) == default:
                 urls[name] = prefix.rstrip("?&")
@@ -249,6 +271,21 @@ class ListQuery:
                 urls[name] = f"{prefix}dir={direction}"
             else:
                 urls[name] = f"{prefix}sort={_quoted(name)}&dir={direction}"
+        return urls
+
+    def then_urls(self) -> dict[str, str]:
+        """The "then by" links: columns that extend the current sort into one an index
+        supports (Table.sort_combinations), in the current direction."""
+        if self.sort is None:
+            return {}
+        rest = {k: v for k, v in self._params.items() if k not in ("sort", "dir")}
+        current = self.sort_name
+        urls = {}
+        for spelled in self.table.sort_combinations:
+            first, _, last = spelled.rpartition(",")
+            if first == current:
+                params = {**rest, "sort": spelled, "dir": self.dir}
+                urls[last] = f"{self.table.url}?{urlencode(params)}"
         return urls
 
 
@@ -331,23 +368,38 @@ def _parse_offset(table: Table, raw: str | None) -> int:
     return int(text)
 
 
-def _parse_sort(table: Table, params: Mapping[str, str]) -> tuple[Column | None, bool]:
+def _parse_sort(
+    table: Table, params: Mapping[str, str]
+) -> tuple[Column | None, tuple[Column, ...], bool]:
     default = table.default_sort
     key = params.get("sort", "").strip() or default or ""
     if not table.sorts:
         if params.get("sort", "").strip():
             raise InvalidQuery("This list cannot be sorted: the table has no primary key.")
-        return None, False
-    column = table.sorts.get(key)
-    if column is None:
-        allowed = ", ".join(table.sorts)
-        raise InvalidQuery(f"Cannot sort by {key[:40]!r}; choose one of: {allowed}.")
+        return None, (), False
+    if "," in key:
+        columns = table.sort_combinations.get(key.replace(" ", ""))
+        if columns is None:
+            combined = "; ".join(table.sort_combinations)
+            allowed = (
+                f"these can be combined (an index supports them): {combined}"
+                if combined
+                else "no columns of this list can be combined (no index covers several)"
+            )
+            raise InvalidQuery(f"Cannot sort by {key[:80]!r}; {allowed}.")
+        column, then = columns[0], columns[1:]
+    else:
+        found = table.sorts.get(key)
+        if found is None:
+            allowed = ", ".join(table.sorts)
+            raise InvalidQuery(f"Cannot sort by {key[:40]!r}; choose one of: {allowed}.")
+        column, then = found, ()
     direction = params.get("dir", "").strip().lower() or (
         table.default_dir if key == default else "asc"
     )
     if direction not in ("asc", "desc"):
         raise InvalidQuery("The sort direction must be 'asc' or 'desc'.")
-    return column, direction == "desc"
+    return column, then, direction == "desc"
 
 
 _ALL = {"", "all", "any"}

@@ -132,6 +132,8 @@ class Resource:
     label_column: str | None = None  # what a reference to a record shows
     default_sort: str | None = None
     default_dir: str = "asc"
+    # sorts on several columns allowed besides those an index leads with: ("status", "total")
+    sort_combinations: tuple[tuple[str, ...], ...] = ()
     # a one-field form on the record page, posted to /<table>/<key>/<quick_field>
     quick_field: str | None = None
     # more for the record page's template (an override's own data)
