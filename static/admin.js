@@ -91,6 +91,19 @@
       search.select();
     }
   });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.matches || !event.target.matches("[data-search]")) return;
+    // a search box's own Escape would empty it (and search again): leave it as typed, for
+    // the results, where j and k go through the rows
+    event.preventDefault();
+    var total = document.querySelector("#list-table .list-total");
+    if (total) {
+      total.setAttribute("tabindex", "-1");
+      total.focus();
+    } else {
+      event.target.blur();
+    }
+  });
 })();
 
 // ---- Lists remember their state (search, filters, sort, size, page) for this tab: the way
