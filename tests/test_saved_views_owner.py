@@ -4,6 +4,7 @@ one goes with it. An admin removes any shared view; nobody else removes another'
 from __future__ import annotations
 
 import asyncpg
+import httpx
 
 from tests.conftest import LoggedIn, create_staff, log_in
 
@@ -11,8 +12,6 @@ from tests.conftest import LoggedIn, create_staff, log_in
 async def test_shared_views_survive_their_owner_and_admins_remove_them(
     app, staff_client: LoggedIn, admin_client: LoggedIn, conn: asyncpg.Connection
 ) -> None:
-    import httpx
-
     leaver_id = await create_staff(conn, "leaver")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
@@ -27,7 +26,7 @@ async def test_shared_views_survive_their_owner_and_admins_remove_them(
     listed = await staff_client.get("/users/views")
     assert "Everyone's" in listed.text and "shared by a former staff member" in listed.text
     assert "Remove the view Everyone" not in listed.text
-    view_id = kept and await conn.fetchval("SELECT id FROM saved_views")
+    view_id = await conn.fetchval("SELECT id FROM saved_views")
     assert (await staff_client.post(f"/users/views/{view_id}/delete")).status_code == 404
     # an admin sees the remove button on any shared view, and removes it
     assert "Remove the view Everyone" in (await admin_client.get("/users/views")).text

@@ -89,7 +89,7 @@ async def test_a_bulk_action_by_keyboard_alone(
     assert "Apply" in await _focused(page)
     await page.keyboard.press("Enter")
     await expect(page.locator("h1")).to_have_text("Deactivate: 2 users?")
-    await _tab_to(page, "Deactivate: 2 users")
+    await _tab_to(page, "BUTTON|Deactivate: 2 users")
     await page.keyboard.press("Space")
     await expect(page.locator(".flash")).to_contain_text("2 users changed")
     assert "q=kbd" in page.url
