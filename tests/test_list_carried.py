@@ -158,3 +158,15 @@ async def test_a_back_that_leads_elsewhere_is_ignored(
         assert saved.status_code == 303, bad
         assert saved.headers["location"] == f"/users/{alice['id']}", bad  # today's behaviour
         version += 1
+
+
+async def test_a_list_sorted_by_a_column_it_does_not_show_still_pages(
+    staff_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    for name in ("carry.a", "carry.b", "carry.c"):
+        await make_user(conn, name, email=f"{name[::-1]}@example.com")
+    first = await staff_client.get("/users?cols=username&sort=email&limit=2")
+    assert first.status_code == 200
+    following = _attr(first.text, r'<a href="([^"]+)"[^>]*rel="next"')
+    second = await staff_client.get(following)
+    assert second.status_code == 200 and second.text.count('<tr id="row-') == 1

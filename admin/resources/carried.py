@@ -38,6 +38,9 @@ class Carried:
     table: Table
     columns: tuple[Column, ...] | None = None  # None: the table's own list columns
     back: str | None = None
+    # the list's sort columns: read with the rows (page cursors hold their values) even
+    # where they are not shown
+    sort: tuple[Column, ...] = ()
 
     @classmethod
     def from_params(cls, table: Table, params: Mapping[str, Any]) -> Carried:
@@ -52,10 +55,15 @@ class Carried:
     @cached_property
     def _shown(self) -> tuple[str, rows.Cells, rows.Layout | None]:
         table = self.table
+        shown = table.list_columns if self.columns is None else self.columns
+        unseen = [c for c in self.sort if c not in shown]
         if self.columns is None:
-            return table.list_select, table.list_cells, None
-        cells, layout = rows.layout(table, self.columns)
-        return reads.select_list(table, self.columns, table.targets), cells, layout
+            cells, layout = table.list_cells, None
+            if not unseen:
+                return table.list_select, cells, layout
+        else:
+            cells, layout = rows.layout(table, self.columns)
+        return reads.select_list(table, [*shown, *unseen], table.targets), cells, layout
 
     @property
     def select(self) -> str:

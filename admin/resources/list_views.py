@@ -53,7 +53,7 @@ async def list_page(request: Request, table: Table) -> Response:
     async with replica.read_connection(request) as conn:
         total = await reads.estimate_total(conn, query, reads.row_estimates(request))
         dense = reads.dense_search(query, total.planned)
-        carried = Carried(table, query.columns, query.state_url())
+        carried = Carried(table, query.columns, query.state_url(), query.sort_columns)
         page = await reads.fetch_page(conn, query, carried.select, dense=dense)
         total = await reads.settle_total(conn, query, total, page)
     context = {
