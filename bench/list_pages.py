@@ -140,7 +140,7 @@ async def prepare(url: str, readings: int) -> tuple[list[tuple[str, str]], dict[
                 (f"{name} search q={text}", f"{table.url}?q={text}"),
             ]
             if deep is not None and not default_desc:
-                cursor = cursors.encode(table, sort_column, deep)
+                cursor = cursors.encode(table, (sort_column,), deep)
                 requests.append(
                     (
                         f"{name} keyset page past row {int(total * 0.9):,}",
@@ -148,7 +148,7 @@ async def prepare(url: str, readings: int) -> tuple[list[tuple[str, str]], dict[
                     )
                 )
             elif deep is not None:
-                cursor = cursors.encode(table, sort_column, deep)
+                cursor = cursors.encode(table, (sort_column,), deep)
                 requests.append(
                     (
                         f"{name} keyset page past row {int(total * 0.1):,}",

@@ -192,7 +192,7 @@ async def test_cursor_of_an_odd_moment_round_trips(app, conn) -> None:
     registry = Registry(["public"])
     await registry.current(conn)
     users = registry.tables["users"]
-    sort = users.by_name["created_at"]
+    sort = (users.by_name["created_at"],)
     for row in await conn.fetch("SELECT id, created_at FROM users"):
         cursor = cursors.encode(users, sort, row)
         decoded = cursors.decode(cursor, users, sort)
