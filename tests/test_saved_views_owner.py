@@ -17,19 +17,19 @@ async def test_shared_views_survive_their_owner_and_admins_remove_them(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:
         token = await log_in(http, "leaver")
-        for name, shared in (("Everyone's", "1"), ("Mine only", "")):
+        for name, shared in (("For everyone", "1"), ("Mine only", "")):
             data = {"csrf_token": token, "name": name, "query": "q=x", "shared": shared}
             assert (await http.post("/users/views", data=data)).status_code == 303
     await conn.execute("DELETE FROM staff WHERE id = $1", leaver_id)
     kept = await conn.fetch("SELECT name, staff_id FROM saved_views ORDER BY name")
-    assert [(r["name"], r["staff_id"]) for r in kept] == [("Everyone's", None)]
+    assert [(r["name"], r["staff_id"]) for r in kept] == [("For everyone", None)]
     listed = await staff_client.get("/users/views")
-    assert "Everyone's" in listed.text and "shared by a former staff member" in listed.text
-    assert "Remove the view Everyone" not in listed.text
+    assert "For everyone" in listed.text and "shared by a former staff member" in listed.text
+    assert "Remove the view For everyone" not in listed.text
     view_id = await conn.fetchval("SELECT id FROM saved_views")
     assert (await staff_client.post(f"/users/views/{view_id}/delete")).status_code == 404
     # an admin sees the remove button on any shared view, and removes it
-    assert "Remove the view Everyone" in (await admin_client.get("/users/views")).text
+    assert "Remove the view For everyone" in (await admin_client.get("/users/views")).text
     removed = await admin_client.post(f"/users/views/{view_id}/delete")
     assert removed.status_code == 303
     assert await conn.fetchval("SELECT count(*) FROM saved_views") == 0
