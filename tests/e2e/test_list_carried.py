@@ -90,7 +90,7 @@ async def test_a_combined_sort_from_the_then_link(
     page = logged_in_page
     (user,) = await _sql(
         database_url,
-        "INSERT INTO users (username, email, full_name) VALUES ('b', 'b@example.com', 'B')"
+        "INSERT INTO users (username, email, full_name) VALUES ('buyer', 'b@example.com', 'B')"
         " RETURNING id",
     )
     await _sql(
