@@ -56,9 +56,16 @@ def list_rows(
     """The rows; `carried` (the list's chosen columns and address) goes into each row's
     own links, so a row drawn again by them matches the list."""
     row_layout = carried.layout if carried is not None else None
-    row_query = carried.row_query if carried is not None else ""
+    row_query = str(carried.row_query) if carried is not None else ""
     back_query = carried.back_query if carried is not None else ""
-    selectable = bool(table.bulk_actions) and (can.get("change") or can.get("delete"))
+    # the parts of the row's links that are the same on every row, joined once per page
+    can_change, can_delete = can.get("change"), can.get("delete")
+    edit_mid = f'/edit{back_query}" hx-get="'
+    edit_end = (
+        f'/inline{row_query}" hx-target="closest tr" hx-swap="outerHTML" data-inline-open>Edit</a>'
+    )
+    delete_mid = f'/delete{back_query}" hx-delete="'
+    selectable = bool(table.bulk_actions) and (can_change or can_delete)
     label = str(escape(table.label))
     parts: list[str] = []
     for row in found:
@@ -83,16 +90,12 @@ def list_rows(
                 parts.append(f"{opening}{inner}</td>")
         if table.keyed:
             parts.append(ACTIONS_OPEN)
-            if can.get("change"):
-                parts.append(
-                    f'<a href="{href}/edit{back_query}" hx-get="{href}/inline{row_query}"'
-                    ' hx-target="closest tr"'
-                    ' hx-swap="outerHTML" data-inline-open>Edit</a>'
-                )
-            if can.get("delete"):
+            if can_change:
+                parts.append(f'<a href="{href}{edit_mid}{href}{edit_end}')
+            if can_delete:
                 version = row[ROW_VERSION]
                 parts.append(
-                    f'<a href="{href}/delete{back_query}" hx-delete="{href}?version={version}"'
+                    f'<a href="{href}{delete_mid}{href}?version={version}"'
                     f' hx-confirm="Delete {label} {key}?" hx-target="closest tr"'
                     ' hx-swap="outerHTML">Delete</a>'
                 )
