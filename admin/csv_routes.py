@@ -107,6 +107,8 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
             body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
                         unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
             body["dry_run"] = bool(ctx.get("dry_run"))
+            # copied straight into the table, or staged and checked first (csv_direct)
+            body["direct"] = result.direct
         else:
             token = ctx.get("error_file")
             if token:
@@ -135,6 +137,8 @@ async def _audit_import(
         metrics.CSV_BYTES.labels("import", spec.table).inc(upload.size)
     if outcome == "imported":
         metrics.CSV_ROWS.labels("import", spec.table).inc(details.get("rows") or 0)
+        path = "direct" if details.pop("direct", False) else "staged"
+        metrics.CSV_PATHS.labels("import", spec.table, path).inc()
     await audit.record(
         conn,
         staff=current_staff(request),
@@ -354,6 +358,7 @@ async def _receive_and_import(
             await _audit_import(
                 conn, request, spec, upload, options, "imported",
                 rows=result.rows, inserted=result.inserted, updated=result.updated,
+                direct=result.direct,
             )  # fmt: skip
 
         seconds_left = deadline - asyncio.get_running_loop().time()

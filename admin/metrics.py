@@ -82,6 +82,12 @@ CSV_BYTES = Counter(
     ["kind", "table"],
     registry=REGISTRY,
 )
+CSV_PATHS = Counter(
+    "admin_csv_paths_total",
+    "How CSV imports ran: copied straight into their table (direct) or staged",
+    ["kind", "table", "path"],
+    registry=REGISTRY,
+)
 LOGIN_FAILURES = Counter(
     "admin_login_failures_total", "Wrong usernames or passwords", registry=REGISTRY
 )
