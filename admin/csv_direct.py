@@ -38,8 +38,12 @@ from admin.sql import quote_ident
 MARK = "csv_import_mark"
 # an empty field somewhere: two delimiters in a row, one at the start or end of a line, or
 # an empty quoted field; a line break and a delimiter around it are enough to suspect one
-EMPTY_FIELD_SCREENS = ("{d}{d}", "{d}[\\r\\n]", "[\\r\\n]{d}", '[{d}\\r\\n]""[{d}\\r\\n]')
-SCREEN_BLOCK = 4 << 20
+EMPTY_FIELD_SCREENS = (
+    '{d}(?:[{d}\\r\\n]|""[{d}\\r\\n])',
+    '\\n(?:{d}|""[{d}\\r\\n])',
+    '\\r(?:{d}|""[{d}\\r\\n])',
+)
+SCREEN_BLOCK = 1 << 20
 # a screen's match is at most this long (a numeric scale is at most 1,000): blocks overlap by it
 SCREEN_OVERLAP = 2048
 # the rules on typed values are checked by a scan of the whole table (the xmin has no
@@ -67,6 +71,7 @@ class DirectPlan:
     required: frozenset[str]  # those an empty field leaves NULL on the staging path too
     value_rules: tuple[str, ...]  # SQL over the table aliased t: true when a row breaks one
     screens: tuple[str, ...]  # the screens of the rules on the text as written
+    folded_screens: tuple[str, ...]
 
 
 def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> DirectPlan | None:
@@ -76,6 +81,7 @@ def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> Dire
     columns: list[str] = []
     value_rules: list[str] = []
     screens: list[str] = []
+    folded: list[str] = []
     for field in mapping.fields:
         target = field.target
         if target is None or target.column is None or target.by:
@@ -95,15 +101,22 @@ def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> Dire
                 continue
             if "{t}" not in check.sql:
                 value_rules.append("(" + check.sql.format(v=f"t.{quote_ident(column.name)}") + ")")
-            elif check.screens:
+            elif check.screens or check.folded_screens:
                 screens.extend(check.screens)
+                folded.extend(check.folded_screens)
             else:
                 return None
         columns.append(column.name)
     if not spec.relation[1]:
         return None
     required = frozenset(c.name for _, c in mapping.columns if c.default_sql is None)
-    return DirectPlan(tuple(columns), required, tuple(value_rules), tuple(dict.fromkeys(screens)))
+    return DirectPlan(
+        tuple(columns),
+        required,
+        tuple(value_rules),
+        tuple(dict.fromkeys(screens)),
+        tuple(dict.fromkeys(folded)),
+    )
 
 
 def _applies(check: Check, options: ImportOptions) -> bool:
@@ -112,13 +125,34 @@ def _applies(check: Check, options: ImportOptions) -> bool:
 
 def screen_patterns(screens: tuple[str, ...], delimiter: str) -> list[re.Pattern[bytes]]:
     """The screens, for a file with this delimiter (searched one by one: each starts with a
-    character or a class, which the search skips to at C speed)."""
+    character, which the search skips to at C speed)."""
     escaped = re.escape(delimiter)
     return [re.compile(s.replace("{d}", escaped).encode("ascii")) for s in screens]
 
 
-def screen_hits(file: BinaryIO, patterns: list[re.Pattern[bytes]]) -> bool:
-    """True when a pattern finds anything in the file (read in blocks, from its start)."""
+def fold_table(delimiter: str) -> bytes:
+    """What a folded screen reads: digits as 0, `-/.` as -, the delimiter, quotes and line
+    breaks as \x01, other white space as a space; so a search skips to one byte."""
+    table = bytearray(range(256))
+    for digit in b"0123456789":
+        table[digit] = ord("0")
+    for separator in b"-/.":
+        table[separator] = ord("-")
+    for space in b" \t\f\v":
+        table[space] = ord(" ")
+    for start in b'\r\n"' + delimiter.encode("ascii"):
+        table[start] = 1
+    return bytes(table)
+
+
+def screen_hits(
+    file: BinaryIO,
+    patterns: list[re.Pattern[bytes]],
+    folded: list[re.Pattern[bytes]] = (),  # type: ignore[assignment]
+    table: bytes = b"",
+) -> bool:
+    """True when a pattern finds anything in the file, or a folded pattern in its folded
+    bytes (read in blocks, from its start)."""
     file.seek(0)
     tail = b"\n"  # the file's first field starts a line
     try:
@@ -128,6 +162,10 @@ def screen_hits(file: BinaryIO, patterns: list[re.Pattern[bytes]]) -> bool:
             data = tail + (block or b"\n")  # and its last field ends one
             if any(p.search(data) for p in patterns):
                 return True
+            if folded:
+                folded_data = data.translate(table)
+                if any(p.search(folded_data) for p in folded):
+                    return True
             if last:
                 return False
             tail = data[-SCREEN_OVERLAP:]
@@ -144,9 +182,11 @@ async def copy_direct(
 ) -> Outcome:
     """Copy the file into the table, its rules checked; or nothing written, the file to be
     staged."""
-    if direct.screens:
+    if direct.screens or direct.folded_screens:
         patterns = screen_patterns(direct.screens, file_format.delimiter)
-        if await asyncio.to_thread(screen_hits, file, patterns):
+        folded = [re.compile(s.encode("ascii")) for s in direct.folded_screens]
+        table = fold_table(file_format.delimiter)
+        if await asyncio.to_thread(screen_hits, file, patterns, folded, table):
             return Outcome(None)
     if direct.value_rules and not await _table_small_enough(conn, spec, file):
         return Outcome(None)

@@ -54,7 +54,9 @@ class Check:
     `screens`: for a rule on the text as written, regular expressions over the file's bytes
     (`{d}` standing for the delimiter) that together find every field that could break it,
     and more; a file they find nothing in can be copied into the table without the text
-    (csv_direct). Each starts with a character or a class, which the search skips to.
+    (csv_direct). Each starts with a character, which the search skips to at C speed.
+    `folded_screens`: the same over the file's bytes folded (csv_direct.FOLD: digits to 0,
+    `-/.` to -, the delimiter, quotes and line breaks to \x01, other white space to a space).
     """
 
     sql: str
@@ -62,6 +64,7 @@ class Check:
     table_enforces: bool = False
     waived_by: Option | None = None
     screens: tuple[str, ...] = ()
+    folded_screens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ TIMESTAMP_CHECKS = (
         waived_by=Option.DATE_ORDER,
         # a field starting (after some white space) with digits, a separator, digits and a
         # separator; or with a run of white space too long to see past
-        screens=(r'[{d}\r\n"](?:[ \t\f\v]{0,31}\d\d?[-/.]\d\d?[-/.]\d|[ \t\f\v]{32})',),
+        folded_screens=(r"\x01(?: {0,31}00?-00?-0| {32})",),
     ),
 )
 
@@ -229,7 +232,7 @@ def _value_checks(table: Table, column: Column) -> tuple[Check, ...]:
                     "or choose to round numbers (round_decimals=1)",
                     waived_by=Option.ROUND_DECIMALS,
                     # more decimals than the scale (16+ allows _ between digits), or an exponent
-                    screens=(rf"\.[\d_]{{{info.numeric_scale + 1}}}", r"[eE][-+]?\d"),
+                    screens=(rf"\.[\d_]{{{info.numeric_scale + 1}}}", r"e[-+]?\d", r"E[-+]?\d"),
                 )
             )
     if info.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
