@@ -84,7 +84,8 @@ CSV_BYTES = Counter(
 )
 CSV_PATHS = Counter(
     "admin_csv_paths_total",
-    "How CSV imports ran: copied straight into their table (direct) or staged",
+    "How CSV transfers ran: imports copied straight into their table (direct) or staged, "
+    "exports produced serially or in two halves at once",
     ["kind", "table", "path"],
     registry=REGISTRY,
 )
