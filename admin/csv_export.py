@@ -27,6 +27,7 @@ import asyncpg
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from admin import csv_export_split as split
 from admin import db
 from admin.csv_formulas import neutralised
 from admin.csv_tables import VERSION, CsvTable
@@ -80,6 +81,7 @@ class ExportOutcome:
     rows: int | None = None
     completed: bool = False
     bytes: int = 0
+    halves: bool = False  # produced in two halves at once (csv_export_split)
 
 
 OnFinish = Callable[[asyncpg.Connection, ExportOutcome], Awaitable[None]]
@@ -103,7 +105,9 @@ class Export:
         audit_pool: asyncpg.Pool | None = None,
         delimiter: str = ",",
         transform: Callable[[bytes], bytes] | None = None,
+        halves: split.SplitPlan | None = None,
     ) -> None:
+        self._halves = halves
         self._delimiter = delimiter
         self._transform = transform
         self._pool = pool
@@ -131,21 +135,50 @@ class Export:
 
     async def _copy(self, query: str, args: list[object]) -> None:
         try:
-            async with self._conn.transaction():
-                await self._conn.execute("SET LOCAL statement_timeout = 0")
-                status = await self._conn.copy_from_query(
-                    query,
-                    *args,
-                    output=self._put,
-                    format="csv",
-                    header=True,
-                    delimiter=self._delimiter,
-                )
-            self.outcome.rows = int(status.split()[-1])
+            if self._halves is not None:
+                rows = await self._copy_in_halves(self._halves, query, args)
+            else:
+                async with self._conn.transaction():
+                    await self._conn.execute("SET LOCAL statement_timeout = 0")
+                    rows = await self._copy_part(query, args, header=True)
+            self.outcome.rows = rows
             self.outcome.completed = True
         finally:
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(None)
+
+    async def _copy_part(self, query: str, args: list[object], *, header: bool) -> int:
+        status = await self._conn.copy_from_query(
+            query, *args, output=self._put, format="csv", header=header, delimiter=self._delimiter
+        )
+        return int(status.split()[-1])
+
+    async def _copy_in_halves(self, plan: split.SplitPlan, query: str, args: list[object]) -> int:
+        async with self._conn.transaction(isolation="repeatable_read"):
+            await self._conn.execute("SET LOCAL statement_timeout = 0")
+            found = await split.plan_halves(self._conn, plan)
+            helper = None if found is None else await split.spare_connection(self._pool)
+            if found is None or helper is None:
+                return await self._copy_part(query, args, header=True)
+            halves, snapshot = found
+            self.outcome.halves = True
+            spool = split.new_spool()
+            second = asyncio.create_task(
+                split.spool_half(helper, snapshot, halves.second, args, self._delimiter, spool)
+            )
+            try:
+                rows = await self._copy_part(halves.first, args, header=True)
+                spooled = await second
+                if spooled is None:
+                    return rows + await self._copy_part(halves.second, args, header=False)
+                await split.send_spool(spool, self._put)
+                return rows + spooled
+            finally:
+                stopped = await split.stop(second, CANCEL_WAIT_SECONDS)
+                spool.close()
+                if not stopped:
+                    helper.terminate()
+                await db.checkin(self._pool, helper, None, CANCEL_WAIT_SECONDS)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The CSV bytes; closing this iterator early stops the COPY and frees the connection."""
@@ -257,11 +290,14 @@ async def start_export(
     delimiter: str = ",",
     transform: Callable[[bytes], bytes] | None = None,
     prefix: bytes = b"",
+    halves: split.SplitPlan | None = None,
 ) -> ExportResponse:
     """Acquire a connection and start the COPY before the response starts, so an exhausted
     pool or an unreachable database still answers 503 and a failing query its error."""
     conn = await db.checkout(pool, wait_seconds)
-    export = Export(pool, conn, query, args, on_finish, active, audit_pool, delimiter, transform)
+    export = Export(
+        pool, conn, query, args, on_finish, active, audit_pool, delimiter, transform, halves
+    )
     chunks = export.chunks()
     try:
         first = prefix + await anext(chunks, b"")

@@ -1,5 +1,8 @@
 """CSV import: COPY the received file into a staging table, check it in SQL, then write.
 
+(A plain insert that COPY alone can write goes straight into the table first: csv_direct.
+What follows is the path of every other file, and of any file the direct path refused.)
+
 All of it runs in one transaction: the staging table is TEMP ... ON COMMIT DROP, so a
 failed or abandoned import leaves nothing behind, and a rejected file writes zero rows.
 The happy path pays for one pass over the staging table for the rules the table does not
@@ -21,6 +24,7 @@ import asyncpg
 
 from admin import csv_error_files as error_files
 from admin.csv_checks import BROKEN, LINE, ORD, STAGE, Checks, typed
+from admin.csv_direct import DirectPlan, Outcome, copy_direct, plan
 from admin.csv_format import FileFormat
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
@@ -52,6 +56,7 @@ class ImportResult:
     inserted: int
     updated: int
     seconds: float
+    direct: bool = False  # copied straight into the table (csv_direct), not staged
 
     @property
     def unchanged(self) -> int:
@@ -258,14 +263,20 @@ class Importer:
             )
         )
 
-    async def write(self, report: Progress = _no_progress) -> tuple[int, int, int]:
+    async def write(
+        self, report: Progress = _no_progress, refused: asyncpg.PostgresError | None = None
+    ) -> tuple[int, int, int]:
         """(rows, inserted, updated); ImportRejected naming every bad cell when it fails.
 
         Reports "checked" once the rules pass, "written" after the rows are in the table,
         and "indexes" once deferred keys are checked and sequences moved past the new ids.
+        `refused`: the direct path's COPY met an error this insert would meet too, so the
+        problems are looked for at once.
         """
         rows = self.rows
         try:
+            if refused is not None:
+                raise refused
             async with self.conn.transaction():
                 if self.broken or await self.checks.any_broken_outside_the_table():
                     raise _RuleBroken
@@ -296,11 +307,29 @@ class Importer:
                 total = 1
             errors = await self._error_file()
             raise ImportRejected(problems, total=total, error_file=errors) from None
+        await self._advance_sequences()
+        await report("indexes", inserted + updated)
+        return rows, inserted, updated
+
+    async def write_direct(
+        self, direct: DirectPlan, file: BinaryIO, report: Progress = _no_progress
+    ) -> Outcome:
+        """Copy the file straight into the table; when nothing was written, the file is
+        staged next."""
+        outcome = await copy_direct(self.conn, self.spec, direct, file, self.format)
+        if outcome.written is None:
+            return outcome
+        self.rows = outcome.written
+        await report("checked", outcome.written)
+        await report("written", outcome.written)
+        await self._advance_sequences()
+        await report("indexes", outcome.written)
+        return outcome
+
+    async def _advance_sequences(self) -> None:
         for _, column in self.present:
             if column.default_sql and "nextval(" in column.default_sql:
                 await self._advance_sequence(column.name)
-        await report("indexes", inserted + updated)
-        return rows, inserted, updated
 
     async def _error_file(self) -> str | None:
         """All problems as a CSV (the offending rows, a column saying what is wrong), kept
@@ -356,9 +385,22 @@ async def import_csv(
             await conn.execute(
                 "SELECT set_config('DateStyle', $1, true)", options.date_order.datestyle
             )
-        await importer.stage(file)
-        rows, inserted, updated = await importer.write(report)
-        result = ImportResult(rows, inserted, updated, time.perf_counter() - started)
+        direct = plan(spec, mapping, options)
+        outcome = Outcome(None)
+        if direct is not None:
+            outcome = await importer.write_direct(direct, file, report)
+        if outcome.written is not None:
+            rows, inserted, updated = outcome.written, outcome.written, 0
+        else:
+            await importer.stage(file)
+            rows, inserted, updated = await importer.write(report, outcome.refused)
+        result = ImportResult(
+            rows,
+            inserted,
+            updated,
+            time.perf_counter() - started,
+            direct=outcome.written is not None,
+        )
         if options.dry_run:
             raise DryRun(result)
         await on_success(result)

@@ -23,6 +23,7 @@ from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staf
 from admin.bodies import BodyLimits
 from admin.csv_dialect import UTF8_BOM, CrlfRows, ExportDialect, dialect_of
 from admin.csv_export import ExportOutcome, export_query, start_export
+from admin.csv_export_split import SplitPlan, narrowed
 from admin.csv_format import read_sample, resolve
 from admin.csv_import import DryRun, ImportResult, import_csv
 from admin.csv_mapping import map_header
@@ -38,6 +39,7 @@ from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
 from admin.resources.routes import page
 from admin.resources.spec import Action
+from admin.resources.tables import Kind
 from admin.settings import Settings
 
 CANCEL_POLL_SECONDS = 0.25
@@ -107,6 +109,8 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
             body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
                         unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
             body["dry_run"] = bool(ctx.get("dry_run"))
+            # copied straight into the table, or staged and checked first (csv_direct)
+            body["direct"] = result.direct
         else:
             token = ctx.get("error_file")
             if token:
@@ -135,6 +139,8 @@ async def _audit_import(
         metrics.CSV_BYTES.labels("import", spec.table).inc(upload.size)
     if outcome == "imported":
         metrics.CSV_ROWS.labels("import", spec.table).inc(details.get("rows") or 0)
+        path = "direct" if details.pop("direct", False) else "staged"
+        metrics.CSV_PATHS.labels("import", spec.table, path).inc()
     await audit.record(
         conn,
         staff=current_staff(request),
@@ -354,6 +360,7 @@ async def _receive_and_import(
             await _audit_import(
                 conn, request, spec, upload, options, "imported",
                 rows=result.rows, inserted=result.inserted, updated=result.updated,
+                direct=result.direct,
             )  # fmt: skip
 
         seconds_left = deadline - asyncio.get_running_loop().time()
@@ -410,6 +417,8 @@ async def _export(
     async def on_finish(conn: asyncpg.Connection, outcome: ExportOutcome) -> None:
         result = "completed" if outcome.completed else "aborted"
         metrics.CSV_TRANSFERS.labels("export", spec.table, result).inc()
+        path = "halves" if outcome.halves else "serial"
+        metrics.CSV_PATHS.labels("export", spec.table, path).inc()
         metrics.CSV_ROWS.labels("export", spec.table).inc(outcome.rows or 0)
         metrics.CSV_BYTES.labels("export", spec.table).inc(outcome.bytes)
         await audit.record(
@@ -430,8 +439,12 @@ async def _export(
         )
 
     settings = request.app.state.settings
+    pool = replica.read_pool(request)
+    halves = None
+    if pool is request.app.state.pool and not settings.database_pooler:
+        halves = _split_plan(request, spec, query, (where, order_by), raw, dialect)
     return await start_export(
-        replica.read_pool(request),
+        pool,
         settings.pool_acquire_timeout,
         sql,
         args,
@@ -442,6 +455,39 @@ async def _export(
         delimiter=dialect.delimiter,
         transform=CrlfRows() if dialect.excel else None,
         prefix=UTF8_BOM if dialect.excel else b"",
+        halves=halves,
+    )
+
+
+def _split_plan(
+    request: Request,
+    spec: CsvTable,
+    query: ListQuery,
+    clauses: tuple[str, str],
+    raw: bool,
+    dialect: ExportDialect,
+) -> SplitPlan | None:
+    """How the export may be produced in two halves: sorted by the table's single integer
+    key only (csv_export_split)."""
+    key = query.table.primary_key
+    if len(key) != 1 or key[0].kind is not Kind.INTEGER or query.sort is None:
+        return None
+    if query.sort.name != key[0].name:
+        return None
+    where, order_by = clauses
+
+    def narrowed_query(condition: str) -> str:
+        return export_query(
+            spec, narrowed(where, f"t.{condition}"), order_by, raw=raw, names=dialect.names,
+            decimal_comma=dialect.decimal_comma,
+        )  # fmt: skip
+
+    return SplitPlan(
+        table=spec.qualified,
+        key=key[0].quoted,
+        descending=query.descending,
+        query=narrowed_query,
+        min_bytes=request.app.state.settings.export_split_min_mb << 20,
     )
 
 

@@ -51,12 +51,20 @@ class Check:
     `{v}` in `sql` stands for the typed value, `{t}` for the text as written (NULL if empty).
     `table_enforces`: a constraint of the table refuses the same values, so a successful
     insert needs no separate check. `waived_by`: the option that lets such values through.
+    `screens`: for a rule on the text as written, regular expressions over the file's bytes
+    (`{d}` standing for the delimiter) that together find every field that could break it,
+    and more; a file they find nothing in can be copied into the table without the text
+    (csv_direct). Each starts with a character, which the search skips to at C speed.
+    `folded_screens`: the same over the file's bytes folded (csv_direct.FOLD: digits to 0,
+    `-/.` to -, the delimiter, quotes and line breaks to \x01, other white space to a space).
     """
 
     sql: str
     message: str
     table_enforces: bool = False
     waived_by: Option | None = None
+    screens: tuple[str, ...] = ()
+    folded_screens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class CsvColumn:
     reference: Reference | None = None
     decimal: bool = False  # a number that a file with decimal commas writes as 12,50
     always_generated: bool = False  # GENERATED ALWAYS: written with OVERRIDING SYSTEM VALUE
+    nullable: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ class CsvTable:
     # the row's version as SQL over the table aliased t (its `version` column, else xmin):
     # a `version` field in the file must match it
     version_sql: str | None = None
+    relation: tuple[str, str] = ("", "")  # (schema, name) unquoted, for COPY into the table
 
     @property
     def versioned(self) -> bool:
@@ -163,6 +173,9 @@ TIMESTAMP_CHECKS = (
         "is ambiguous (day/month order): write it as YYYY-MM-DD, "
         "or choose the date order (date_order=dmy or date_order=mdy)",
         waived_by=Option.DATE_ORDER,
+        # a field starting (after some white space) with digits, a separator, digits and a
+        # separator; or with a run of white space too long to see past
+        folded_screens=(r"\x01(?: {0,31}00?-00?-0| {32})",),
     ),
 )
 
@@ -218,6 +231,8 @@ def _value_checks(table: Table, column: Column) -> tuple[Check, ...]:
                     f"has more than {info.numeric_scale} decimals: round it, "
                     "or choose to round numbers (round_decimals=1)",
                     waived_by=Option.ROUND_DECIMALS,
+                    # more decimals than the scale (16+ allows _ between digits), or an exponent
+                    screens=(rf"\.[\d_]{{{info.numeric_scale + 1}}}", r"e[-+]?\d", r"E[-+]?\d"),
                 )
             )
     if info.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
@@ -228,6 +243,8 @@ def _value_checks(table: Table, column: Column) -> tuple[Check, ...]:
             Check(
                 f"length({{t}}) > {info.max_length}",
                 f"is longer than {info.max_length} characters",
+                # COPY refuses a value too long, unless what is too much is trailing spaces
+                screens=(r' [{d}\r\n"]',),
             )
         )
     checks.extend(REFINED_CHECKS.get((table.info.schema, table.info.name, info.name), ()))
@@ -302,6 +319,7 @@ def _csv_column(table: Table, column: Column, key: tuple[str, ...]) -> CsvColumn
         reference=_reference(table, column),
         decimal=info.kind in (Kind.NUMERIC, Kind.FLOAT),
         always_generated=info.identity == "a",
+        nullable=info.nullable,
     )
 
 
@@ -378,6 +396,7 @@ def csv_table(table: Table) -> CsvTable:
         uniques=_uniques(table, names),
         row_checks=_row_checks(table, names),
         version_sql=_version_sql(table),
+        relation=(table.info.schema, table.info.name),
     )
 
 

@@ -82,6 +82,13 @@ CSV_BYTES = Counter(
     ["kind", "table"],
     registry=REGISTRY,
 )
+CSV_PATHS = Counter(
+    "admin_csv_paths_total",
+    "How CSV transfers ran: imports copied straight into their table (direct) or staged, "
+    "exports produced serially or in two halves at once",
+    ["kind", "table", "path"],
+    registry=REGISTRY,
+)
 LOGIN_FAILURES = Counter(
     "admin_login_failures_total", "Wrong usernames or passwords", registry=REGISTRY
 )

@@ -39,6 +39,8 @@ class Settings:
     body_min_bytes_per_s: int = 1024
     # a CSV import as a whole (receiving, checking, writing)
     import_timeout_s: float = 3600.0
+    # a key-ordered export of a table at least this big is produced in two halves at once
+    export_split_min_mb: int = 64
     session_max_hours: float = 24.0
     # live event streams
     sse_max_per_session: int = 8
@@ -244,6 +246,7 @@ def load_settings(
         body_timeout_s=_float(env, "BODY_TIMEOUT_S", 60.0),
         body_min_bytes_per_s=_int(env, "BODY_MIN_BYTES_PER_S", 1024, minimum=0),
         import_timeout_s=_float(env, "IMPORT_TIMEOUT_S", 3600.0),
+        export_split_min_mb=_int(env, "EXPORT_SPLIT_MIN_MB", 64, minimum=0),
         session_max_hours=_float(env, "SESSION_MAX_HOURS", 24.0),
         sse_max_per_session=_int(env, "SSE_MAX_PER_SESSION", 8, minimum=1),
         sse_max_per_process=_int(env, "SSE_MAX_PER_PROCESS", 2000, minimum=1),

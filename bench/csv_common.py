@@ -133,6 +133,9 @@ def admin_server(database_url: str) -> Iterator[tuple[LiveServer, httpx.Client]]
     asyncio.run(add_admin())
     log_dir = Path(tempfile.mkdtemp(prefix="csv-bench-"))
     env = {"MAX_UPLOAD_MB": "4096", "POOL_MIN_SIZE": "1", "POOL_MAX_SIZE": "4"}
+    # BENCH_EXPORT_SPLIT_MIN_MB=1000000 measures the serial export in the same way
+    if os.environ.get("BENCH_EXPORT_SPLIT_MIN_MB"):
+        env["EXPORT_SPLIT_MIN_MB"] = os.environ["BENCH_EXPORT_SPLIT_MIN_MB"]
     try:
         with live_server(database_url, TEST_SECRET_KEY, log_dir, extra_env=env) as server:
 

@@ -4,13 +4,15 @@
 
 Prints rows/s for psql \\copy, HTTP insert and HTTP upsert (every row already there, so the
 round-trip case), a dry run (validate only) of the same file into the full table, and the
-error path (a file with --errors problems scattered through it, every one reported), their
+error path (a file with --errors problems scattered through it, every one reported; with
+--last-row-error also the file whose only problem is its last row), their
 ratios to psql or to the insert, and the server process's RSS growth.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import tempfile
 import time
@@ -42,12 +44,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--errors", type=int, default=10_000)
     parser.add_argument("--skip-upsert", action="store_true", help="insert and errors only")
+    parser.add_argument(
+        "--last-row-error",
+        action="store_true",
+        help="also a file whose only problem is its last row (COPY reads it all before failing)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="csv-import-"))
     path = work / "users.csv"
     broken = work / "broken.csv"
     size = write_users_csv(path, args.rows)
     write_users_csv(broken, args.rows, args.errors)
+    last = work / "last.csv"
+    if args.last_row_error:
+        shutil.copyfile(path, last)
+        with open(last, "a", encoding="utf-8") as out:
+            out.write("zzlast,zzlast@example.com,Last,maybe,2024-05-01 12:00:00+00\n")
     print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB")
     try:
         with database() as url, admin_server(url) as (server, http):
@@ -90,9 +102,23 @@ def main() -> None:
             results["errors"] = (seconds, rss.growth_mb)
             print(f"http error path: {body['summary']} (error file: {body.get('error_file')})")
             assert run_sql(url, "SELECT count(*) FROM users") == 0
+            if args.last_row_error:
+                with RssPeak(server_pid(server)) as rss:
+                    started = time.perf_counter()
+                    response = http.post(
+                        "/users/import?mode=insert",
+                        content=file_chunks(last),
+                        headers={"Content-Type": "text/csv", "Accept": "application/json"},
+                    )
+                    seconds = time.perf_counter() - started
+                assert response.status_code == 422, response.text[:2000]
+                results["last row"] = (seconds, rss.growth_mb)
+                print(f"http last row bad: {response.json()['summary']}")
+                assert run_sql(url, "SELECT count(*) FROM users") == 0
     finally:
         path.unlink(missing_ok=True)
         broken.unlink(missing_ok=True)
+        last.unlink(missing_ok=True)
         work.rmdir()
 
     psql_rate = args.rows / psql_seconds

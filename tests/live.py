@@ -51,6 +51,7 @@ DEPLOYMENT_SETTINGS = frozenset(
         "CURRENCY",
         "DATABASE_POOLER",
         "DATABASE_REPLICA_URL",
+        "EXPORT_SPLIT_MIN_MB",
         "IMPORT_TIMEOUT_S",
         "LISTEN_DATABASE_URL",
         "LOG_FORMAT",
