@@ -144,9 +144,34 @@ if [ "$MODE" = up ]; then
   sleep infinity
 fi
 
-echo "== the test suite with the app's connections through PgBouncer"
-TEST_POOLER_URL="$BOUNCER_URL/postgres" DATABASE_URL="$PRIMARY_URL/postgres" \
-  .venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/topology
+# Every stage runs even after one fails (the report names them all); any failure, or a stage
+# that ran no test (pytest's exit 5), fails the job.
+failed=()
+timings=()
+stage() {
+  local name=$1 started=$SECONDS
+  shift
+  echo "== $name"
+  "$@" || failed+=("$name")
+  timings+=("$(printf '%5d s  %s' $((SECONDS - started)) "$name")")
+}
+timings+=("$(printf '%5d s  %s' "$SECONDS" "topology up")")
 
-echo "== tests/topology through nginx"
-.venv/bin/python -m pytest -q -p no:cacheprovider tests/topology
+stage "the test suite with the app's connections through PgBouncer" \
+  env TEST_POOLER_URL="$BOUNCER_URL/postgres" DATABASE_URL="$PRIMARY_URL/postgres" \
+  bash tests/run.sh -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/topology
+
+stage "browser tests on the primary (PostgreSQL 15)" \
+  env DATABASE_URL="$PRIMARY_URL/postgres" \
+  bash tests/run.sh -q -p no:cacheprovider tests/e2e
+
+stage "tests/topology through nginx" \
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 tests/topology
+
+echo "== wall time by stage"
+printf '%s\n' "${timings[@]}"
+echo "$(printf '%5d s  %s' "$SECONDS" total)"
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'failed: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
