@@ -27,6 +27,8 @@ pytestmark = pytest.mark.skipif(not URL, reason="needs the topology of deploy/ci
 REPLICA_NOTE = "Read from a replica"
 # how long a replica released from its delay may take to replay and be seen again
 CATCH_UP_S = 60.0
+# the metrics label of a record page: the route template, the same for every table
+RECORD_ROUTE = "/{resource}/{key}"
 
 
 def scrape(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -57,7 +59,7 @@ def count(found: dict[str, list[tuple[dict[str, str], float]]], name: str, **lab
 
 async def test_forms_conflicts_and_sessions_work_on_either_instance(admin: Admin, primary):
     before = [
-        count(await instance_metrics(port), "admin_http_requests_total", route="/users/{id}")
+        count(await instance_metrics(port), "admin_http_requests_total", route=RECORD_ROUTE)
         for port in instance_ports()
     ]
     name = f"topo_{uuid.uuid4().hex[:8]}"
@@ -81,7 +83,7 @@ async def test_forms_conflicts_and_sessions_work_on_either_instance(admin: Admin
     listed = await admin.http.get("/users", params={"q": name})
     assert listed.status_code == 200 and name in listed.text
     after = [
-        count(await instance_metrics(port), "admin_http_requests_total", route="/users/{id}")
+        count(await instance_metrics(port), "admin_http_requests_total", route=RECORD_ROUTE)
         for port in instance_ports()
     ]
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
