@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -317,6 +318,7 @@ async def test_closing_the_page_during_the_write_rolls_the_import_back(
         with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
             http = await _admin(server, conn)
             content = (USERS_HEADER + "".join(user_lines(3000))).encode()
+            token = uuid.uuid4().hex  # not shared with another test run's import (see csv_progress)
             async with holder.transaction():
                 # the import reads the whole file, then waits for this lock to write
                 await holder.execute("LOCK TABLE users IN SHARE MODE")
@@ -324,7 +326,7 @@ async def test_closing_the_page_during_the_write_rolls_the_import_back(
                 address = urlsplit(server.url)
                 _reader, writer = await asyncio.open_connection(address.hostname, address.port)
                 head = (
-                    "POST /users/import?progress=closing-page-test HTTP/1.1\r\n"
+                    f"POST /users/import?progress={token} HTTP/1.1\r\n"
                     f"Host: {address.netloc}\r\nContent-Type: text/csv\r\n"
                     f"Content-Length: {len(content)}\r\nCookie: {cookie}\r\n"
                     f"X-CSRF-Token: {http.headers['X-CSRF-Token']}\r\n\r\n"
@@ -333,15 +335,16 @@ async def test_closing_the_page_during_the_write_rolls_the_import_back(
                 await writer.drain()
                 async with asyncio.timeout(30):
                     while True:
-                        state = await http.get("/users/import/progress/closing-page-test")
-                        phases = [p["phase"] for p in state.json().get("phases", [])]
-                        if state.status_code == 200 and "checked" in phases:
+                        state = await http.get(f"/users/import/progress/{token}")
+                        # 404 until the import has begun
+                        phases = [] if state.status_code == 404 else state.json()["phases"]
+                        if "checked" in [phase["phase"] for phase in phases]:
                             break
                         await asyncio.sleep(0.05)
                 writer.close()  # the page is closed
                 assert await audit_outcome(conn) == "aborted"
             await _no_import_left(conn)
-            final = await http.get("/users/import/progress/closing-page-test")
+            final = await http.get(f"/users/import/progress/{token}")
             assert final.json()["outcome"] == "cancelled"
             assert await conn.fetchval("SELECT count(*) FROM users") == 0
             await http.aclose()

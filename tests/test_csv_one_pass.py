@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 
 import asyncpg
 
 from tests.conftest import LoggedIn
 from tests.csv_helpers import USERS_HEADER, upload
+
+
+def progress_token() -> str:
+    # progress files live in the machine's temp directory under (staff id, token), and every
+    # test database's first admin has id 1: a fixed token is shared with any other test run
+    # on the machine, whose import may finish or cancel "this" one
+    return uuid.uuid4().hex
 
 
 async def test_structural_and_value_problems_come_together_and_nothing_is_written(
@@ -181,7 +189,7 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
 ) -> None:
     import asyncio
 
-    token = "t0ken-for-this-test"
+    token = progress_token()
     content = USERS_HEADER + "".join(f"u{i:05d},u{i}@x.org,U,true\n" for i in range(2000))
     async with pool.acquire() as holder, holder.transaction():
         # the import stages the file, then waits for this lock to write
@@ -224,7 +232,7 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
 async def test_a_finished_import_went_through_every_phase_in_order(
     admin_client: LoggedIn, conn: asyncpg.Connection
 ) -> None:
-    token = "phases-in-order"
+    token = progress_token()
     content = USERS_HEADER + "".join(f"p{i:05d},p{i}@x.org,P,true\n" for i in range(300))
     response = await admin_client.http.post(
         f"/users/import?progress={token}",

@@ -2,9 +2,10 @@
 # CI topology job: PostgreSQL 15 primary + streaming replica (pg_basebackup), PgBouncer 1.18
 # in transaction mode in front of the primary, two panel instances started from
 # deploy/pg-admin@.service, nginx from deploy/nginx.conf in front of them (HTTP/2 over TLS).
-# Then: the test suite with the app's connections through PgBouncer, and tests/topology/
-# through nginx (1M-row CSV, live feed across a rolling restart with a lagging replica,
-# read-your-writes against a delayed replica, /metrics).
+# Then: the test suite but the browser tests with the app's connections through PgBouncer,
+# and tests/topology/ through nginx (1M-row CSV, live feed across a rolling restart with a
+# lagging replica, read-your-writes against a delayed replica, /metrics). Every stage runs;
+# the job fails if any failed, and prints each stage's wall time.
 #   deploy/ci/topology.sh            # everything
 #   deploy/ci/topology.sh up         # start the topology and wait (Ctrl-C stops it)
 set -euo pipefail
@@ -144,9 +145,30 @@ if [ "$MODE" = up ]; then
   sleep infinity
 fi
 
-echo "== the test suite with the app's connections through PgBouncer"
-TEST_POOLER_URL="$BOUNCER_URL/postgres" DATABASE_URL="$PRIMARY_URL/postgres" \
-  .venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/topology
+# Every stage runs even after one fails (the report names them all); any failure, or a stage
+# that ran no test (pytest's exit 5), fails the job.
+failed=()
+timings=()
+stage() {
+  local name=$1 started=$SECONDS
+  shift
+  echo "== $name"
+  "$@" || failed+=("$name")
+  timings+=("$(printf '%5d s  %s' $((SECONDS - started)) "$name")")
+}
+timings+=("$(printf '%5d s  %s' "$SECONDS" "topology up")")
 
-echo "== tests/topology through nginx"
-.venv/bin/python -m pytest -q -p no:cacheprovider tests/topology
+stage "the test suite with the app's connections through PgBouncer" \
+  env TEST_POOLER_URL="$BOUNCER_URL/postgres" DATABASE_URL="$PRIMARY_URL/postgres" \
+  bash tests/run.sh -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/topology
+
+stage "tests/topology through nginx" \
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 tests/topology
+
+echo "== wall time by stage"
+printf '%s\n' "${timings[@]}"
+echo "$(printf '%5d s  %s' "$SECONDS" total)"
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'failed: %s\n' "${failed[@]}" >&2
+  exit 1
+fi

@@ -3,8 +3,10 @@ a primary and a streaming replica. Every test here is skipped unless TOPOLOGY_UR
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -13,6 +15,9 @@ import pytest
 
 URL = os.environ.get("TOPOLOGY_URL", "")
 pytestmark = pytest.mark.skipif(not URL, reason="needs the topology of deploy/ci/topology.sh")
+
+# how long the replica may take to re-read its settings on a loaded machine
+HOLD_TIMEOUT_S = 60.0
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
 
@@ -75,16 +80,44 @@ async def replica_conn() -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
+class DelayedReplica:
+    """The replica applying commits `delay` seconds late (recovery_min_apply_delay) until
+    `catch_up`. `hold` returns once the replica is seen waiting out the delay, so whatever a
+    test writes after it is held back, however slow the machine."""
+
+    def __init__(self, replica: asyncpg.Connection, primary: asyncpg.Connection) -> None:
+        self.replica, self.primary = replica, primary
+
+    async def _set(self, setting: str) -> None:
+        await self.replica.execute(setting)
+        await self.replica.execute("SELECT pg_reload_conf()")
+
+    async def hold(self, delay_s: float = 300.0) -> None:
+        await self._set(f"ALTER SYSTEM SET recovery_min_apply_delay = '{delay_s:g}s'")
+        deadline = time.monotonic() + HOLD_TIMEOUT_S
+        while True:
+            # a commit for the replica to hold back, once it has re-read the setting
+            await self.primary.execute("SELECT pg_logical_emit_message(true, 'topology', 'hold')")
+            waiting = await self.replica.fetchval(
+                "SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup'"
+            )
+            if waiting == "RecoveryApplyDelay":
+                return
+            assert time.monotonic() < deadline, f"the replica never held a commit ({waiting})"
+            await asyncio.sleep(0.2)
+
+    async def catch_up(self) -> None:
+        # the startup process re-reads the setting on reload and replays what it held back
+        await self._set("ALTER SYSTEM RESET recovery_min_apply_delay")
+
+
 @pytest.fixture
-async def delayed_replica(primary: asyncpg.Connection) -> AsyncIterator[float]:
-    """The replica applies WAL this many seconds late (recovery_min_apply_delay)."""
-    delay = 3.0
-    replica = await asyncpg.connect(env("TOPOLOGY_REPLICA_URL"))
+async def delayed_replica(primary: asyncpg.Connection) -> AsyncIterator[DelayedReplica]:
+    conn = await asyncpg.connect(env("TOPOLOGY_REPLICA_URL"))
+    replica = DelayedReplica(conn, primary)
     try:
-        await replica.execute(f"ALTER SYSTEM SET recovery_min_apply_delay = '{delay:g}s'")
-        await replica.execute("SELECT pg_reload_conf()")
-        yield delay
+        await replica.hold()
+        yield replica
     finally:
-        await replica.execute("ALTER SYSTEM RESET recovery_min_apply_delay")
-        await replica.execute("SELECT pg_reload_conf()")
-        await replica.close()
+        await replica.catch_up()
+        await conn.close()
