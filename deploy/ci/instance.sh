@@ -8,7 +8,8 @@ action=$1 work=$2 port=$3
 
 start() {
   .venv/bin/python deploy/ci/run_unit.py deploy/pg-admin@.service "$port" --root "$(pwd)" \
-    --env-file "$work/${TOPO_ENV_FILE:-env}" --log "$work/app-$port.log" --pid "$work/app-$port.pid"
+    --env-file "$work/${TOPO_ENV_FILE:-env}" --state "$work/state" --log "$work/app-$port.log" \
+    --pid "$work/app-$port.pid"
   for _ in $(seq 1 150); do
     curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" && return 0
     sleep 0.2
