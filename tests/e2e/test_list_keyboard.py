@@ -5,6 +5,7 @@ the database, focus is on the list's heading and the result is read out."""
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.live import LiveServer
@@ -39,6 +40,9 @@ async def _focused(page: Page) -> str:
     )
 
 
+SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
+
+
 async def _tab_to(page: Page, wanted: str, *, back: bool = False, most: int = 60) -> None:
     """Press Tab (Shift+Tab with `back`) until the focused element's id or text has `wanted`."""
     for _ in range(most):
@@ -48,10 +52,14 @@ async def _tab_to(page: Page, wanted: str, *, back: bool = False, most: int = 60
     raise AssertionError(f"{wanted!r} was not reached by keyboard; at {await _focused(page)}")
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
 async def test_a_bulk_action_by_keyboard_alone(
-    logged_in_page: Page, server: LiveServer, database_url: str
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict, scheme: str
 ) -> None:
     page = logged_in_page
+    await page.set_viewport_size(size)
+    await page.emulate_media(color_scheme=scheme)
     ids = await _seed(database_url)
     await page.goto(server.url + "/users")
     await expect(page.locator("#list-table tbody tr")).to_have_count(24)
