@@ -45,6 +45,7 @@ import asyncpg
 
 from admin import db, events, metrics
 from admin.events import OrderEvent
+from admin.mailbox import Mailbox
 
 log = logging.getLogger("admin.hub")
 
@@ -94,9 +95,12 @@ class Subscription:
     """One client's bounded queue. `start` is the watermark when it joined: the hub
     delivers only ids above it, the client replays the rest from the table."""
 
+    # one per connected client, however idle: no instance dict, and a lean queue
+    __slots__ = ("_sends_at_tick", "closed", "queue", "sending", "sends", "start", "writer")
+
     def __init__(self, start: int, size: int) -> None:
         self.start = start
-        self.queue: asyncio.Queue[Message] = asyncio.Queue(size)
+        self.queue: Mailbox[Message] = Mailbox(size)
         self.closed: str | None = None
         # kept up to date by the task writing to the client: closing interrupts a send
         # that may never finish (the client stopped reading and its socket buffer is full)
