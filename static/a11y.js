@@ -197,6 +197,16 @@
     return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
   }
 
+  // the first link in the page's content whose path ends so (its query, such as the list
+  // it returns to, may follow)
+  function linkEndingIn(suffix) {
+    var links = document.querySelectorAll("main a[href]");
+    for (var i = 0; i < links.length; i++) {
+      if (links[i].pathname.slice(-suffix.length) === suffix) return links[i];
+    }
+    return null;
+  }
+
   function rows() {
     return Array.prototype.slice.call(document.querySelectorAll("tr[data-href]"));
   }
@@ -288,13 +298,13 @@
         box.click();
       }
     } else if (key === "n") {
-      var create = document.querySelector("main a[href$='/new']");
+      var create = linkEndingIn("/new");
       if (create) {
         event.preventDefault();
         create.click();
       }
     } else if (key === "e" && !row && !rows().length) {
-      var edit = document.querySelector("main a[href$='/edit']");
+      var edit = linkEndingIn("/edit");
       if (edit) {
         event.preventDefault();
         edit.click();

@@ -71,7 +71,7 @@ async def test_error_summary_takes_focus_and_links_to_fields(
         assert all(b[0] >= a[1] - 1 for a, b in itertools.pairwise(boxes)), boxes
     await page.fill("#f-username", "newbie")
     await page.get_by_role("button", name="Save and add another").click()
-    await page.wait_for_url(server.url + "/users/new")
+    await page.wait_for_url(server.url + "/users/new**")
     await expect(page.locator("#flashes")).to_contain_text("User newbie created.")
     assert await _sql(database_url, "SELECT count(*) FROM users WHERE username = 'newbie'") == 1
 
@@ -200,7 +200,7 @@ async def test_shortcuts_overlay_and_keys(
     box = page.locator("#list-table tbody tr").nth(0).locator("input[type=checkbox]")
     await expect(box).to_be_checked()
     await page.keyboard.press("n")
-    await page.wait_for_url(server.url + "/users/new")
+    await page.wait_for_url(server.url + "/users/new**")
 
 
 async def test_record_times_read_relative_with_the_exact_time_on_hover(
@@ -309,7 +309,7 @@ async def test_create_and_edit_with_the_keyboard_alone(
     await _seed(database_url)
     await page.goto(server.url + "/users")
     await page.keyboard.press("n")
-    await page.wait_for_url(server.url + "/users/new")
+    await page.wait_for_url(server.url + "/users/new**")
     await expect(page.locator("main h1")).to_be_focused()
     # from the heading, Tab reaches the first field; Enter in a field submits
     await page.keyboard.press("Tab")
@@ -318,9 +318,19 @@ async def test_create_and_edit_with_the_keyboard_alone(
     await page.keyboard.press("Tab")
     await page.keyboard.type("keys@example.com")
     await page.keyboard.press("Enter")
-    await expect(page.locator("main h1")).to_have_text("keyboard.only")
+    # a form opened from the list returns to it
+    await page.wait_for_url(server.url + "/users")
+    await expect(page.locator("main h1")).to_have_text("Users")
     await expect(page.locator("main h1")).to_be_focused()
     await expect(page.locator("#announcer")).to_contain_text("User keyboard.only created.")
+    # to the record by keyboard: search, the first row, Enter, then e to edit it
+    await page.keyboard.press("/")
+    await page.keyboard.type("keyboard.only")
+    await expect(page.locator("#list-table tbody tr")).to_have_count(1)
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("j")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main h1")).to_have_text("keyboard.only")
     await page.keyboard.press("e")
     await expect(page.locator("main h1")).to_have_text("Edit keyboard.only")
     await expect(page.locator("main h1")).to_be_focused()
