@@ -5,9 +5,12 @@ sorted list returns to it; a combined sort is chosen from a column's "then" link
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.live import LiveServer
+
+SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
 
 
 async def _sql(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -29,10 +32,12 @@ async def _seed_users(database_url: str) -> None:
     )
 
 
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
 async def test_inline_edit_keeps_the_chosen_columns(
-    logged_in_page: Page, server: LiveServer, database_url: str
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict
 ) -> None:
     page = logged_in_page
+    await page.set_viewport_size(size)
     await _seed_users(database_url)
     await page.goto(server.url + "/users?q=carry&cols=username,email")
     header = page.locator("#list-table thead th")
@@ -61,10 +66,12 @@ async def test_inline_edit_keeps_the_chosen_columns(
     await expect(header).to_have_count(width)
 
 
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
 async def test_a_new_record_from_a_list_returns_to_that_list(
-    logged_in_page: Page, server: LiveServer, database_url: str
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict
 ) -> None:
     page = logged_in_page
+    await page.set_viewport_size(size)
     await _seed_users(database_url)
     state = "/users?q=carry&sort=email&dir=desc&limit=25&cols=username%2Cemail"
     await page.goto(server.url + state)
@@ -84,10 +91,12 @@ async def test_a_new_record_from_a_list_returns_to_that_list(
     await expect(page.locator("#list-search")).to_have_value("carry")
 
 
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
 async def test_a_combined_sort_from_the_then_link(
-    logged_in_page: Page, server: LiveServer, database_url: str
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict
 ) -> None:
     page = logged_in_page
+    await page.set_viewport_size(size)
     (user,) = await _sql(
         database_url,
         "INSERT INTO users (username, email, full_name) VALUES ('buyer', 'b@example.com', 'B')"
