@@ -333,14 +333,16 @@ async def test_closing_the_page_during_the_write_rolls_the_import_back(
                 )
                 writer.write(head.encode() + content)
                 await writer.drain()
+                # the write (a one-pass COPY, or the INSERT after staging) waits for the lock
+                waiting = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND backend_type = 'client backend'"
+                )
                 async with asyncio.timeout(30):
-                    while True:
-                        state = await http.get(f"/users/import/progress/{token}")
-                        # 404 until the import has begun
-                        phases = [] if state.status_code == 404 else state.json()["phases"]
-                        if "checked" in [phase["phase"] for phase in phases]:
-                            break
+                    while not await conn.fetchval(waiting):
                         await asyncio.sleep(0.05)
+                state = await http.get(f"/users/import/progress/{token}")
+                assert state.json()["phases"][0]["phase"] == "received"
                 writer.close()  # the page is closed
                 assert await audit_outcome(conn) == "aborted"
             await _no_import_left(conn)

@@ -190,25 +190,30 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
     import asyncio
 
     token = progress_token()
-    content = USERS_HEADER + "".join(f"u{i:05d},u{i}@x.org,U,true\n" for i in range(2000))
+    # a column the table lacks is ignored, which keeps the import off the one-pass COPY
+    # (admin/csv_direct.py): its rows are staged and checked before the write
+    content = USERS_HEADER.replace("\n", ",remark\n") + "".join(
+        f"u{i:05d},u{i}@x.org,U,true,r\n" for i in range(2000)
+    )
     async with pool.acquire() as holder, holder.transaction():
         # the import stages the file, then waits for this lock to write
         await holder.execute("LOCK TABLE users IN SHARE MODE")
         running = asyncio.create_task(
             admin_client.http.post(
                 f"/users/import?progress={token}",
-                data={"csrf_token": admin_client.csrf},
+                data={"csrf_token": admin_client.csrf, "ignore_unknown": "1"},
                 files={"file": ("a.csv", content.encode(), "text/csv")},
                 headers={"Accept": "application/json"},
             )
         )
         phases: list[str] = []
-        while "checked" not in phases:
-            state = await admin_client.get(f"/users/import/progress/{token}")
-            if state.status_code == 200:
-                phases = [p["phase"] for p in state.json()["phases"]]
-            assert not running.done(), running.result().text
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(60):  # a bound, not a timing
+            while "checked" not in phases:
+                state = await admin_client.get(f"/users/import/progress/{token}")
+                if state.status_code == 200:
+                    phases = [p["phase"] for p in state.json()["phases"]]
+                assert not running.done(), running.result().text
+                await asyncio.sleep(0.05)
         # the rules have passed; the write waits for the lock
         assert phases == ["received", "checked"]
         checked = next(p for p in state.json()["phases"] if p["phase"] == "checked")
@@ -227,6 +232,45 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
         f"/users/import/progress/{token}/cancel", headers={"X-CSRF-Token": admin_client.csrf}
     )
     assert again.status_code == 404
+
+
+async def test_cancel_while_the_one_pass_copy_waits_rolls_the_import_back(
+    admin_client: LoggedIn, pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    token = progress_token()
+    content = USERS_HEADER + "".join(f"w{i:05d},w{i}@x.org,W,true\n" for i in range(2000))
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND query LIKE 'COPY %' AND wait_event_type = 'Lock'"
+    )
+    async with pool.acquire() as holder, holder.transaction():
+        # the one-pass COPY into users waits for this lock
+        await holder.execute("LOCK TABLE users IN SHARE MODE")
+        running = asyncio.create_task(
+            admin_client.http.post(
+                f"/users/import?progress={token}",
+                data={"csrf_token": admin_client.csrf},
+                files={"file": ("a.csv", content.encode(), "text/csv")},
+                headers={"Accept": "application/json"},
+            )
+        )
+        async with asyncio.timeout(60):  # a bound, not a timing
+            while not await conn.fetchval(waiting):
+                assert not running.done(), running.result().text
+                await asyncio.sleep(0.05)
+        state = await admin_client.get(f"/users/import/progress/{token}")
+        assert [p["phase"] for p in state.json()["phases"]] == ["received"]
+        cancel = await admin_client.post(
+            f"/users/import/progress/{token}/cancel", headers={"X-CSRF-Token": admin_client.csrf}
+        )
+        assert cancel.status_code == 202
+        async with asyncio.timeout(60):
+            response = await running
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "cancelled"
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
 
 
 async def test_a_finished_import_went_through_every_phase_in_order(
