@@ -10,11 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from admin import db
-from admin.resources import reads, values
 from admin.resources.carried import Carried
 from admin.resources.model import Table
-from admin.resources.record_views import load, record_key, save, title_of
-from admin.resources.resolve import render, zone
+from admin.resources.record_views import load, opened_form, record_key, save, title_of
+from admin.resources.resolve import render
 
 
 async def row(request: Request, table: Table) -> Response:
@@ -28,18 +27,7 @@ async def inline_edit(request: Request, table: Table) -> Response:
     carried = Carried.from_params(table, request.query_params)
     async with db.connection(request) as conn:
         found = await load(conn, table, record_key(request, table), select=carried.select)
-    texts = {
-        c.name: values.form_text(c.info, found[c.name], zone=zone(request))
-        for c in carried.editable
-    }
-    context = {
-        "row": found,
-        "texts": texts,
-        "errors": {},
-        "conflict": None,
-        "token": found[reads.ROW_VERSION],
-        **carried.context(),
-    }
+    context = {**opened_form(request, found, carried.editable), **carried.context()}
     return render(request, table, "_row_edit.html", None, context)
 
 

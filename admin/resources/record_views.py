@@ -4,6 +4,7 @@ inline edit in the list, a declared one-field form, field checks, delete with a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -160,20 +161,24 @@ async def create(request: Request, table: Table) -> Response:
     return redirect(request, _after_save(table, row, form))
 
 
-async def edit(request: Request, table: Table) -> Response:
-    key = record_key(request, table)
-    async with db.connection(request) as conn:
-        row = await load(conn, table, key)
-    texts = {
-        c.name: values.form_text(c.info, row[c.name], zone=zone(request))
-        for c in table.form_columns
-    }
-    context = {
+def opened_form(request: Request, row: Any, columns: Iterable[Column]) -> dict[str, Any]:
+    """A form's context as it opens on `row`: each field's text, no errors, its version."""
+    texts = {c.name: values.form_text(c.info, row[c.name], zone=zone(request)) for c in columns}
+    return {
         "row": row,
         "texts": texts,
         "errors": {},
         "conflict": None,
         "token": row[reads.ROW_VERSION],
+    }
+
+
+async def edit(request: Request, table: Table) -> Response:
+    key = record_key(request, table)
+    async with db.connection(request) as conn:
+        row = await load(conn, table, key)
+    context = {
+        **opened_form(request, row, table.form_columns),
         "back": safe_back(table, request.query_params.get("back")),
     }
     return _form(request, table, context)
