@@ -105,7 +105,7 @@ async def test_then_by_is_offered_only_where_an_index_supports_it(
     )
     assert link, by_status.text
     assert html.unescape(link.group(1)) == "/orders?sort=status%2Ccreated_at&dir=asc"
-    assert link.group(2) == "Sort by Status, then by Created"
+    assert link.group(2) == "Sort by Status, then by Created ascending"
     # sorted by another column: nothing to extend
     assert 'class="then-by"' not in (await staff_client.get("/orders?sort=total")).text
     for bad in ("created_at,status", "status,total", "status,created_at,total", "status,id"):

@@ -90,6 +90,7 @@ SELECT i.indrelid AS oid, ic.relname AS name, am.amname AS method, i.indisunique
              WHERE k.pos <= i.indnkeyatts ORDER BY k.pos) AS keys,
        array(SELECT pg_get_indexdef(i.indexrelid, k, true)
              FROM generate_series(1, i.indnkeyatts) AS k) AS key_definitions,
+       i.indoption::int2[] AS options,
        array(SELECT o.opcname FROM unnest(i.indclass::oid[]) WITH ORDINALITY k(opc, pos)
              JOIN pg_opclass o ON o.oid = k.opc ORDER BY k.pos) AS opclasses,
        (SELECT con.conname FROM pg_constraint con WHERE con.conindid = i.indexrelid
@@ -257,6 +258,7 @@ def _table(
                 opclasses=tuple(row["opclasses"]),
                 unique=row["indisunique"],
                 partial=row["partial"],
+                options=tuple(row["options"]),
             )
         )
         if row["indisunique"] and row["constraint_name"] is None:

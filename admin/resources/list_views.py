@@ -134,14 +134,14 @@ async def matching(request: Request, table: Table) -> Response:
     end_raw = request.query_params.get("end", "").strip()
     if end_raw and query.sort is not None and query.before is None:
         try:
-            end = cursors.decode(end_raw, table, query.sort_columns)
+            end = cursors.decode(end_raw, table, query.sort_keys)
         except cursors.InvalidQuery as exc:
             raise HTTPException(400, str(exc)) from None
         window.append((end, query.descending))
     for cursor, ascending in window:
         if cursor is not None and query.sort is not None:
             condition, extra = cursors.condition(
-                table, query.sort_columns, cursor, ascending=ascending, first_param=len(args) + 1
+                table, query.sort_keys, cursor, ascending=ascending, first_param=len(args) + 1
             )
             conditions.append(condition)
             args = [*args, *extra]

@@ -109,6 +109,19 @@ class Column:
 
 
 @dataclass(frozen=True)
+class SortKey:
+    """One column of a sort; `flipped`: it runs the other way from the sort's direction (the
+    first column's), spelled "-name" in the URL."""
+
+    column: Column
+    flipped: bool = False
+
+    @property
+    def spelled(self) -> str:
+        return ("-" if self.flipped else "") + self.column.name
+
+
+@dataclass(frozen=True)
 class SearchPlan:
     """How a free-text search runs on this table, and what the page says about it."""
 
@@ -239,30 +252,50 @@ class Table:
         return {c.name: c for c in self.columns if c.sortable}
 
     @cached_property
-    def sort_combinations(self) -> dict[str, tuple[Column, ...]]:
-        """Sorts on several columns, spelled "a,b": the leading columns of a btree index, in
-        its order (or a declared combination). The primary key stays the tie-breaker, so it
-        is never one of them; a column that may be NULL is left out (the keyset cursors
-        compare whole rows)."""
+    def sort_combinations(self) -> dict[str, tuple[SortKey, ...]]:
+        """Sorts on several columns, spelled "a,b" or "a,-b" (`-`: the other way from the
+        first column): the leading keys of a btree index, each in the index's direction
+        (read forwards or backwards), or a declared combination. A column that may be NULL
+        takes part where the index puts its NULLs where PostgreSQL's default does (last
+        ascending, first descending). The primary key stays the tie-breaker, so it is never
+        one of them."""
         if not self.keyed:
             return {}
-        key = set(self.info.primary_key)
-        found: dict[str, tuple[Column, ...]] = {}
-        candidates = [
-            i.keys for i in self.info.indexes if i.method == "btree" and not i.partial
-        ] + [tuple(names) for names in self.spec.sort_combinations]
-        for names in candidates:
-            lead: list[Column] = []
-            for name in names[:MAX_SORT_COLUMNS]:
-                column = self.by_name.get(name or "")
-                if column is None or column.kind not in SCALAR_KINDS:
+        found: dict[str, tuple[SortKey, ...]] = {}
+        for index in self.info.indexes:
+            if index.method != "btree" or index.partial or not index.keys:
+                continue
+            first = index.descending(0)
+            spelled: list[str] = []
+            for position, name in enumerate(index.keys[:MAX_SORT_COLUMNS]):
+                column = self._combinable(name)
+                descending = index.descending(position)
+                if column is None or (
+                    column.info.nullable and index.nulls_first(position) != descending
+                ):
                     break
-                if name in key or column.info.nullable:
+                spelled.append(("-" if descending != first else "") + column.name)
+                self._combination(found, spelled)
+        for names in self.spec.sort_combinations:
+            spelled = [n.strip() for n in names[:MAX_SORT_COLUMNS]]
+            if spelled and spelled[0].startswith("-"):
+                spelled = [n[1:] if n.startswith("-") else "-" + n for n in spelled]
+            for length in range(1, len(spelled) + 1):
+                if self._combinable(spelled[length - 1].removeprefix("-")) is None:
                     break
-                lead.append(column)
-                if len(lead) > 1:
-                    found.setdefault(",".join(c.name for c in lead), tuple(lead))
+                self._combination(found, spelled[:length])
         return found
+
+    def _combinable(self, name: str | None) -> Column | None:
+        column = self.by_name.get(name or "")
+        if column is None or column.kind not in SCALAR_KINDS:
+            return None
+        return None if column.name in self.info.primary_key else column
+
+    def _combination(self, found: dict[str, tuple[SortKey, ...]], spelled: list[str]) -> None:
+        if len(spelled) > 1:
+            keys = (SortKey(self.by_name[n.removeprefix("-")], n.startswith("-")) for n in spelled)
+            found.setdefault(",".join(spelled), tuple(keys))
 
     @property
     def default_sort(self) -> str | None:

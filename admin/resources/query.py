@@ -15,7 +15,7 @@ from admin import pg_input
 from admin.resources import column_filters, cursors, values
 from admin.resources.column_filters import ColumnFilter
 from admin.resources.cursors import Cursor, InvalidQuery
-from admin.resources.model import OFFSET_CAP, Column, Table
+from admin.resources.model import OFFSET_CAP, Column, SortKey, Table
 from admin.resources.spec import Filter, FilterKind
 from admin.resources.tables import Kind
 
@@ -42,8 +42,8 @@ class ListQuery:
     column_filters: tuple[ColumnFilter, ...] = ()
     columns: tuple[Column, ...] | None = None  # None: the table's own list columns
     sort: Column | None = None
-    then: tuple[Column, ...] = ()  # a combined sort's further columns (same direction)
-    descending: bool = False
+    then: tuple[SortKey, ...] = ()  # a combined sort's further columns
+    descending: bool = False  # the first column's direction (the sort's)
     after: Cursor | None = None
     before: Cursor | None = None
     offset: int = 0  # tables without a primary key only
@@ -76,7 +76,7 @@ class ListQuery:
         if last and (after_raw or before_raw):
             raise InvalidQuery("The last page has no cursor; use 'last' alone.")
         if sort is not None:
-            order = (sort, *then)
+            order = (SortKey(sort), *then)
             after = cursors.decode(after_raw, table, order) if after_raw else None
             before = cursors.decode(before_raw, table, order) if before_raw else None
         return cls(
@@ -106,16 +106,25 @@ class ListQuery:
     @property
     def sort_columns(self) -> tuple[Column, ...]:
         """The columns the list is sorted by, in order (the primary key breaks ties)."""
-        return () if self.sort is None else (self.sort, *self.then)
+        return () if self.sort is None else (self.sort, *(k.column for k in self.then))
+
+    @property
+    def sort_keys(self) -> tuple[SortKey, ...]:
+        """The sort's columns with their directions (relative to the first's)."""
+        return () if self.sort is None else (SortKey(self.sort), *self.then)
 
     @property
     def sort_name(self) -> str | None:
-        """The sort as the URL spells it: "email", or "status,created_at"."""
-        return cursors.sort_name(self.sort_columns) if self.sort is not None else None
+        """The sort as the URL spells it: "email", "status,created_at", "status,-total"."""
+        return cursors.sort_name(self.sort_keys) if self.sort is not None else None
 
     def sort_positions(self) -> dict[str, int]:
         """Each sort column's place in the sort (1 first), for the headers."""
         return {c.name: i for i, c in enumerate(self.sort_columns, 1)}
+
+    def sort_descending(self) -> dict[str, bool]:
+        """Each sort column's own direction: True where it runs descending."""
+        return {k.column.name: self.descending != k.flipped for k in self.sort_keys}
 
     @property
     def dir(self) -> str:
@@ -156,7 +165,7 @@ class ListQuery:
     def order_sql(self, *, ascending: bool) -> str:
         if self.sort is None:
             return ""
-        return cursors.order_by(self.table, self.sort_columns, ascending=ascending)
+        return cursors.order_by(self.table, self.sort_keys, ascending=ascending)
 
     def _search_condition(self, param: Any) -> str:
         plan = self.table.search
@@ -273,19 +282,24 @@ class ListQuery:
                 urls[name] = f"{prefix}sort={_quoted(name)}&dir={direction}"
         return urls
 
-    def then_urls(self) -> dict[str, str]:
+    def then_urls(self) -> dict[str, list[tuple[str, bool]]]:
         """The "then by" links: columns that extend the current sort into one an index
-        supports (Table.sort_combinations), in the current direction."""
+        supports (Table.sort_combinations), each with the directions it may take: (url,
+        descending) pairs."""
         if self.sort is None:
             return {}
         rest = {k: v for k, v in self._params.items() if k not in ("sort", "dir")}
-        current = self.sort_name
-        urls = {}
-        for spelled in self.table.sort_combinations:
-            first, _, last = spelled.rpartition(",")
-            if first == current:
+        current = self.sort_name or ""
+        urls: dict[str, list[tuple[str, bool]]] = {}
+        for spelled, keys in self.table.sort_combinations.items():
+            if spelled.rpartition(",")[0] == current:
                 params = {**rest, "sort": spelled, "dir": self.dir}
-                urls[last] = f"{self.table.url}?{urlencode(params)}"
+                added = keys[-1]
+                urls.setdefault(added.column.name, []).append(
+                    (f"{self.table.url}?{urlencode(params)}", self.descending != added.flipped)
+                )
+        for found in urls.values():
+            found.sort(key=lambda pair: pair[1])
         return urls
 
 
@@ -370,16 +384,23 @@ def _parse_offset(table: Table, raw: str | None) -> int:
 
 def _parse_sort(
     table: Table, params: Mapping[str, str]
-) -> tuple[Column | None, tuple[Column, ...], bool]:
+) -> tuple[Column | None, tuple[SortKey, ...], bool]:
+    """`sort=a,-b&dir=d`: `dir` is the first column's direction (the whole sort's); a `-`
+    before a column runs it the other way. A `-` before the first column turns the whole
+    sort round, so "-a,b" is "a,-b" descending."""
     default = table.default_sort
     key = params.get("sort", "").strip() or default or ""
     if not table.sorts:
         if params.get("sort", "").strip():
             raise InvalidQuery("This list cannot be sorted: the table has no primary key.")
         return None, (), False
-    if "," in key:
-        columns = table.sort_combinations.get(key.replace(" ", ""))
-        if columns is None:
+    names = [n.strip() for n in key.split(",")]
+    turned = names[0].startswith("-")
+    if turned:
+        names = [n[1:] if n.startswith("-") else "-" + n for n in names]
+    if len(names) > 1:
+        keys = table.sort_combinations.get(",".join(names))
+        if keys is None:
             combined = "; ".join(table.sort_combinations)
             allowed = (
                 f"these can be combined (an index supports them): {combined}"
@@ -387,19 +408,19 @@ def _parse_sort(
                 else "no columns of this list can be combined (no index covers several)"
             )
             raise InvalidQuery(f"Cannot sort by {key[:80]!r}; {allowed}.")
-        column, then = columns[0], columns[1:]
+        column, then = keys[0].column, keys[1:]
     else:
-        found = table.sorts.get(key)
+        found = table.sorts.get(names[0])
         if found is None:
             allowed = ", ".join(table.sorts)
             raise InvalidQuery(f"Cannot sort by {key[:40]!r}; choose one of: {allowed}.")
         column, then = found, ()
     direction = params.get("dir", "").strip().lower() or (
-        table.default_dir if key == default else "asc"
+        table.default_dir if names[0] == default and not then and not turned else "asc"
     )
     if direction not in ("asc", "desc"):
         raise InvalidQuery("The sort direction must be 'asc' or 'desc'.")
-    return column, then, direction == "desc"
+    return column, then, (direction == "desc") != turned
 
 
 _ALL = {"", "all", "any"}

@@ -13,7 +13,7 @@ import asyncpg
 from starlette.requests import HTTPConnection
 
 from admin.resources import cursors
-from admin.resources.model import OFFSET_CAP, Column, Table, quote_ident
+from admin.resources.model import OFFSET_CAP, Column, SortKey, Table, quote_ident
 from admin.resources.query import ListQuery
 from admin.resources.tables import ForeignKey, Kind
 
@@ -109,7 +109,7 @@ async def fetch_page(
     ascending = query.descending == backwards
     if cursor is not None:
         condition, extra = cursors.condition(
-            table, query.sort_columns, cursor, ascending=ascending, first_param=len(args) + 1
+            table, query.sort_keys, cursor, ascending=ascending, first_param=len(args) + 1
         )
         conditions.append(condition)
         args = [*args, *extra]
@@ -140,7 +140,7 @@ async def fetch_page(
         rows.reverse()
     has_next = (backwards and not query.last) or (more and not backwards)
     has_prev = query.after is not None or (backwards and more)
-    order_columns = query.sort_columns
+    order_columns = query.sort_keys
     return Page(
         rows=rows,
         next_cursor=cursors.encode(table, order_columns, rows[-1]) if has_next and rows else None,
@@ -386,7 +386,7 @@ async def related(
                 continue
             column = other.by_name[key.columns[0]]
             value = row[key.ref_columns[0]]
-            order = cursors.order_by(other, (other.primary_key[0],), ascending=False)
+            order = cursors.order_by(other, (SortKey(other.primary_key[0]),), ascending=False)
             rows = await conn.fetch(
                 f"SELECT {select_for(other)} FROM {other.qualified} AS t"
                 f" WHERE t.{column.quoted} = $1 {order} LIMIT {limit + 1}",

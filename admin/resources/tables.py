@@ -112,10 +112,21 @@ class IndexInfo:
     opclasses: tuple[str, ...]
     unique: bool = False
     partial: bool = False
+    # pg_index.indoption per key: bit 1 DESC, bit 2 NULLS FIRST (btree); missing keys 0
+    options: tuple[int, ...] = ()
 
     @property
     def leading_column(self) -> str | None:
         return self.keys[0] if self.keys else None
+
+    def descending(self, position: int) -> bool:
+        return bool(self._option(position) & 1)
+
+    def nulls_first(self, position: int) -> bool:
+        return bool(self._option(position) & 2)
+
+    def _option(self, position: int) -> int:
+        return self.options[position] if position < len(self.options) else 0
 
 
 @dataclass(frozen=True)
