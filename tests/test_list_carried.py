@@ -170,3 +170,67 @@ async def test_a_list_sorted_by_a_column_it_does_not_show_still_pages(
     following = _attr(first.text, r'<a href="([^"]+)"[^>]*rel="next"')
     second = await staff_client.get(following)
     assert second.status_code == 200 and second.text.count('<tr id="row-') == 1
+
+
+async def test_edit_and_delete_from_a_record_page_keep_the_list_to_go_back_to(
+    staff_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    alice = await make_user(conn, "carry.alice")
+    bob = await make_user(conn, "carry.bob")
+    page = await staff_client.get(LIST)
+    state = "/users?q=carry&sort=email&dir=desc&limit=25&cols=username%2Cemail"
+    back = quote(state, safe="")
+    record = f"/users/{alice['id']}"
+    opened = _attr(page.text, rf'<tr id="row-{alice["id"]}" tabindex="0" data-href="([^"]+)"')
+    assert opened == f"{record}?back={back}"
+    shown = await staff_client.get(opened)
+    assert shown.status_code == 200
+    assert _attr(shown.text, r'<a href="([^"]+)" data-back-to-list>Back to list</a>') == state
+    edit = _attr(shown.text, r'<a class="button primary" href="([^"]+)">Edit</a>')
+    assert edit == f"{record}/edit?back={back}&_from=record"
+    form = await staff_client.get(edit)
+    assert _attr(form.text, r'<input type="hidden" name="back" value="([^"]+)"') == state
+    assert '<input type="hidden" name="_from" value="record">' in form.text
+    # Cancel returns to the record page, which still knows its list
+    assert _attr(form.text, r'<a href="([^"]+)">Cancel</a>') == opened
+    fields = {"back": state, "_from": "record"}
+    saved = await staff_client.post(record, {**form_of(alice, full_name="Kept"), **fields})
+    assert saved.status_code == 303 and saved.headers["location"] == opened
+    again = await staff_client.get(saved.headers["location"])
+    assert _attr(again.text, r'<a href="([^"]+)" data-back-to-list>Back to list</a>') == state
+    version = str(alice["version"] + 1)
+    kept = await staff_client.post(
+        record,
+        {**form_of(alice, full_name="Still", version=version), **fields, "_then": "continue"},
+    )
+    assert kept.headers["location"] == edit
+    # a conflict's "use the saved version" reopens the same chain
+    stale = await staff_client.post(record, {**form_of(alice), **fields, "_then": "reload"})
+    assert stale.headers["location"] == edit
+    conflict = await staff_client.post(record, {**form_of(alice, full_name="Late"), **fields})
+    assert conflict.status_code == 409
+    choices = conflict.text.split('<div class="conflict-choices">', 1)[1].split("</div>", 1)[0]
+    assert _attr(choices, r'<a href="([^"]+)">Cancel</a>') == opened
+    # delete from the record page: Cancel goes back to it, the delete to the list
+    shown = await staff_client.get(f"/users/{bob['id']}?back={back}")
+    delete = _attr(shown.text, r'<a class="button danger" href="([^"]+)">Delete…</a>')
+    assert delete == f"/users/{bob['id']}/delete?back={back}&_from=record"
+    confirm = await staff_client.get(delete)
+    assert _attr(confirm.text, r'<a href="([^"]+)">Cancel</a>') == f"/users/{bob['id']}?back={back}"
+    gone = await staff_client.post(
+        f"/users/{bob['id']}/delete", {"version": str(bob["version"]), **fields}
+    )
+    assert gone.status_code == 303 and gone.headers["location"] == state
+    # the table's own first page needs no way back: the record page's link goes there anyway
+    plain = await staff_client.get("/users")
+    assert f'data-href="{record}"' in plain.text
+    alone = await staff_client.get(record)
+    assert _attr(alone.text, r'<a href="([^"]+)" data-back-to-list>Back to list</a>') == "/users"
+    assert _attr(alone.text, r'<a class="button primary" href="([^"]+)">Edit</a>') == (
+        f"{record}/edit"
+    )
+    # a `_from` without a list to return to changes nothing
+    lone = await staff_client.post(
+        record, {**form_of(alice, version=str(alice["version"] + 2)), "_from": "record"}
+    )
+    assert lone.headers["location"] == record

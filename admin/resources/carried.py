@@ -1,7 +1,8 @@
-"""The list state that travels with a row and with the forms opened from a list: the columns
+"""The list state that travels with a row and with the pages opened from a list: the columns
 the list shows (`cols`) and the list's own address (`back`). A row drawn again on its own (the
 row endpoint, an inline edit, its save, cancel or conflict) has the columns of the list it
-sits in, and a form opened from a list returns to that list, search, sort and page intact."""
+sits in; a record page opened from a list links back to it, and a form opened from a list, or
+from such a record page (`_from=record`), returns there, search, sort and page intact."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from admin.resources.model import Column, Table
 from admin.resources.query import parse_columns
 
 MAX_BACK = 4000
+FROM = "_from"  # "record": the form was opened from the record page, not the list
 
 
 def safe_back(table: Table, raw: object) -> str | None:
@@ -101,6 +103,12 @@ class Carried:
         """What a link to a form opened from the list carries (URL-safe, no escaping needed)."""
         return with_back("", self.back)
 
+    @cached_property
+    def record_query(self) -> str:
+        """What a link to a record page carries: the list's address, unless the list is the
+        table's own first page (where "Back to list" goes anyway)."""
+        return "" if self.back == self.table.url else self.back_query
+
     def context(self) -> dict[str, Any]:
         return {"carried": self, "list_cells": self.cells}
 
@@ -108,3 +116,29 @@ class Carried:
 def with_back(url: str, back: str | None) -> str:
     """`url` (a form page, no query of its own) still carrying the list to return to."""
     return url + "?back=" + quote(back, safe="") if back else url
+
+
+@dataclass(frozen=True)
+class Return:
+    """Where a form (edit, delete) goes back to: the list at `back`, directly or through the
+    record page it was opened from (which still links to that list)."""
+
+    back: str | None = None
+    record: bool = False  # opened from the record page
+
+    @classmethod
+    def from_params(cls, table: Table, params: Mapping[str, Any]) -> Return:
+        back = safe_back(table, params.get("back"))
+        return cls(back, back is not None and params.get(FROM) == "record")
+
+    @property
+    def query(self) -> str:
+        """What a link to another form of the same chain carries (URL-safe)."""
+        return with_back("", self.back) + (f"&{FROM}=record" if self.record else "")
+
+    def record_page(self, record_url: str) -> str:
+        return with_back(record_url, self.back)
+
+    def done(self, record_url: str) -> str:
+        """Where the form leaves to, saved or cancelled: the page it was opened from."""
+        return self.record_page(record_url) if self.record else self.back or record_url

@@ -16,7 +16,7 @@ from admin import audit, db, live_actor
 from admin.access import client_ip, current_staff
 from admin.htmx import is_htmx, redirect
 from admin.resources import editing, reads, store, values
-from admin.resources.carried import safe_back, with_back
+from admin.resources.carried import Return, safe_back, with_back
 from admin.resources.model import Column, Table
 from admin.resources.resolve import current_registry, render, zone
 from admin.resources.spec import Action
@@ -90,10 +90,23 @@ async def show(request: Request, table: Table) -> Response:
         row = await load(conn, table, key)
         related = await _related(request, conn, table, row)
         extra = await table.spec.extra_context(conn, row) if table.spec.extra_context else {}
-    context = {"row": row, "title": title_of(table, row), "related": related, **extra}
+    back = safe_back(table, request.query_params.get("back"))
+    context = {
+        "row": row,
+        "title": title_of(table, row),
+        "related": related,
+        **extra,
+        **_record_return(back),
+    }
     if table.spec.quick_field:
         context.update(_quick_context(table, row, request))
     return render(request, table, "show.html", None, context)
+
+
+def _record_return(back: str | None) -> dict[str, Any]:
+    """A record page's way back to its list; the forms it opens (and its own one-field form)
+    come back to it."""
+    return {"back": back, "ret": Return(back, record=back is not None)}
 
 
 def _quick_context(table: Table, row: Any, request: Request, **extra: Any) -> dict[str, Any]:
@@ -129,9 +142,14 @@ async def new(request: Request, table: Table) -> Response:
         "texts": _blank(table),
         "errors": {},
         "conflict": None,
-        "back": safe_back(table, request.query_params.get("back")),
+        **_new_return(table, request.query_params),
     }
     return _form(request, table, context)
+
+
+def _new_return(table: Table, params: Any) -> dict[str, Any]:
+    back = safe_back(table, params.get("back"))
+    return {"back": back, "ret": Return(back)}
 
 
 async def create(request: Request, table: Table) -> Response:
@@ -142,7 +160,7 @@ async def create(request: Request, table: Table) -> Response:
         "texts": submitted.texts,
         "errors": submitted.errors,
         "conflict": None,
-        "back": safe_back(table, form.get("back")),
+        **_new_return(table, form),
     }
     if not submitted.valid:
         return _form(request, table, context, 422)
@@ -179,9 +197,14 @@ async def edit(request: Request, table: Table) -> Response:
         row = await load(conn, table, key)
     context = {
         **opened_form(request, row, table.form_columns),
-        "back": safe_back(table, request.query_params.get("back")),
+        **_return(table, request.query_params),
     }
     return _form(request, table, context)
+
+
+def _return(table: Table, params: Any) -> dict[str, Any]:
+    ret = Return.from_params(table, params)
+    return {"back": ret.back, "ret": ret}
 
 
 async def save(
@@ -238,12 +261,12 @@ def _after_save(table: Table, row: Any, form: Any) -> str:
     """Where a saved form goes: its form again, a blank form for the next, the list it was
     opened from (`back`), or the record."""
     then = form.get("_then")
-    back = safe_back(table, form.get("back"))
+    ret = Return.from_params(table, form)
     if then == "continue":
-        return with_back(f"{table.record_url(row)}/edit", back)
+        return f"{table.record_url(row)}/edit{ret.query}"
     if then == "another":
-        return with_back(f"{table.url}/new", back)
-    return back or table.record_url(row)
+        return with_back(f"{table.url}/new", ret.back)
+    return ret.done(table.record_url(row))
 
 
 async def update(request: Request, table: Table) -> Response:
@@ -252,8 +275,8 @@ async def update(request: Request, table: Table) -> Response:
         # a conflict's "use the saved version": nothing is written, the form reads the row anew
         key = table.encode_key(record_key(request, table))
         request.state.session.flash("Your changes were discarded; these are the saved values.")
-        back = safe_back(table, form.get("back"))
-        return redirect(request, with_back(f"{table.url}/{key}/edit", back))
+        ret = Return.from_params(table, form)
+        return redirect(request, f"{table.url}/{key}/edit{ret.query}")
     status, context = await save(request, table, form)
     if status == 200:
         row = context["row"]
@@ -261,7 +284,7 @@ async def update(request: Request, table: Table) -> Response:
             f"{table.label.capitalize()} {title_of(table, row)} saved.", "success"
         )
         return redirect(request, _after_save(table, row, form))
-    context["back"] = safe_back(table, form.get("back"))
+    context.update(_return(table, form))
     return _form(request, table, context, status)
 
 
@@ -274,16 +297,17 @@ async def quick(request: Request, table: Table) -> Response:
         raise HTTPException(404, "Not Found")
     column = table.by_name[name]
     form = await request.form()
+    back = safe_back(table, form.get("back"))
     if form.get("_then") == "reload":
         found_key = record_key(request, table)
         request.state.session.flash("Your change was discarded; this is the saved value.")
-        return redirect(request, f"{table.url}/{table.encode_key(found_key)}")
+        return redirect(request, with_back(f"{table.url}/{table.encode_key(found_key)}", back))
     status, context = await save(request, table, form, [column], action=f"set_{name}")
     if status == 200:
         request.state.session.flash(
             f"{table.label.capitalize()} {title_of(table, context['row'])} saved.", "success"
         )
-        return redirect(request, table.record_url(context["row"]))
+        return redirect(request, with_back(table.record_url(context["row"]), back))
     row_ = context["row"]
     extra = {
         "quick_text": context["texts"].get(name, ""),
@@ -295,7 +319,14 @@ async def quick(request: Request, table: Table) -> Response:
     async with db.connection(request) as conn:
         related = await _related(request, conn, table, row_)
         more = await table.spec.extra_context(conn, row_) if table.spec.extra_context else {}
-    full = {"row": row_, "title": title_of(table, row_), "related": related, **more, **page}
+    full = {
+        "row": row_,
+        "title": title_of(table, row_),
+        "related": related,
+        **more,
+        **page,
+        **_record_return(back),
+    }
     return render(request, table, "show.html", "_quick_form.html", full, status_code=status)
 
 
@@ -378,7 +409,7 @@ async def confirm_delete(request: Request, table: Table) -> Response:
         "title": title_of(table, found),
         "blockers": blockers,
         "error": None,
-        "back": safe_back(table, request.query_params.get("back")),
+        **_return(table, request.query_params),
     }
     return render(request, table, "confirm_delete.html", None, context)
 
@@ -393,7 +424,7 @@ async def _blockers(
 
 
 async def _delete(
-    request: Request, table: Table, token: str | None, back: str | None = None
+    request: Request, table: Table, token: str | None, ret: Return | None = None
 ) -> Response | None:
     key = record_key(request, table)
     async with db.connection(request) as conn:
@@ -414,19 +445,24 @@ async def _delete(
                 f"{title_of(table, found)} cannot be deleted: {described} still refer to it."
                 " Remove or reassign those first."
             )
-            return _refused(request, table, found, blockers, message, back)
+            return _refused(request, table, found, blockers, message, ret)
         if deleted is None:
             latest = await load(conn, table, key)
             blockers = await _blockers(request, conn, table, latest)
             message = (
                 f"Someone changed this {table.label} since you opened it; review the change first."
             )
-            return _refused(request, table, latest, blockers, message, back)
+            return _refused(request, table, latest, blockers, message, ret)
     return None
 
 
 def _refused(
-    request: Request, table: Table, found: Any, blockers: Any, message: str, back: str | None
+    request: Request,
+    table: Table,
+    found: Any,
+    blockers: Any,
+    message: str,
+    ret: Return | None,
 ) -> Response:
     if is_htmx(request):
         return templates.TemplateResponse(
@@ -441,7 +477,8 @@ def _refused(
         "title": title_of(table, found),
         "blockers": blockers,
         "error": message,
-        "back": back,
+        "back": ret.back if ret else None,
+        "ret": ret or Return(),
     }
     return render(request, table, "confirm_delete.html", None, context, status_code=409)
 
@@ -450,14 +487,15 @@ async def delete(request: Request, table: Table) -> Response:
     """The no-JS path: POST from the confirm page (carrying the version it showed)."""
     form = await request.form()
     token = editing.parse_token(form.get("version")) if form.get("version") else None
-    back = safe_back(table, form.get("back"))
-    refused = await _delete(request, table, token, back)
+    ret = Return.from_params(table, form)
+    refused = await _delete(request, table, token, ret)
     if refused is not None:
         return refused
     request.state.session.flash(
         f"{table.label.capitalize()} {request.path_params['key']} deleted.", "success"
     )
-    return redirect(request, back or table.url)
+    # the record is gone: back to the list, whichever page the delete was asked from
+    return redirect(request, ret.back or table.url)
 
 
 async def delete_htmx(request: Request, table: Table) -> Response:

@@ -58,6 +58,7 @@ def list_rows(
     row_layout = carried.layout if carried is not None else None
     row_query = str(carried.row_query) if carried is not None else ""
     back_query = carried.back_query if carried is not None else ""
+    record_query = carried.record_query if carried is not None else ""
     # the parts of the row's links that are the same on every row, joined once per page
     can_change, can_delete = can.get("change"), can.get("delete")
     edit_mid = f'/edit{back_query}" hx-get="'
@@ -72,9 +73,11 @@ def list_rows(
         if table.keyed:
             key = table.key_of(row)
             href = f"{table.url}/{key}"
-            parts.append(f'<tr id="row-{key}" tabindex="0" data-href="{href}">')
+            # the record page links back to this very list
+            shown = href + record_query
+            parts.append(f'<tr id="row-{key}" tabindex="0" data-href="{shown}">')
         else:
-            key = href = ""
+            key = href = shown = ""
             parts.append("<tr>")
         if selectable:
             parts.append(
@@ -85,7 +88,7 @@ def list_rows(
             value = row[name]
             inner = NULL_HTML if value is None else render_fn(value, row, zone)
             if links and href:
-                parts.append(f'{opening}<a href="{href}">{inner}</a></td>')
+                parts.append(f'{opening}<a href="{shown}">{inner}</a></td>')
             else:
                 parts.append(f"{opening}{inner}</td>")
         if table.keyed:

@@ -1,5 +1,6 @@
 """Browser: a combined sort with a direction per column is picked from the header and "then by"
-links, pages forward and survives a search. On a desktop and a phone."""
+links, pages forward and survives a search; a record opened from a list, edited and saved,
+leads back to that very list. On a desktop and a phone."""
 
 from __future__ import annotations
 
@@ -84,3 +85,35 @@ async def test_a_mixed_direction_sort_pages_and_survives_a_search(
     assert await _ids(page) == matching
     await expect(page.locator("#list-table thead")).to_contain_text("▲1")
     await expect(page.locator("#list-table thead")).to_contain_text("▼2")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+async def test_edit_from_a_record_page_leads_back_to_the_list(
+    logged_in_page: Page, server: LiveServer, database_url: str, size: dict
+) -> None:
+    page = logged_in_page
+    await page.set_viewport_size(size)
+    await _sql(
+        database_url,
+        """
+        INSERT INTO users (username, email, full_name)
+        SELECT 'chain' || g, 'chain' || g || '@example.com', 'Chain ' || g
+        FROM generate_series(1, 5) AS g
+        """,
+    )
+    state = "/users?q=chain&sort=email&dir=desc&limit=25"
+    await page.goto(server.url + state)
+    first = page.locator("#list-table tbody tr").first
+    await first.focus()
+    await first.press("Enter")
+    await expect(page.locator("h1")).to_have_text("chain5")
+    await page.get_by_role("link", name="Edit", exact=True).click()
+    await expect(page.locator("h1")).to_have_text("Edit chain5")
+    await page.fill("input[name=full_name]", "Chain Five")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    await expect(page.locator(".flash")).to_contain_text("saved")
+    await expect(page.locator("h1")).to_have_text("chain5")
+    await page.get_by_role("link", name="Back to list").click()
+    await page.wait_for_url(server.url + state)
+    await expect(page.locator("#list-search")).to_have_value("chain")
+    await expect(page.locator("#list-table tbody tr").first).to_contain_text("Chain Five")
