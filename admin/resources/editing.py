@@ -52,7 +52,7 @@ def field_text(form: Mapping[str, Any], column: Column) -> str | None:
 
 
 def _as_sent(form: Mapping[str, Any], column: Column) -> str | None:
-    raw = form.get(column.name)
+    raw = form.get(column.input_name)
     if raw is None or not isinstance(raw, str):
         return None
     # browsers send a textarea's line breaks as CR LF

@@ -46,6 +46,13 @@ def humanize(name: str) -> str:
     return (text[:1].upper() + text[1:]) if text else name
 
 
+# what a record form, the inline editor or the one-field check sends beside the columns; a
+# column named like one of these (or like an escaped name) is sent as "~" + its name
+FORM_CONTROLS = frozenset(
+    {"csrf_token", "version", "back", "_then", "_from", "__fields", "__key", "q", "field"}
+)
+
+
 @dataclass(frozen=True)
 class Column:
     info: ColumnInfo
@@ -66,6 +73,12 @@ class Column:
     @cached_property
     def quoted(self) -> str:
         return quote_ident(self.info.name)
+
+    @cached_property
+    def input_name(self) -> str:
+        """The name of the column's field in a form, never one of the form's own."""
+        name = self.info.name
+        return "~" + name if name in FORM_CONTROLS or name.startswith("~") else name
 
     @property
     def required(self) -> bool:

@@ -340,7 +340,7 @@ async def no_page(request: Request, table: Table) -> Response:
 async def validate(request: Request, table: Table) -> Response:
     """The field's error slot (empty when fine) as it is left: syntax, rules, uniqueness."""
     form = await request.form()
-    name = str(form.get("field") or request.query_params.get("field", ""))
+    name = request.query_params.get("field") or str(form.get("field") or "")
     column = table.by_name.get(name)
     if column is None or not column.editable:
         raise HTTPException(400, "Unknown field to check.")
