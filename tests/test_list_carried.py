@@ -234,3 +234,41 @@ async def test_edit_and_delete_from_a_record_page_keep_the_list_to_go_back_to(
         record, {**form_of(alice, version=str(alice["version"] + 2)), "_from": "record"}
     )
     assert lone.headers["location"] == record
+
+
+async def test_a_record_history_keeps_the_list_to_go_back_to(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    alice = await make_user(conn, "carry.hist")
+    state = "/users?q=carry&sort=email&dir=desc&limit=25&cols=username%2Cemail"
+    back = quote(state, safe="")
+    record = f"/users/{alice['id']}"
+    changed = await admin_client.post(
+        record, {**form_of(alice, full_name="Changed Once"), "back": state}
+    )
+    assert changed.status_code == 303
+    shown = await admin_client.get(f"{record}?back={back}")
+    history = _attr(shown.text, r'<a href="([^"]+)">History</a>')
+    assert history == f"{record}/history?back={back}"
+    page = await admin_client.get(history)
+    assert page.status_code == 200
+    crumbs = page.text.split('aria-label="Breadcrumbs">', 1)[1].split("</nav>", 1)[0]
+    assert [html.unescape(h) for h in re.findall(r'href="([^"]+)"', crumbs)] == [
+        state,
+        f"{record}?back={back}",
+    ]
+    # restoring from there comes back to the record page, which still knows its list
+    restore = page.text.split('action="' + record + '/revert"', 1)[1].split("</form>", 1)[0]
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', restore))
+    assert html.unescape(fields["back"]) == state
+    restored = await admin_client.post(
+        f"{record}/revert", {k: html.unescape(v) for k, v in fields.items()}
+    )
+    assert restored.status_code == 303, restored.text
+    assert restored.headers["location"] == f"{record}?back={back}"
+    assert (await conn.fetchval("SELECT full_name FROM users WHERE id = $1", alice["id"])) != (
+        "Changed Once"
+    )
+    # a way back that leads elsewhere is dropped here too
+    elsewhere = await admin_client.get(f"{record}/history?back=%2F%2Fevil.example")
+    assert "evil.example" not in elsewhere.text

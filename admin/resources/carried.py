@@ -136,6 +136,11 @@ class Return:
         """What a link to another form of the same chain carries (URL-safe)."""
         return with_back("", self.back) + (f"&{FROM}=record" if self.record else "")
 
+    @property
+    def back_query(self) -> str:
+        """What a page beside the record (its history) carries: the list only."""
+        return with_back("", self.back)
+
     def record_page(self, record_url: str) -> str:
         return with_back(record_url, self.back)
 

@@ -17,6 +17,7 @@ from admin.access import client_ip, current_staff
 from admin.htmx import redirect
 from admin.ids import InvalidId, parse_id
 from admin.resources import editing, history, reads, store, values
+from admin.resources.carried import safe_back, with_back
 from admin.resources.model import Table
 from admin.resources.record_views import record_key, title_of
 from admin.resources.resolve import render, zone
@@ -33,7 +34,11 @@ def _entry_id(raw: Any, name: str) -> int:
 
 
 async def _context(
-    request: Request, conn: asyncpg.Connection, table: Table, key: tuple[Any, ...]
+    request: Request,
+    conn: asyncpg.Connection,
+    table: Table,
+    key: tuple[Any, ...],
+    back: str | None,
 ) -> dict[str, Any]:
     """The history page of the record `key`: 404 only when there is neither a row nor any
     entry (a deleted record's history stays readable)."""
@@ -48,16 +53,20 @@ async def _context(
     staff = current_staff(request)
     can_restore = row is not None and staff.is_admin and table.allows(staff.role, Action.CHANGE)
     tz = zone(request)
+    # opened from a record page that came from a list: every link here still leads back to it
     base = f"{table.url}/{resource_id}/history"
+    older = {"before": next_before, **({"back": back} if back else {})}
     return {
         "row": row,
         "key": resource_id,
+        "back": back,
+        "record_url": with_back(table.record_url(row), back) if row is not None else None,
         "title": title_of(table, row) if row is not None else f"{table.label} {resource_id}",
         "entries": [history.describe(table, e, tz, row if can_restore else None) for e in entries],
         "can_restore": can_restore,
         "token": row[reads.ROW_VERSION] if row is not None else None,
-        "next_url": f"{base}?{urlencode({'before': next_before})}" if next_before else None,
-        "first_url": base if before is not None else None,
+        "next_url": f"{base}?{urlencode(older)}" if next_before else None,
+        "first_url": with_back(base, back) if before is not None else None,
         "error": None,
         "conflict": None,
     }
@@ -66,7 +75,8 @@ async def _context(
 async def show(request: Request, table: Table) -> Response:
     key = record_key(request, table)
     async with db.connection(request) as conn:
-        context = await _context(request, conn, table, key)
+        back = safe_back(table, request.query_params.get("back"))
+        context = await _context(request, conn, table, key, back)
     return render(request, table, "history.html", "_history_entries.html", context)
 
 
@@ -156,7 +166,8 @@ async def revert(request: Request, table: Table) -> Response:
         else f"{table.label.capitalize()} {title} already has these values: nothing to restore."
     )
     request.state.session.flash(message, "success")
-    return redirect(request, table.record_url(updated))
+    back = safe_back(table, form.get("back"))
+    return redirect(request, with_back(table.record_url(updated), back))
 
 
 async def _page(
@@ -167,5 +178,7 @@ async def _page(
     status: int,
     **extra: Any,
 ) -> Response:
-    context = {**await _context(request, conn, table, key), **extra}
+    form = await request.form()
+    back = safe_back(table, form.get("back"))
+    context = {**await _context(request, conn, table, key, back), **extra}
     return render(request, table, "history.html", None, context, status_code=status)
