@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -69,12 +69,13 @@ class Closed:
 
 @dataclass(eq=False)
 class Batch:
-    """Events released together, in id order; `frames` caches their encoding per filter."""
+    """Events released together, in id order; `frames` caches their encoding per filter
+    (and per filter and content coding: see sse_feed)."""
 
     events: tuple[OrderEvent, ...]
     # sent after the events to every client, filtered or not (see Hub.send_with_next_release)
     extra: bytes = b""
-    frames: dict[str | None, bytes] = field(default_factory=dict)
+    frames: dict[Hashable, bytes] = field(default_factory=dict)
 
     @property
     def last_id(self) -> int:
@@ -86,6 +87,8 @@ class Broadcast:
     """Anything else sent to every client (rendered counters, chart), already encoded."""
 
     frame: bytes
+    # `frame` gzip-compressed once, for every client that takes the stream compressed
+    compressed: bytes | None = None
 
 
 Message = Batch | Broadcast | Closed

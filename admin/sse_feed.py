@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, live, sse_replay, sse_slots, stream_guard
+from admin import db, live, sse_gzip, sse_replay, sse_slots, stream_guard
 from admin.hub import Batch, Broadcast, Hub, Subscription
 from admin.sse_response import Emit, EventStreamResponse
 
@@ -22,6 +22,10 @@ RETRY_MS = 2000
 READY_SECONDS = 5.0
 
 TooFarBehind = Callable[..., Awaitable[bool]]
+# where a batch caches its compressed bytes: beside the plain ones (keyed by `frames_key`,
+# a string or None), under the same key with this in front
+GZIP = "gzip"
+GZIP_EXTRA = (GZIP, "extra")
 
 
 def opening(position: int) -> bytes:
@@ -41,7 +45,7 @@ class Feed:
     from another process may be ahead of this one)."""
 
     # one per connected client, however idle: no instance dict
-    __slots__ = ("_after", "_last", "_reload", "_request", "_subscription")
+    __slots__ = ("_after", "_gzip", "_last", "_reload", "_request", "_subscription")
 
     def __init__(
         self, request: Request, subscription: Subscription, after: int | None, reload: bool
@@ -51,6 +55,12 @@ class Feed:
         self._after = after
         self._reload = reload
         self._last = subscription.start
+        self._gzip = sse_gzip.accepts_gzip(request.headers.get("accept-encoding", ""))
+
+    @property
+    def gzip(self) -> bool:
+        """Whether this client takes the stream compressed (see admin/sse_gzip.py)."""
+        return self._gzip
 
     def replay(self, after: int, upto: int) -> AsyncIterator[bytes]:
         """Encoded frames for what lies in (after, upto], read from the table."""
@@ -65,6 +75,18 @@ class Feed:
         raise NotImplementedError
 
     async def prelude(self, emit: Emit) -> bool:
+        if not self._gzip:
+            return await self._prelude(emit)
+        send, header = emit, [sse_gzip.HEADER]
+
+        # the prelude always sends the opening first, and the live sends only start
+        # once it has been sent: the header goes in front of it
+        async def compressed(chunk: bytes) -> None:
+            await send((header.pop() if header else b"") + sse_gzip.segment(chunk))
+
+        return await self._prelude(compressed)
+
+    async def _prelude(self, emit: Emit) -> bool:
         after, start = self._after, self._subscription.start
         if after is None:
             await emit(opening(start))
@@ -91,6 +113,8 @@ class Feed:
         return self._subscription.closed is not None
 
     def render(self, message: Batch | Broadcast) -> bytes:
+        if self._gzip:
+            return self._render_gzip(message)
         if isinstance(message, Broadcast):
             return message.frame
         last = self._last
@@ -98,12 +122,40 @@ class Feed:
             return message.extra
         self._last = message.last_id
         if message.events[0].id > last:
-            key = self.frames_key
-            chunk = message.frames.get(key)
-            if chunk is None:
-                chunk = message.frames[key] = self.encode(message.events) + message.extra
-            return chunk
+            return self._release(message)
         return self.encode([e for e in message.events if e.id > last]) + message.extra
+
+    def _release(self, message: Batch) -> bytes:
+        """The whole batch as this client's filter sees it: encoded once per filter."""
+        key = self.frames_key
+        chunk = message.frames.get(key)
+        if chunk is None:
+            chunk = message.frames[key] = self.encode(message.events) + message.extra
+        return chunk
+
+    def _render_gzip(self, message: Batch | Broadcast) -> bytes:
+        """`render` compressed: whatever every client (or every client of one filter) gets
+        is compressed once and cached beside the plain bytes; the rest for this client."""
+        if isinstance(message, Broadcast):
+            if message.compressed is None:
+                message.compressed = sse_gzip.segment(message.frame)
+            return message.compressed
+        last = self._last
+        if message.last_id <= last:
+            return _compressed(message, GZIP_EXTRA, message.extra)
+        self._last = message.last_id
+        if message.events[0].id > last:
+            return _compressed(message, (GZIP, self.frames_key), self._release(message))
+        plain = self.encode([e for e in message.events if e.id > last]) + message.extra
+        return sse_gzip.segment(plain) if plain else b""
+
+
+def _compressed(message: Batch, key: Hashable, plain: bytes) -> bytes:
+    """`plain` compressed, once per batch and key; nothing stays nothing (b"" is skipped)."""
+    chunk = message.frames.get(key)
+    if chunk is None:
+        chunk = message.frames[key] = sse_gzip.segment(plain) if plain else b""
+    return chunk
 
 
 async def open_stream(
@@ -143,4 +195,4 @@ async def open_stream(
         slots.release(key)
 
     client = feed(subscription, None if reload else after, reload)
-    return EventStreamResponse(subscription, client.prelude, client.render, end)
+    return EventStreamResponse(subscription, client.prelude, client.render, end, gzip=client.gzip)

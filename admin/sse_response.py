@@ -22,6 +22,7 @@ from sse_starlette.sse import AppStatus
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from admin import sse_gzip
 from admin.hub import CLOSED_WHILE_SENDING, Batch, Broadcast, Closed, Subscription
 
 HEADERS = [
@@ -65,10 +66,14 @@ class EventStreamResponse(Response):
         prelude: Prelude,
         render: Render,
         on_end: Callable[[], None],
+        *,
+        gzip: bool = False,
     ) -> None:
         self.status_code = 200
         self.background = None
-        self.raw_headers = list(HEADERS)
+        # the body is compressed by `prelude` and `render` (admin/sse_feed.py)
+        coding = sse_gzip.HEADERS if gzip else sse_gzip.PLAIN_HEADERS
+        self.raw_headers = [*HEADERS, *coding]
         self._subscription = subscription
         self._prelude = prelude
         self._render = render

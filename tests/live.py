@@ -85,9 +85,11 @@ def live_server(
     extra_env: Mapping[str, str] | None = None,
     workers: int = 1,
     startup_timeout: float = 30.0,
+    port: int | None = None,
 ) -> Iterator[LiveServer]:
-    """Start uvicorn on a free 127.0.0.1 port against `database_url`; stop it afterwards."""
-    port = free_port()
+    """Start uvicorn on a free 127.0.0.1 port (or `port`, to stand in for a server that
+    stopped there) against `database_url`; stop it afterwards."""
+    port = port or free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in DEPLOYMENT_SETTINGS},
         "DATABASE_URL": database_url,
