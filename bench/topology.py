@@ -11,7 +11,9 @@ PgBouncer comparison and stopped at the end.
 SSE only, at several client counts and through each route (TLS through nginx, plain HTTP
 through a second nginx with the same config, the instances directly), to see where the
 time goes: --sse-only --sse-counts 500,1000,2000 --sse-via nginx-tls,nginx-http,direct
-The clients run in --client-procs processes (bench/sse_clients.py).
+The clients run in --client-procs processes (bench/sse_clients.py) and ask for gzip as
+browsers do; --no-gzip for plain streams. Another topology on the same machine: set
+TOPO_PLAIN_PORT and TOPO_DIRECT_PORT besides the TOPO_*_PORT of deploy/ci/topology.sh.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from bench import topology_sse  # noqa: E402
 from bench.sse_clients import Target  # noqa: E402
 from bench.sse_fanout import _raw_listen_latency  # noqa: E402
 
-DIRECT_PORT = 28003
+DIRECT_PORT = int(os.environ.get("TOPO_DIRECT_PORT", "28003"))
 LIST_PATH = "/users"
 
 
@@ -154,6 +156,7 @@ async def sse(args: argparse.Namespace, work: Path, cookie: str) -> None:
                     via=via, targets=routes[via], cookie=cookie, clients=count,
                     procs=args.client_procs, probes=args.probes, rate=args.rate,
                     seconds=args.seconds, dsn=primary, work=work, instance_ports=ports,
+                    gzip=args.gzip,
                 )  # fmt: skip
                 print(topology_sse.report(result), flush=True)
                 await asyncio.sleep(3.0)  # the instances drop the closed streams
@@ -190,4 +193,10 @@ if __name__ == "__main__":
     parser.add_argument("--client-procs", type=int, default=3)
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="streams ask for gzip as browsers do (--no-gzip: plain)",
+    )
     asyncio.run(main(parser.parse_args()))

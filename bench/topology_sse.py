@@ -27,7 +27,9 @@ from bench.sse_fanout import _percentiles, _write_steady
 
 WRITERS = 4
 
-PLAIN_PORT = 28444
+# the plain-HTTP nginx's port (and the next one); another topology on the same machine
+# sets TOPO_PLAIN_PORT like its other TOPO_*_PORT
+PLAIN_PORT = int(os.environ.get("TOPO_PLAIN_PORT", "28444"))
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class SseRun:
     closed_early: int
     # bytes a stream received per order written (the feed item plus its share of the rest)
     bytes_per_event: float
+    # the same after inflating, and how many streams were answered compressed
+    decoded_per_event: float
+    compressed: int
     written_per_s: float
     # CPU seconds per second of writing, per part of the topology, and the whole machine
     cpu: dict[str, float]
@@ -155,8 +160,9 @@ async def run(
     dsn: str,
     work: Path,
     instance_ports: list[int],
+    gzip: bool = True,
 ) -> SseRun:
-    streams = Clients(targets, cookie, clients, procs=procs, probes=probes)
+    streams = Clients(targets, cookie, clients, procs=procs, probes=probes, gzip=gzip)
     pids = await streams.start()
     groups = _groups(work, instance_ports, pids)
     try:
@@ -188,6 +194,8 @@ async def run(
         closed_early=outcome.closed_early,
         written_per_s=len(committed) / elapsed,
         bytes_per_event=outcome.bytes_received / clients / max(len(committed), 1),
+        decoded_per_event=outcome.bytes_decoded / clients / max(len(committed), 1),
+        compressed=outcome.compressed,
         cpu=cpu,
     )
 
@@ -199,5 +207,8 @@ def report(result: SseRun) -> str:
         f" {result.written_per_s:.0f} orders/s, p50 {result.p50:.1f} ms,"
         f" p99 {result.p99:.1f} ms, missing {result.missing},"
         f" wrong streams {result.wrong_streams}, closed early {result.closed_early},"
-        f" {result.bytes_per_event:.0f} B per event per stream; CPU s/s: {cpu}"
+        f" {result.bytes_per_event:.0f} B per event per stream"
+        f" ({result.decoded_per_event:.0f} B decoded, {result.compressed} streams gzip);"
+        f" {result.bytes_per_event * result.clients * result.written_per_s / 1e6:.1f} MB/s"
+        f" to the clients; CPU s/s: {cpu}"
     )
