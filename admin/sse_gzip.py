@@ -11,10 +11,11 @@ only what is a client's own (opening, replay) is compressed for that client alon
 
 No trailer: an event stream has no natural end, and the CRC-32 of everything a client
 was sent would cost each client a pass over every release (1.4 us per client for a
-dozen feed items, 100 times the share of the one compression; BENCHMARKS.md). A stream
-that ends, properly or not, just stops: a decoder has inflated every complete segment
-by then, and EventSource reconnects and resumes from its last id as after any end
-(Chromium logs no decoding error for it: tests/e2e/test_live_gzip.py).
+dozen feed items, against 21 us for the one compression they all share: at 2,000
+clients, 130 times as much; BENCHMARKS.md). A stream that ends, properly or not, just
+stops: a decoder has inflated every complete segment by then, and EventSource
+reconnects and resumes from its last id as after any end (Chromium logs no decoding
+error for it: tests/e2e/test_live_gzip.py).
 """
 
 from __future__ import annotations

@@ -53,6 +53,8 @@ class Outcome:
     compressed: int = 0
     # the bodies after inflating
     bytes_decoded: int = 0
+    # CPU seconds the drains took to inflate their bodies after the run
+    inflate_seconds: float = 0.0
     pids: list[int] = field(default_factory=list)
 
 
@@ -64,10 +66,19 @@ def _tls() -> ssl.SSLContext:
 
 
 class _Stream(asyncio.Protocol):
-    """One drain stream: counts order events on the raw bytes, nothing else. Its reads must
-    cost next to nothing: 2,000 streams at 500 events/s are ~400 MB/s into these processes.
-    Sent in HTTP/1.0, so no chunk header can split a marker (see `_client`); a marker
-    split anyway would go uncounted, so a miscount can only be low: a wrong stream."""
+    """One drain stream: counts order events on the body, nothing else. Its reads must
+    cost next to nothing: 2,000 plain streams at 500 events/s are ~400 MB/s into these
+    processes. Sent in HTTP/1.0, so nginx sends the body as it is (see `_client`); uvicorn
+    chunks it anyway, one chunk per send, so a plain body is counted as it comes (a chunk
+    header never splits a release) and a compressed one is taken out of its chunks first.
+    A marker split anyway would go uncounted, so a miscount can only be low: a wrong
+    stream.
+
+    A compressed drain keeps its bytes and inflates them once the run is over (`settle`):
+    a browser inflates on its own machine, while here the clients share the server's
+    cores, and inflating ~400 MB/s live took the CPU the server needed (the streams'
+    receive queues grew to 140 MB while the server's send queues stayed empty). The
+    probes inflate as they read, since they time each event."""
 
     def __init__(self, request: bytes) -> None:
         self._request = request
@@ -79,6 +90,12 @@ class _Stream(asyncio.Protocol):
         self.received = 0
         self.decoded = 0
         self.inflate: zlib._Decompress | None = None
+        self.chunked = False
+        self._kept: list[bytes] = []
+        self.inflate_seconds = 0.0
+        self._raw = b""  # an incomplete chunk-size line
+        self._left = 0  # data bytes of the current chunk still to come
+        self._skip = 0  # bytes of a chunk's closing CRLF still to skip
         self.ended = False
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -101,8 +118,10 @@ class _Stream(asyncio.Protocol):
             return None
         self._head = b""
         self.head = True
-        if b"\r\ncontent-encoding: gzip\r\n" in buf[: end + 2].lower():
+        head = buf[: end + 2].lower()
+        if b"\r\ncontent-encoding: gzip\r\n" in head:
             self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.chunked = b"\r\ntransfer-encoding: chunked\r\n" in head
         status = buf[: buf.find(b"\r\n")]
         if b" 200 " not in status + b" ":
             self.opened.set_exception(ConnectionError(status.decode(errors="replace")))
@@ -112,40 +131,8 @@ class _Stream(asyncio.Protocol):
         self.opened.set_result(None)
         return buf[end + 4 :]
 
-    def data_received(self, data: bytes) -> None:
-        self.received += len(data)
-        if not self.head:
-            body = self._body(data)
-            if body is None:
-                return
-            data = body
-        if self.inflate is not None:
-            data = self.inflate.decompress(data)
-        self.decoded += len(data)
-        # the first term sees only markers starting in the carry, the second the others
-        self.events += (self._carry + data[:SPAN]).count(MARKER) + data.count(MARKER)
-        self._carry = data[-SPAN:] if len(data) >= SPAN else (self._carry + data)[-SPAN:]
-
-
-class _Probe(_Stream):
-    """A stream that also decodes its chunked body and stamps each order's receipt."""
-
-    def __init__(self, request: bytes, receipts: dict[int, list[float]]) -> None:
-        super().__init__(request)
-        self._receipts = receipts
-        self._raw = b""  # an incomplete chunk-size line
-        self._left = 0  # data bytes of the current chunk still to come
-        self._skip = 0  # bytes of a chunk's closing CRLF still to skip
-        self._tail = b""  # decoded text after the last complete event
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        self.received += len(data)
-        if not self.head:
-            body = self._body(data)
-            if body is None:
-                return
-            data = body
+    def _dechunk(self, data: bytes) -> bytes:
+        """The data in `data` of an HTTP/1.1 chunked body, as far as it goes."""
         buf = self._raw + data if self._raw else data
         pos, size, parts = 0, len(buf), []
         while pos < size:
@@ -169,9 +156,56 @@ class _Probe(_Stream):
                 if self._left == 0:
                     self._skip = 2  # the CRLF closing the chunk's data
         self._raw = buf[pos:]
-        if not parts:
+        return b"".join(parts)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        if not self.head:
+            body = self._body(data)
+            if body is None:
+                return
+            data = body
+        if self.inflate is not None:
+            self._kept.append(data)
             return
-        body = b"".join(parts)
+        self._count(data)
+
+    def settle(self) -> None:
+        """Inflate and count what a compressed drain kept."""
+        if not self._kept or self.inflate is None:
+            return
+        started = time.process_time()
+        for data in self._kept:
+            self._count(self.inflate.decompress(self._dechunk(data) if self.chunked else data))
+        self._kept = []
+        self.inflate_seconds = time.process_time() - started
+
+    def _count(self, data: bytes) -> None:
+        self.decoded += len(data)
+        # the first term sees only markers starting in the carry, the second the others
+        self.events += (self._carry + data[:SPAN]).count(MARKER) + data.count(MARKER)
+        self._carry = data[-SPAN:] if len(data) >= SPAN else (self._carry + data)[-SPAN:]
+
+
+class _Probe(_Stream):
+    """A stream that also decodes its chunked body and stamps each order's receipt."""
+
+    def __init__(self, request: bytes, receipts: dict[int, list[float]]) -> None:
+        super().__init__(request)
+        self._receipts = receipts
+        self._tail = b""  # decoded text after the last complete event
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.received += len(data)
+        if not self.head:
+            body = self._body(data)
+            if body is None:
+                return
+            data = body
+        body = self._dechunk(data) if self.chunked else data
+        if not body:
+            return
         if self.inflate is not None:
             body = self.inflate.decompress(body)
         self.decoded += len(body)
@@ -223,6 +257,8 @@ async def _client(config: dict[str, object]) -> None:
     ended = [s.ended for s in streams]
     for transport in transports:
         transport.close()
+    for stream in streams:
+        stream.settle()
     out = {
         "receipts": receipts,
         "counts": [s.events for s in streams],
@@ -230,6 +266,7 @@ async def _client(config: dict[str, object]) -> None:
         "bytes": sum(s.received for s in streams),
         "decoded": sum(s.decoded for s in streams),
         "compressed": sum(s.inflate is not None for s in streams),
+        "inflate_seconds": sum(s.inflate_seconds for s in streams),
     }
     print(json.dumps(out), flush=True)
 
@@ -298,6 +335,7 @@ class Clients:
             outcome.bytes_received += out["bytes"]
             outcome.bytes_decoded += out["decoded"]
             outcome.compressed += out["compressed"]
+            outcome.inflate_seconds += out["inflate_seconds"]
         self._running = []
         return outcome
 

@@ -148,7 +148,8 @@ async def _run(
     return (
         f"{clients:5d} {coding} | {len(committed) / elapsed:4.0f}/s | p50 {p50:7.1f} ms |"
         f" p99 {p99:7.1f} ms | missing {missing} wrong {wrong} closed {outcome.closed_early} |"
-        f" {wire:5.0f} B/event/stream ({decoded:.0f} decoded, {outcome.compressed} gzip) |"
+        f" {wire:5.0f} B/event/stream ({decoded:.0f} decoded, {outcome.compressed} gzip,"
+        f" inflated after the run in {outcome.inflate_seconds / elapsed:.2f} CPU s/s) |"
         f" {outcome.bytes_received / elapsed / 1e6:6.1f} MB/s | CPU s/s server {server:.2f}"
         f" clients {client_cpu:.2f} machine {machine_cpu:.2f}"
     )

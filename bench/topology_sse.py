@@ -48,6 +48,8 @@ class SseRun:
     # the same after inflating, and how many streams were answered compressed
     decoded_per_event: float
     compressed: int
+    # CPU seconds per second of writing the drains took to inflate, after the run
+    inflate: float
     written_per_s: float
     # CPU seconds per second of writing, per part of the topology, and the whole machine
     cpu: dict[str, float]
@@ -196,6 +198,7 @@ async def run(
         bytes_per_event=outcome.bytes_received / clients / max(len(committed), 1),
         decoded_per_event=outcome.bytes_decoded / clients / max(len(committed), 1),
         compressed=outcome.compressed,
+        inflate=outcome.inflate_seconds / elapsed,
         cpu=cpu,
     )
 
@@ -208,7 +211,8 @@ def report(result: SseRun) -> str:
         f" p99 {result.p99:.1f} ms, missing {result.missing},"
         f" wrong streams {result.wrong_streams}, closed early {result.closed_early},"
         f" {result.bytes_per_event:.0f} B per event per stream"
-        f" ({result.decoded_per_event:.0f} B decoded, {result.compressed} streams gzip);"
+        f" ({result.decoded_per_event:.0f} B decoded, {result.compressed} streams gzip,"
+        f" inflated after the run in {result.inflate:.2f} CPU s/s);"
         f" {result.bytes_per_event * result.clients * result.written_per_s / 1e6:.1f} MB/s"
         f" to the clients; CPU s/s: {cpu}"
     )
