@@ -6,8 +6,8 @@ record named by its label, no decimal comma, no ignored field, no `version`) is 
 the table itself, inside a savepoint. The rules the table does not enforce are kept:
 
 - a rule on the typed value (ids in range, no NaN, sane years, email addresses) is checked
-  afterwards over the rows the COPY wrote, found by their xmin (the savepoint's own
-  transaction id);
+  by the COPY itself, as each row is read: its WHERE calls `csv_refuse_row` (migration 016),
+  which raises, for a row that breaks one;
 - a rule on the text as written (ambiguous dates, silent rounding, trailing spaces cut from
   a too-long value) has a screen, a regular expression over the file's bytes that finds
   every field that could break it; a file the screen finds anything in is staged.
@@ -35,7 +35,6 @@ from admin.csv_options import ImportOptions, Mode
 from admin.csv_tables import Check, CsvTable
 from admin.sql import quote_ident
 
-MARK = "csv_import_mark"
 # an empty field somewhere: two delimiters in a row, one at the start or end of a line, or
 # an empty quoted field; a line break and a delimiter around it are enough to suspect one
 EMPTY_FIELD_SCREENS = (
@@ -46,15 +45,6 @@ EMPTY_FIELD_SCREENS = (
 SCREEN_BLOCK = 1 << 20
 # a screen's match is at most this long (a numeric scale is at most 1,000): blocks overlap by it
 SCREEN_OVERLAP = 2048
-# the rules on typed values are checked by a scan of the whole table (the xmin has no
-# index): past this many times the file's size (and a size any scan reads in a blink),
-# staging the file costs less
-TABLE_TO_FILE = 8
-TABLE_ALWAYS_SCANNED = 16 << 20
-
-
-class _Refused(Exception):
-    """The copied rows break a rule the table does not enforce."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +59,14 @@ class Outcome:
 class DirectPlan:
     columns: tuple[str, ...]  # the table's columns, in the file's order
     required: frozenset[str]  # those an empty field leaves NULL on the staging path too
-    value_rules: tuple[str, ...]  # SQL over the table aliased t: true when a row breaks one
+    value_rules: tuple[str, ...]  # SQL over the row's columns: true when a row breaks one
     screens: tuple[str, ...]  # the screens of the rules on the text as written
     folded_screens: tuple[str, ...]
+
+    def screening(self, delimiter: str) -> Screening | None:
+        if not self.screens and not self.folded_screens:
+            return None
+        return Screening(self.screens, self.folded_screens, delimiter)
 
 
 def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> DirectPlan | None:
@@ -100,7 +95,7 @@ def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> Dire
             if check.table_enforces or not _applies(check, options):
                 continue
             if "{t}" not in check.sql:
-                value_rules.append("(" + check.sql.format(v=f"t.{quote_ident(column.name)}") + ")")
+                value_rules.append("(" + check.sql.format(v=quote_ident(column.name)) + ")")
             elif check.screens or check.folded_screens:
                 screens.extend(check.screens)
                 folded.extend(check.folded_screens)
@@ -145,30 +140,60 @@ def fold_table(delimiter: str) -> bytes:
     return bytes(table)
 
 
-def screen_hits(
-    file: BinaryIO,
-    patterns: list[re.Pattern[bytes]],
-    folded: list[re.Pattern[bytes]] = (),  # type: ignore[assignment]
-    table: bytes = b"",
-) -> bool:
-    """True when a pattern finds anything in the file, or a folded pattern in its folded
-    bytes (read in blocks, from its start)."""
+class Screen:
+    """The screens over a file's bytes, fed in order in blocks of any size (as they arrive
+    or as they are read back); `hit` once any of them finds anything."""
+
+    def __init__(self, screening: Screening) -> None:
+        self.screening = screening
+        self._patterns = screen_patterns(screening.screens, screening.delimiter)
+        self._folded = [re.compile(s.encode("ascii")) for s in screening.folded_screens]
+        self._table = fold_table(screening.delimiter)
+        self._tail = b"\n"  # the file's first field starts a line
+        self.hit = False
+
+    def feed(self, block: bytes) -> None:
+        if self.hit or not block:
+            return
+        data = self._tail + block
+        self.hit = self._finds(data)
+        self._tail = data[-SCREEN_OVERLAP:]
+
+    def finish(self) -> bool:
+        """Whether the screens found anything, once every byte was fed."""
+        if not self.hit:
+            self.hit = self._finds(self._tail + b"\n")  # the file's last field ends a line
+            self._tail = b""
+        return self.hit
+
+    def _finds(self, data: bytes) -> bool:
+        if any(p.search(data) for p in self._patterns):
+            return True
+        if self._folded:
+            folded = data.translate(self._table)
+            return any(p.search(folded) for p in self._folded)
+        return False
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The screens an import needs, for a file with this delimiter."""
+
+    screens: tuple[str, ...]
+    folded_screens: tuple[str, ...]
+    delimiter: str
+
+
+def screen_hits(file: BinaryIO, screening: Screening) -> bool:
+    """True when a screen finds anything in the file (read in blocks, from its start)."""
+    screen = Screen(screening)
     file.seek(0)
-    tail = b"\n"  # the file's first field starts a line
     try:
-        while True:
-            block = file.read(SCREEN_BLOCK)
-            last = not block
-            data = tail + (block or b"\n")  # and its last field ends one
-            if any(p.search(data) for p in patterns):
+        while block := file.read(SCREEN_BLOCK):
+            screen.feed(block)
+            if screen.hit:
                 return True
-            if folded:
-                folded_data = data.translate(table)
-                if any(p.search(folded_data) for p in folded):
-                    return True
-            if last:
-                return False
-            tail = data[-SCREEN_OVERLAP:]
+        return screen.finish()
     finally:
         file.seek(0)
 
@@ -179,20 +204,21 @@ async def copy_direct(
     direct: DirectPlan,
     file: BinaryIO,
     file_format: FileFormat,
+    screened: Screen | None = None,
 ) -> Outcome:
     """Copy the file into the table, its rules checked; or nothing written, the file to be
-    staged."""
-    if direct.screens or direct.folded_screens:
-        patterns = screen_patterns(direct.screens, file_format.delimiter)
-        folded = [re.compile(s.encode("ascii")) for s in direct.folded_screens]
-        table = fold_table(file_format.delimiter)
-        if await asyncio.to_thread(screen_hits, file, patterns, folded, table):
+    staged. `screened`: screens already fed the whole file as it was received; used when
+    they are the ones this file needs."""
+    screening = direct.screening(file_format.delimiter)
+    if screening is not None:
+        if screened is not None and screened.screening == screening:
+            hit = screened.finish()
+        else:
+            hit = await asyncio.to_thread(screen_hits, file, screening)
+        if hit:
             return Outcome(None)
-    if direct.value_rules and not await _table_small_enough(conn, spec, file):
-        return Outcome(None)
     try:
         async with conn.transaction():
-            mark = await _mark(conn) if direct.value_rules else None
             file.seek(0)
             schema, name = spec.relation
             status = await conn.copy_to_table(
@@ -205,17 +231,16 @@ async def copy_direct(
                 delimiter=file_format.delimiter,
                 encoding=file_format.encoding,
                 force_null=list(direct.columns),
+                where=refusing_where(direct),
             )
-            if mark is not None and await _breaks_a_rule(conn, spec, direct, mark):
-                raise _Refused
             # deferred keys would otherwise be checked at commit, past the fallback
             await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    except (asyncpg.PostgresError, _Refused) as exc:
+    except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.QueryCanceledError):
             raise
         file.seek(0)
-        certain = isinstance(exc, asyncpg.PostgresError) and _staging_refuses_too(exc, direct)
-        return Outcome(None, exc if certain else None)
+        # a broken rule (csv_refuse_row's error) is found again by the staged checks
+        return Outcome(None, exc if _staging_refuses_too(exc, direct) else None)
     return Outcome(int(status.split()[-1]))
 
 
@@ -228,27 +253,12 @@ def _staging_refuses_too(exc: asyncpg.PostgresError, direct: DirectPlan) -> bool
     return isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError))
 
 
-async def _table_small_enough(conn: asyncpg.Connection, spec: CsvTable, file: BinaryIO) -> bool:
-    size = await conn.fetchval("SELECT pg_relation_size(to_regclass($1))", spec.qualified)
-    file.seek(0, 2)
-    file_size = file.tell()
-    file.seek(0)
-    return int(size or 0) <= max(TABLE_TO_FILE * file_size, TABLE_ALWAYS_SCANNED)
-
-
-async def _mark(conn: asyncpg.Connection) -> int:
-    """The savepoint's transaction id: a row written here carries it as its xmin."""
-    await conn.execute(f"CREATE TEMP TABLE {MARK} (x int) ON COMMIT DROP")
-    return int(await conn.fetchval(f"INSERT INTO {MARK} VALUES (1) RETURNING xmin"))
-
-
-async def _breaks_a_rule(
-    conn: asyncpg.Connection, spec: CsvTable, direct: DirectPlan, mark: int
-) -> bool:
-    return bool(
-        await conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {spec.qualified} t "
-            f"WHERE t.xmin = $1::xid AND ({' OR '.join(direct.value_rules)}))",
-            mark,
-        )
-    )
+def refusing_where(direct: DirectPlan) -> str | None:
+    """COPY's WHERE: true for every row, and an error (csv_refuse_row) for one that breaks a
+    rule; None when there is no rule. Only a broken row calls the function (a CASE), and
+    its argument is a column, so the call is never folded into a constant ahead of the rows."""
+    if not direct.value_rules:
+        return None
+    column = quote_ident(direct.columns[0])
+    broken = " OR ".join(direct.value_rules)
+    return f"CASE WHEN {broken} THEN csv_refuse_row({column}) ELSE true END"

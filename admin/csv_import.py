@@ -24,7 +24,7 @@ import asyncpg
 
 from admin import csv_error_files as error_files
 from admin.csv_checks import BROKEN, LINE, ORD, STAGE, Checks, typed
-from admin.csv_direct import DirectPlan, Outcome, copy_direct, plan
+from admin.csv_direct import DirectPlan, Outcome, Screen, copy_direct, plan
 from admin.csv_format import FileFormat
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
@@ -312,11 +312,15 @@ class Importer:
         return rows, inserted, updated
 
     async def write_direct(
-        self, direct: DirectPlan, file: BinaryIO, report: Progress = _no_progress
+        self,
+        direct: DirectPlan,
+        file: BinaryIO,
+        report: Progress = _no_progress,
+        screened: Screen | None = None,
     ) -> Outcome:
         """Copy the file straight into the table; when nothing was written, the file is
         staged next."""
-        outcome = await copy_direct(self.conn, self.spec, direct, file, self.format)
+        outcome = await copy_direct(self.conn, self.spec, direct, file, self.format, screened)
         if outcome.written is None:
             return outcome
         self.rows = outcome.written
@@ -366,11 +370,13 @@ async def import_csv(
     file_format: FileFormat,
     progress: Progress | None = None,
     owner: int = 0,
+    screened: Screen | None = None,
 ) -> ImportResult:
     """Stage, check and write the file in one transaction; ImportRejected writes nothing.
 
     `on_success` runs inside the transaction (the audit entry commits with the rows). No
     statement runs longer than `seconds_left` (the rest of the import's time limit).
+    `screened`: the direct path's screens, fed the file as it was received.
     """
     started = time.perf_counter()
     importer = Importer(conn, spec, header, mapping, options, file_format, owner)
@@ -388,7 +394,7 @@ async def import_csv(
         direct = plan(spec, mapping, options)
         outcome = Outcome(None)
         if direct is not None:
-            outcome = await importer.write_direct(direct, file, report)
+            outcome = await importer.write_direct(direct, file, report, screened)
         if outcome.written is not None:
             rows, inserted, updated = outcome.written, outcome.written, 0
         else:

@@ -22,17 +22,25 @@ from admin import csv_error_files as error_files
 from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
 from admin.bodies import BodyLimits
 from admin.csv_dialect import UTF8_BOM, CrlfRows, ExportDialect, dialect_of
+from admin.csv_direct import Screen, plan
 from admin.csv_export import ExportOutcome, export_query, start_export
 from admin.csv_export_split import SplitPlan, narrowed
-from admin.csv_format import read_sample, resolve
+from admin.csv_format import FileFormat, read_sample, resolve
 from admin.csv_import import DryRun, ImportResult, import_csv
-from admin.csv_mapping import map_header
+from admin.csv_mapping import ColumnMapping, map_header
 from admin.csv_options import ImportOptions, chosen_mapping
 from admin.csv_preview import preview_page
 from admin.csv_problems import ImportRejected, Problem
 from admin.csv_spool import spool
 from admin.csv_tables import CsvTable, csv_table
-from admin.csv_upload import HeaderError, Upload, UploadRefused, open_upload, split_header
+from admin.csv_upload import (
+    CsvHeader,
+    HeaderError,
+    Upload,
+    UploadRefused,
+    open_upload,
+    split_header,
+)
 from admin.htmx import render
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
@@ -333,20 +341,13 @@ async def _receive_and_import(
     Nothing in the database is held while the client sends (see csv_spool).
     """
     header, rest = await split_header(upload.chunks())
-    with await spool(header.raw, rest) as file:
+    screen = _screen_while_receiving(spec, options, header, value_of)
+    with await spool(header.raw, rest, screen.feed if screen else None) as file:
         sample = await asyncio.to_thread(read_sample, file)
-        file_format = resolve(options, header.raw, sample, bom=header.bom)
-        request.state.csv_format = file_format
-        names = file_format.names(header.raw)
-        mapping = map_header(
-            spec,
-            names,
-            options.mode,
-            ignore_unknown=options.ignore_unknown,
-            chosen=chosen_mapping(value_of, len(names)),
-            decimal_comma=file_format.decimal_comma,
+        request.state.csv_format = file_format = resolve(
+            options, header.raw, sample, bom=header.bom
         )
-        request.state.csv_mapping = mapping
+        request.state.csv_mapping = mapping = _mapping(spec, options, header, file_format, value_of)
         request.state.csv_received = True
         progress = request.state.csv_progress
 
@@ -377,7 +378,42 @@ async def _receive_and_import(
                 file_format=file_format,
                 owner=current_staff(request).id,
                 progress=report,
+                screened=screen,
             )
+
+
+def _mapping(
+    spec: CsvTable,
+    options: ImportOptions,
+    header: CsvHeader,
+    file_format: FileFormat,
+    value_of: Callable[[str], str | None],
+) -> ColumnMapping:
+    names = file_format.names(header.raw)
+    return map_header(
+        spec,
+        names,
+        options.mode,
+        ignore_unknown=options.ignore_unknown,
+        chosen=chosen_mapping(value_of, len(names)),
+        decimal_comma=file_format.decimal_comma,
+    )
+
+
+def _screen_while_receiving(
+    spec: CsvTable, options: ImportOptions, header: CsvHeader, value_of: Callable[[str], str | None]
+) -> Screen | None:
+    """The direct path's screens as the header alone tells them (its format read from the
+    header), to be fed the rest of the file while it arrives; the import uses what they
+    found only if the whole file calls for the same screens."""
+    file_format = resolve(options, header.raw, header.raw, bom=header.bom)
+    try:
+        mapping = _mapping(spec, options, header, file_format, value_of)
+    except ImportRejected:
+        return None  # reported once the file is in, as before
+    direct = plan(spec, mapping, options)
+    screening = direct.screening(file_format.delimiter) if direct is not None else None
+    return Screen(screening) if screening is not None else None
 
 
 async def import_page(request: Request, table: Table) -> Response:

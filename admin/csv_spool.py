@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import BinaryIO
 
 # chunks are gathered into writes of about this size, each done off the event loop
@@ -71,10 +71,14 @@ class EndMarkerGuard:
         return b"".join(pieces)
 
 
-async def spool(header: bytes, rest: AsyncIterator[bytes]) -> BinaryIO:
+async def spool(
+    header: bytes, rest: AsyncIterator[bytes], watch: Callable[[bytes], None] | None = None
+) -> BinaryIO:
     """A temporary file holding `header` then `rest` (lone `\\.` records quoted), at offset 0.
 
-    The caller closes it (which deletes it).
+    `watch` is given the file's bytes in order, each write batch as it is written, off the
+    event loop (the direct import's screens run there while the next chunks arrive). The
+    caller closes the file (which deletes it).
     """
     file = tempfile.TemporaryFile(prefix="csv-import-")
     try:
@@ -83,13 +87,19 @@ async def spool(header: bytes, rest: AsyncIterator[bytes]) -> BinaryIO:
         async for chunk in rest:
             batch += guard.feed(chunk)
             if len(batch) >= WRITE_BATCH_BYTES:
-                await asyncio.to_thread(file.write, bytes(batch))
+                await asyncio.to_thread(_write, file, bytes(batch), watch)
                 batch.clear()
         batch += guard.finish()
-        await asyncio.to_thread(file.write, bytes(batch))
+        await asyncio.to_thread(_write, file, bytes(batch), watch)
         await asyncio.to_thread(file.flush)
         file.seek(0)
     except BaseException:
         file.close()
         raise
     return file
+
+
+def _write(file: BinaryIO, data: bytes, watch: Callable[[bytes], None] | None) -> None:
+    file.write(data)
+    if watch is not None:
+        watch(data)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from admin.csv_direct import SCREEN_BLOCK, fold_table, screen_hits
+from admin.csv_direct import SCREEN_BLOCK, Screen, Screening, screen_hits
 from admin.csv_tables import TIMESTAMP_CHECKS
 from tests.conftest import LoggedIn
 from tests.csv_helpers import USERS_HEADER, table_rows, upload, user_lines
@@ -173,6 +172,41 @@ async def test_a_file_whose_only_bad_row_is_the_last_falls_back(
     assert await conn.fetchval("SELECT count(*) FROM users") == 0
 
 
+async def test_a_broken_typed_value_is_caught_by_the_copy_and_named(
+    readings: None, admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    good = "e-1,2024-05-01 12:00:00+00,1,true,x,{}\n"
+    content = (
+        READINGS_HEADER
+        + good
+        + (
+            "e-2,2024-05-01 12:00:00+00,NaN,true,x,{}\n"  # line 3: a number, but NaN
+            "e-3,1850-05-01 12:00:00+00,2,true,x,{}\n"  # line 4: a year out of range
+        )
+        + good * 50
+    )
+    response = await send(admin_client, "readings", content)
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [(e["line"], e["column"]) for e in errors] == [(3, "value"), (4, "taken_at")]
+    assert errors[0]["value"] == "NaN"
+    assert await conn.fetchval("SELECT count(*) FROM readings") == 0
+    # the same rows without the broken two go straight in
+    response = await send(admin_client, "readings", READINGS_HEADER + good * 50)
+    assert response.status_code == 200, response.text
+    assert response.json()["direct"] is True
+
+
+async def test_the_row_refusal_keeps_copy_batched(conn: asyncpg.Connection) -> None:
+    # a volatile function in COPY's WHERE would turn its multi-row inserts off
+    volatility = await conn.fetchval(
+        "SELECT provolatile FROM pg_proc WHERE proname = 'csv_refuse_row'"
+    )
+    assert volatility == "i"
+    with pytest.raises(asyncpg.RaiseError):
+        await conn.fetchval("SELECT csv_refuse_row(x) FROM (VALUES (1)) v (x)")
+
+
 async def test_an_empty_field_for_a_default_takes_the_default(
     admin_client: LoggedIn, conn: asyncpg.Connection
 ) -> None:
@@ -239,10 +273,14 @@ async def test_references_by_name_and_upserts_are_staged(
     ],
 )
 def test_the_date_screen_sees_across_the_blocks_it_reads(tail: bytes, found: bool) -> None:
-    check = TIMESTAMP_CHECKS[1]
-    folded = [re.compile(s.encode()) for s in check.folded_screens]
-    table = fold_table(",")
+    screening = Screening((), TIMESTAMP_CHECKS[1].folded_screens, ",")
     # the field straddles the end of the first block
     content = b"a" * (SCREEN_BLOCK - 4) + tail
-    assert screen_hits(io.BytesIO(content), [], folded, table) is found
-    assert screen_hits(io.BytesIO(tail.lstrip(b",")), [], folded, table) is found
+    assert screen_hits(io.BytesIO(content), screening) is found
+    assert screen_hits(io.BytesIO(tail.lstrip(b",")), screening) is found
+    # fed as an upload arrives, in pieces of any size: the same answer
+    for data, size in ((content, 4093), (content, 65536), (tail.lstrip(b","), 1)):
+        screen = Screen(screening)
+        for start in range(0, len(data), size):
+            screen.feed(data[start : start + size])
+        assert screen.finish() is found
