@@ -175,13 +175,13 @@ async def test_a_file_whose_only_bad_row_is_the_last_falls_back(
 async def test_a_broken_typed_value_is_caught_by_the_copy_and_named(
     readings: None, admin_client: LoggedIn, conn: asyncpg.Connection
 ) -> None:
-    good = "e-1,2024-05-01 12:00:00+00,1,true,x,{}\n"
+    good = "r1,2024-05-01 12:00:00+00,1,true,x,{}\n"
     content = (
         READINGS_HEADER
         + good
         + (
-            "e-2,2024-05-01 12:00:00+00,NaN,true,x,{}\n"  # line 3: a number, but NaN
-            "e-3,1850-05-01 12:00:00+00,2,true,x,{}\n"  # line 4: a year out of range
+            "r2,2024-05-01 12:00:00+00,NaN,true,x,{}\n"  # line 3: a number, but NaN
+            "r3,1850-05-01 12:00:00+00,2,true,x,{}\n"  # line 4: a year out of range
         )
         + good * 50
     )
@@ -200,7 +200,7 @@ async def test_a_broken_typed_value_is_caught_by_the_copy_and_named(
 async def test_the_row_refusal_keeps_copy_batched(conn: asyncpg.Connection) -> None:
     # a volatile function in COPY's WHERE would turn its multi-row inserts off
     volatility = await conn.fetchval(
-        "SELECT provolatile FROM pg_proc WHERE proname = 'csv_refuse_row'"
+        "SELECT provolatile::text FROM pg_proc WHERE proname = 'csv_refuse_row'"
     )
     assert volatility == "i"
     with pytest.raises(asyncpg.RaiseError):
@@ -268,6 +268,8 @@ async def test_references_by_name_and_upserts_are_staged(
         (b",01/02/2024\n", True),
         (b",   1.2.3\n", True),
         (b"," + b" " * 40 + b"x\n", True),
+        (b"," + b" " * 20 + b"01/02/2024\n", True),
+        (b",\t1.2.24\n", True),
         (b",2024-02-01\n", False),
         (b", 2024-02-01\n", False),
     ],
