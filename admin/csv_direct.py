@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -206,6 +207,30 @@ def screen_hits(file: BinaryIO, screening: Screening) -> bool:
         file.seek(0)
 
 
+def can_follow(direct: DirectPlan | None, delimiter: str, screen: Screen | None) -> bool:
+    """Whether the file can be copied straight in while it arrives: a direct import whose
+    screens (if it needs any) are the ones being fed the file as it is received."""
+    if direct is None:
+        return False
+    screening = direct.screening(delimiter)
+    return screening is None or (screen is not None and screen.screening == screening)
+
+
+class _ScreenHit(Exception):
+    """A screen found something in a file being copied as it arrives."""
+
+
+async def _unless_screened(blocks: AsyncIterator[bytes], screen: Screen) -> AsyncIterator[bytes]:
+    """The blocks, as long as the screen (fed each block before it is readable) finds
+    nothing; _ScreenHit ends the COPY otherwise."""
+    async for block in blocks:
+        if screen.hit:
+            raise _ScreenHit
+        yield block
+    if screen.finish():
+        raise _ScreenHit
+
+
 async def copy_direct(
     conn: asyncpg.Connection,
     spec: CsvTable,
@@ -213,12 +238,20 @@ async def copy_direct(
     file: BinaryIO,
     file_format: FileFormat,
     screened: Screen | None = None,
+    arriving: AsyncIterator[bytes] | None = None,
 ) -> Outcome:
     """Copy the file into the table, its rules checked; or nothing written, the file to be
-    staged. `screened`: screens already fed the whole file as it was received; used when
-    they are the ones this file needs."""
+    staged. `screened`: screens fed the file as it was received; used when they are the
+    ones this file needs. `arriving`: the file's bytes as they arrive (can_follow holds),
+    read instead of the file, which is then not whole yet."""
     screening = direct.screening(file_format.delimiter)
-    if screening is not None:
+    source: BinaryIO | AsyncIterator[bytes] = file
+    if arriving is not None:
+        source = arriving
+        if screening is not None:
+            assert screened is not None and screened.screening == screening  # can_follow
+            source = _unless_screened(arriving, screened)
+    elif screening is not None:
         if screened is not None and screened.screening == screening:
             hit = screened.finish()
         else:
@@ -227,12 +260,13 @@ async def copy_direct(
             return Outcome(None)
     try:
         async with conn.transaction():
-            file.seek(0)
+            if arriving is None:
+                file.seek(0)
             schema, name = spec.relation
             status = await conn.copy_to_table(
                 name,
                 schema_name=schema,
-                source=file,
+                source=source,
                 columns=list(direct.columns),
                 format="csv",
                 header=True,
@@ -243,10 +277,13 @@ async def copy_direct(
             )
             # deferred keys would otherwise be checked at commit, past the fallback
             await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    except _ScreenHit:
+        return Outcome(None)
     except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.QueryCanceledError):
             raise
-        file.seek(0)
+        if arriving is None:
+            file.seek(0)
         # a broken rule (csv_refuse_row's error) is found again by the staged checks
         return Outcome(None, exc if _staging_refuses_too(exc, direct) else None)
     return Outcome(int(status.split()[-1]))

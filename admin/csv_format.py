@@ -12,7 +12,6 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from admin.csv_options import DELIMITER_LABELS, ENCODING_LABELS, ImportOptions
 from admin.csv_problems import ImportRejected, Problem
@@ -98,13 +97,6 @@ def _is_utf8(sample: bytes) -> bool:
             return True  # a character cut at the end of the sample
         return _UTF8_SEQUENCE.search(sample) is not None
     return True
-
-
-def read_sample(file: BinaryIO) -> bytes:
-    file.seek(0)
-    sample = file.read(SAMPLE_BYTES)
-    file.seek(0)
-    return sample
 
 
 def resolve(options: ImportOptions, header: bytes, sample: bytes, *, bom: bool) -> FileFormat:

@@ -16,7 +16,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -26,6 +26,7 @@ from admin import csv_error_files as error_files
 from admin.csv_checks import BROKEN, LINE, ORD, STAGE, Checks, typed
 from admin.csv_direct import DirectPlan, Outcome, Screen, copy_direct, plan
 from admin.csv_format import FileFormat
+from admin.csv_incoming import STALL_SECONDS, Incoming
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
 from admin.csv_problems import MAX_ERRORS, ImportRejected, Problem, shown
@@ -317,10 +318,13 @@ class Importer:
         file: BinaryIO,
         report: Progress = _no_progress,
         screened: Screen | None = None,
+        arriving: AsyncIterator[bytes] | None = None,
     ) -> Outcome:
         """Copy the file straight into the table; when nothing was written, the file is
         staged next."""
-        outcome = await copy_direct(self.conn, self.spec, direct, file, self.format, screened)
+        outcome = await copy_direct(
+            self.conn, self.spec, direct, file, self.format, screened, arriving
+        )
         if outcome.written is None:
             return outcome
         self.rows = outcome.written
@@ -371,12 +375,16 @@ async def import_csv(
     progress: Progress | None = None,
     owner: int = 0,
     screened: Screen | None = None,
+    arriving: Incoming | None = None,
 ) -> ImportResult:
     """Stage, check and write the file in one transaction; ImportRejected writes nothing.
 
     `on_success` runs inside the transaction (the audit entry commits with the rows). No
     statement runs longer than `seconds_left` (the rest of the import's time limit).
-    `screened`: the direct path's screens, fed the file as it was received.
+    `screened`: the direct path's screens, fed the file as it was received. `arriving`:
+    the file is still being received; a direct import copies it as it comes, anything
+    else waits for the rest (UploadStalled, with everything rolled back, when it stops
+    coming: see csv_incoming).
     """
     started = time.perf_counter()
     importer = Importer(conn, spec, header, mapping, options, file_format, owner)
@@ -394,10 +402,13 @@ async def import_csv(
         direct = plan(spec, mapping, options)
         outcome = Outcome(None)
         if direct is not None:
-            outcome = await importer.write_direct(direct, file, report, screened)
+            blocks = arriving.follow() if arriving is not None else None
+            outcome = await importer.write_direct(direct, file, report, screened, blocks)
         if outcome.written is not None:
             rows, inserted, updated = outcome.written, outcome.written, 0
         else:
+            if arriving is not None:
+                file = await arriving.whole(STALL_SECONDS)
             await importer.stage(file)
             rows, inserted, updated = await importer.write(report, outcome.refused)
         result = ImportResult(

@@ -22,16 +22,16 @@ from admin import csv_error_files as error_files
 from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
 from admin.bodies import BodyLimits
 from admin.csv_dialect import UTF8_BOM, CrlfRows, ExportDialect, dialect_of
-from admin.csv_direct import Screen, plan
+from admin.csv_direct import Screen, can_follow, plan
 from admin.csv_export import ExportOutcome, export_query, start_export
 from admin.csv_export_split import SplitPlan, narrowed
-from admin.csv_format import FileFormat, read_sample, resolve
+from admin.csv_format import SAMPLE_BYTES, FileFormat, resolve
 from admin.csv_import import DryRun, ImportResult, import_csv
+from admin.csv_incoming import Incoming, UploadStalled
 from admin.csv_mapping import ColumnMapping, map_header
 from admin.csv_options import ImportOptions, chosen_mapping
 from admin.csv_preview import preview_page
 from admin.csv_problems import ImportRejected, Problem
-from admin.csv_spool import spool
 from admin.csv_tables import CsvTable, csv_table
 from admin.csv_upload import (
     CsvHeader,
@@ -336,50 +336,74 @@ async def _receive_and_import(
     deadline: float,
     value_of: Callable[[str], str | None],
 ) -> ImportResult:
-    """Receive the whole file to disk first, then take a connection and run the transaction.
+    """Receive the file to disk, then take a connection and run the transaction; a direct
+    import of a file that arrives fast starts copying before its end is in (csv_incoming).
 
-    Nothing in the database is held while the client sends (see csv_spool).
+    Nothing in the database is held while the client sends slowly (see csv_spool).
     """
     header, rest = await split_header(upload.chunks())
     screen = _screen_while_receiving(spec, options, header, value_of)
-    with await spool(header.raw, rest, screen.feed if screen else None) as file:
-        sample = await asyncio.to_thread(read_sample, file)
+    progress = request.state.csv_progress
+
+    async def report(phase: str, rows: int | None) -> None:
+        if progress is not None:
+            await asyncio.to_thread(progress.phase, phase, rows)
+
+    async def received() -> None:
+        request.state.csv_received = True
+        await report("received", None)
+
+    incoming = Incoming(header.raw, rest, screen.feed if screen else None, received)
+    try:
+        sample = await incoming.head(SAMPLE_BYTES)
         request.state.csv_format = file_format = resolve(
             options, header.raw, sample, bom=header.bom
         )
-        request.state.csv_mapping = mapping = _mapping(spec, options, header, file_format, value_of)
-        request.state.csv_received = True
-        progress = request.state.csv_progress
+        try:
+            mapping = _mapping(spec, options, header, file_format, value_of)
+        except ImportRejected:
+            await incoming.whole()  # the answer comes once the whole file is in
+            raise
+        request.state.csv_mapping = mapping
+        direct = plan(spec, mapping, options)
+        follow = incoming.arriving and can_follow(direct, file_format.delimiter, screen)
+        if not follow:
+            await incoming.whole()
 
-        async def report(phase: str, rows: int | None) -> None:
-            if progress is not None:
-                await asyncio.to_thread(progress.phase, phase, rows)
+        async def run(arriving: Incoming | None) -> ImportResult:
+            async def on_success(result: ImportResult) -> None:
+                await _audit_import(
+                    conn, request, spec, upload, options, "imported",
+                    rows=result.rows, inserted=result.inserted, updated=result.updated,
+                    direct=result.direct,
+                )  # fmt: skip
 
-        await report("received", None)
+            seconds_left = deadline - asyncio.get_running_loop().time()
+            async with db.connection(request) as conn:
+                return await import_csv(
+                    conn,
+                    spec,
+                    header,
+                    mapping,
+                    options,
+                    incoming.file,
+                    on_success,
+                    seconds_left=seconds_left,
+                    file_format=file_format,
+                    owner=current_staff(request).id,
+                    progress=report,
+                    screened=screen,
+                    arriving=arriving,
+                )
 
-        async def on_success(result: ImportResult) -> None:
-            await _audit_import(
-                conn, request, spec, upload, options, "imported",
-                rows=result.rows, inserted=result.inserted, updated=result.updated,
-                direct=result.direct,
-            )  # fmt: skip
-
-        seconds_left = deadline - asyncio.get_running_loop().time()
-        async with db.connection(request) as conn:
-            return await import_csv(
-                conn,
-                spec,
-                header,
-                mapping,
-                options,
-                file,
-                on_success,
-                seconds_left=seconds_left,
-                file_format=file_format,
-                owner=current_staff(request).id,
-                progress=report,
-                screened=screen,
-            )
+        try:
+            return await run(incoming if follow else None)
+        except UploadStalled:
+            # rolled back and the connection given back: the rest is awaited holding nothing
+            await incoming.whole()
+            return await run(None)
+    finally:
+        await incoming.close()
 
 
 def _mapping(

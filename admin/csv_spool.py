@@ -2,7 +2,9 @@
 
 A client that trickles its upload then holds no pooled connection and no transaction (an
 open import transaction has an xid, which holds back the live feed for everyone); COPY
-reads the finished file at disk speed. The file is anonymous (the system deletes it when it
+reads the finished file at disk speed. (A direct import of a file arriving fast reads the
+file while it is written, and gives its transaction up when the upload pauses: see
+csv_incoming.) The file is anonymous (the system deletes it when it
 is closed), and memory stays at about one write batch whatever the file's size.
 """
 
@@ -71,35 +73,41 @@ class EndMarkerGuard:
         return b"".join(pieces)
 
 
-async def spool(
-    header: bytes, rest: AsyncIterator[bytes], watch: Callable[[bytes], None] | None = None
-) -> BinaryIO:
-    """A temporary file holding `header` then `rest` (lone `\\.` records quoted), at offset 0.
+def new_spool() -> BinaryIO:
+    return tempfile.TemporaryFile(prefix="csv-import-")
 
-    `watch` is given the file's bytes in order, each write batch as it is written, off the
-    event loop (the direct import's screens run there while the next chunks arrive). The
-    caller closes the file (which deletes it).
-    """
-    file = tempfile.TemporaryFile(prefix="csv-import-")
-    try:
-        guard = EndMarkerGuard()
-        batch = bytearray(header)
-        async for chunk in rest:
-            batch += guard.feed(chunk)
-            if len(batch) >= WRITE_BATCH_BYTES:
-                await asyncio.to_thread(_write, file, bytes(batch), watch)
-                batch.clear()
-        batch += guard.finish()
+
+async def spool_into(
+    file: BinaryIO,
+    header: bytes,
+    rest: AsyncIterator[bytes],
+    watch: Callable[[bytes], None] | None = None,
+    written: Callable[[int], None] | None = None,
+) -> None:
+    """Write `header` then `rest` to `file`; `written` is told the size on disk (flushed,
+    readable through the file's descriptor) after each write batch."""
+    guard = EndMarkerGuard()
+    batch = bytearray(header)
+    size = 0
+
+    async def write() -> None:
+        nonlocal size
         await asyncio.to_thread(_write, file, bytes(batch), watch)
-        await asyncio.to_thread(file.flush)
-        file.seek(0)
-    except BaseException:
-        file.close()
-        raise
-    return file
+        size += len(batch)
+        batch.clear()
+        if written is not None:
+            written(size)
+
+    async for chunk in rest:
+        batch += guard.feed(chunk)
+        if len(batch) >= WRITE_BATCH_BYTES:
+            await write()
+    batch += guard.finish()
+    await write()
 
 
 def _write(file: BinaryIO, data: bytes, watch: Callable[[bytes], None] | None) -> None:
     file.write(data)
+    file.flush()
     if watch is not None:
         watch(data)

@@ -241,6 +241,53 @@ async def test_trickling_import_holds_no_transaction_and_live_orders_still_arriv
         await conn.close()
 
 
+async def _panel_transactions(conn: asyncpg.Connection) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'pg-admin-panel'"
+            " AND (backend_xid IS NOT NULL OR state LIKE 'idle in transaction%')"
+        )
+    )
+
+
+async def test_a_fast_upload_is_copied_as_it_arrives_and_a_pause_gives_the_transaction_up(
+    database_url: str, tmp_path: Path
+):
+    conn = await asyncpg.connect(database_url)
+    try:
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+            http = await _admin(server, conn)
+            content = (USERS_HEADER + "".join(user_lines(60_000))).encode()  # about 3 MB
+            first = len(content) * 2 // 3
+            reader, writer = await _raw_post_start(server, http, content[:first], len(content))
+            # the COPY into the table starts (and writes) before the rest of the file is sent
+            async with asyncio.timeout(30):
+                while not await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE application_name = 'pg-admin-panel' AND backend_xid IS NOT NULL"
+                    " AND query LIKE 'COPY %users%FROM STDIN%'"
+                ):
+                    await asyncio.sleep(0.01)
+            # the upload pauses: the import gives its transaction up while it waits
+            async with asyncio.timeout(30):
+                while await _panel_transactions(conn):
+                    await asyncio.sleep(0.05)
+            writer.write(content[first:])
+            await writer.drain()
+            status, body = await _read_response(reader)
+            writer.close()
+            assert status == 200, body
+            compact = body.replace(b" ", b"")
+            assert b'"inserted":60000' in compact and b'"direct":true' in compact
+            assert await conn.fetchval("SELECT count(*) FROM users") == 60_000
+            assert await audit_outcome(conn) == "imported"
+            assert spool_files(server) == 0
+            await http.aclose()
+    finally:
+        await conn.close()
+
+
 async def test_a_stalled_upload_is_dropped_with_408_and_writes_nothing(
     database_url: str, tmp_path: Path
 ):
