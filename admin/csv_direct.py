@@ -47,6 +47,7 @@ SCREEN_BLOCK = 1 << 20
 # a screen's match is at most this long (a numeric scale is at most 1,000): blocks overlap by it
 SCREEN_OVERLAP = 2048
 LONG_BLANK = b" " * 32
+SCREEN_SLICE = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -156,11 +157,13 @@ class Screen:
         self.hit = False
 
     def feed(self, block: bytes) -> None:
-        if self.hit or not block:
-            return
-        data = self._tail + block
-        self.hit = self._finds(data)
-        self._tail = data[-SCREEN_OVERLAP:]
+        # in slices: the search's copies (joined, folded, squeezed) stay small
+        for start in range(0, len(block), SCREEN_SLICE):
+            if self.hit:
+                return
+            data = self._tail + block[start : start + SCREEN_SLICE]
+            self.hit = self._finds(data)
+            self._tail = data[-SCREEN_OVERLAP:]
 
     def finish(self) -> bool:
         """Whether the screens found anything, once every byte was fed."""
