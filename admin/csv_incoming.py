@@ -6,15 +6,17 @@ part of the file is in (enough to read its format) and COPY reads the spool file
 grows, so receiving and writing overlap, as they do for `psql \\copy`.
 
 A client that then slows down must not keep the import's transaction open (its xid holds
-back the live feed for everyone, see csv_spool): when COPY has caught up and the spool has
-not grown for STALL_SECONDS, the read fails with UploadStalled, the transaction is rolled
-back, the connection given back, and the import runs again once the whole file is in.
+back the live feed for everyone, see csv_spool): once COPY has waited for the upload for
+STALL_SECONDS in all (one pause, or a trickle of short ones), the read fails with
+UploadStalled, the transaction is rolled back, the connection given back, and the import
+runs again once the whole file is in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import BinaryIO
 
@@ -92,9 +94,11 @@ class Incoming:
 
     async def follow(self, stall_seconds: float = STALL_SECONDS) -> AsyncIterator[bytes]:
         """The file's bytes from its start, as they are written; the receiving's error if
-        it fails, UploadStalled when it stops growing for `stall_seconds`."""
+        it fails, UploadStalled once the reader has waited `stall_seconds` in all for it
+        to grow (a trickle of short pauses adds up as one long one would)."""
         offset = 0
         descriptor = self.file.fileno()
+        budget = stall_seconds
         while True:
             if offset < self.size:
                 want = min(READ_BLOCK, self.size - offset)
@@ -104,7 +108,11 @@ class Incoming:
                 offset += len(block)
                 yield block
             elif self.arriving:
-                await self._grow(stall_seconds)
+                if budget <= 0:
+                    raise UploadStalled
+                started = time.monotonic()
+                await self._grow(budget)
+                budget -= time.monotonic() - started
             else:
                 await self._ended()
                 if offset >= self.size:

@@ -172,14 +172,18 @@ async def test_bad_row_deep_in_a_large_file_is_found_by_line(
 
 
 async def _raw_post_start(
-    server: LiveServer, http: httpx.AsyncClient, first_part: bytes, total_length: int
+    server: LiveServer,
+    http: httpx.AsyncClient,
+    first_part: bytes,
+    total_length: int,
+    path: str = "/users/import",
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open a connection and send an import request with only `first_part` of its body."""
     cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
     address = urlsplit(server.url)
     reader, writer = await asyncio.open_connection(address.hostname, address.port)
     head = (
-        "POST /users/import HTTP/1.1\r\n"
+        f"POST {path} HTTP/1.1\r\n"
         f"Host: {address.netloc}\r\n"
         "Content-Type: text/csv\r\nAccept: application/json\r\n"
         f"Content-Length: {total_length}\r\n"
@@ -282,6 +286,62 @@ async def test_a_fast_upload_is_copied_as_it_arrives_and_a_pause_gives_the_trans
             assert b'"inserted":60000' in compact and b'"direct":true' in compact
             assert await conn.fetchval("SELECT count(*) FROM users") == 60_000
             assert await audit_outcome(conn) == "imported"
+            assert spool_files(server) == 0
+            await http.aclose()
+    finally:
+        await conn.close()
+
+
+async def test_a_trickle_of_short_pauses_gives_the_transaction_up_too(
+    database_url: str, tmp_path: Path
+):
+    """No single pause reaches a second, but the COPY's waits add up: the import gives its
+    transaction up while the upload still trickles in, and imports it all once it is in.
+    (A plain table, so that its COPY always outruns the trickle.)"""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE TABLE plain_rows (id bigint PRIMARY KEY, note text NOT NULL)")
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+            http = await _admin(server, conn)
+            lines = "".join(f"{i},note number {i:08d} {'x' * 60}\n" for i in range(1, 200_001))
+            content = ("id,note\n" + lines).encode()  # about 17 MB
+            first = 3 << 20
+            reader, writer = await _raw_post_start(
+                server, http, content[:first], len(content), path="/plain_rows/import"
+            )
+            async with asyncio.timeout(30):
+                while not await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE application_name = 'pg-admin-panel' AND backend_xid IS NOT NULL"
+                    " AND query LIKE 'COPY %plain_rows%FROM STDIN%'"
+                ):
+                    await asyncio.sleep(0.01)
+            # a megabyte (what the spool writes at once) every 0.8 s: the file grows more
+            # often than once a second, and COPY reads each megabyte far faster than that
+            rest = content[first:]
+            pieces = [rest[i : i + (1 << 20)] for i in range(0, len(rest), 1 << 20)]
+            sent = 0
+
+            async def trickle() -> None:
+                nonlocal sent
+                for piece in pieces:
+                    writer.write(piece)
+                    await writer.drain()
+                    sent += 1
+                    await asyncio.sleep(0.8)
+
+            sending = asyncio.create_task(trickle())
+            async with asyncio.timeout(30):
+                while await _panel_transactions(conn):
+                    await asyncio.sleep(0.05)
+            assert not sending.done(), "the upload ended before the import gave its transaction up"
+            assert sent < len(pieces) - 2, (sent, len(pieces))
+            await sending
+            status, body = await _read_response(reader)
+            writer.close()
+            assert status == 200, body
+            assert b'"inserted":200000' in body.replace(b" ", b"")
+            assert await conn.fetchval("SELECT count(*) FROM plain_rows") == 200_000
             assert spool_files(server) == 0
             await http.aclose()
     finally:
