@@ -255,6 +255,18 @@ async def _panel_transactions(conn: asyncpg.Connection) -> int:
     )
 
 
+async def _copying_into(conn: asyncpg.Connection, table: str) -> None:
+    """Wait until the panel's COPY into `table` runs with a transaction id (it has written)."""
+    async with asyncio.timeout(30):
+        while not await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'pg-admin-panel' AND backend_xid IS NOT NULL"
+            " AND query LIKE $1",
+            f"COPY %{table}%FROM STDIN%",
+        ):
+            await asyncio.sleep(0.01)
+
+
 async def test_a_fast_upload_is_copied_as_it_arrives_and_a_pause_gives_the_transaction_up(
     database_url: str, tmp_path: Path
 ):
@@ -266,13 +278,7 @@ async def test_a_fast_upload_is_copied_as_it_arrives_and_a_pause_gives_the_trans
             first = len(content) * 2 // 3
             reader, writer = await _raw_post_start(server, http, content[:first], len(content))
             # the COPY into the table starts (and writes) before the rest of the file is sent
-            async with asyncio.timeout(30):
-                while not await conn.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE application_name = 'pg-admin-panel' AND backend_xid IS NOT NULL"
-                    " AND query LIKE 'COPY %users%FROM STDIN%'"
-                ):
-                    await asyncio.sleep(0.01)
+            await _copying_into(conn, "users")
             # the upload pauses: the import gives its transaction up while it waits
             async with asyncio.timeout(30):
                 while await _panel_transactions(conn):
@@ -309,13 +315,7 @@ async def test_a_trickle_of_short_pauses_gives_the_transaction_up_too(
             reader, writer = await _raw_post_start(
                 server, http, content[:first], len(content), path="/plain_rows/import"
             )
-            async with asyncio.timeout(30):
-                while not await conn.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE application_name = 'pg-admin-panel' AND backend_xid IS NOT NULL"
-                    " AND query LIKE 'COPY %plain_rows%FROM STDIN%'"
-                ):
-                    await asyncio.sleep(0.01)
+            await _copying_into(conn, "plain_rows")
             # a megabyte (what the spool writes at once) every 0.8 s: the file grows more
             # often than once a second, and COPY reads each megabyte far faster than that
             rest = content[first:]
