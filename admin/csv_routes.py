@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -49,6 +50,8 @@ from admin.resources.routes import page
 from admin.resources.spec import Action
 from admin.resources.tables import Kind
 from admin.settings import Settings
+
+log = logging.getLogger("admin.csv")
 
 CANCEL_POLL_SECONDS = 0.25
 PAGE = "csv/import.html"
@@ -400,6 +403,8 @@ async def _receive_and_import(
             return await run(incoming if follow else None)
         except UploadStalled:
             # rolled back and the connection given back: the rest is awaited holding nothing
+            log.warning("import into %s: the upload slowed down; waiting for all of it", spec.table)
+            metrics.CSV_PATHS.labels("import", spec.table, "direct_gave_up").inc()
             await incoming.whole()
             return await run(None)
     finally:

@@ -85,7 +85,8 @@ CSV_BYTES = Counter(
 CSV_PATHS = Counter(
     "admin_csv_paths_total",
     "How CSV transfers ran: imports copied straight into their table (direct) or staged, "
-    "exports produced serially or in two halves at once",
+    "direct imports given up on a slow upload (direct_gave_up), exports produced serially "
+    "or in two halves at once",
     ["kind", "table", "path"],
     registry=REGISTRY,
 )

@@ -343,6 +343,11 @@ async def test_a_trickle_of_short_pauses_gives_the_transaction_up_too(
             assert b'"inserted":200000' in body.replace(b" ", b"")
             assert await conn.fetchval("SELECT count(*) FROM plain_rows") == 200_000
             assert spool_files(server) == 0
+            # operators see it happen
+            scraped = (await http.get("/metrics")).text
+            gave_up = 'path="direct_gave_up",table="plain_rows"} 1.0'
+            assert f'admin_csv_paths_total{{kind="import",{gave_up}' in scraped, scraped[-3000:]
+            assert "the upload slowed down" in server.log()
             await http.aclose()
     finally:
         await conn.close()
