@@ -186,13 +186,14 @@ async def test_keyset_pages_walk_past_infinity_bc_and_far_future(
 
 async def test_cursor_of_an_odd_moment_round_trips(app, conn) -> None:
     from admin.resources import cursors
+    from admin.resources.model import SortKey
     from admin.resources.registry import Registry
 
     await seed_odd_rows(conn)
     registry = Registry(["public"])
     await registry.current(conn)
     users = registry.tables["users"]
-    sort = (users.by_name["created_at"],)
+    sort = (SortKey(users.by_name["created_at"]),)
     for row in await conn.fetch("SELECT id, created_at FROM users"):
         cursor = cursors.encode(users, sort, row)
         decoded = cursors.decode(cursor, users, sort)
