@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from admin.resources import cursors  # noqa: E402
+from admin.resources.model import SortKey  # noqa: E402
 from admin.resources.registry import Registry  # noqa: E402
 from bench.csv_common import database  # noqa: E402
 from tests.conftest import TEST_SECRET_KEY, create_staff, log_in  # noqa: E402
@@ -140,7 +141,7 @@ async def prepare(url: str, readings: int) -> tuple[list[tuple[str, str]], dict[
                 (f"{name} search q={text}", f"{table.url}?q={text}"),
             ]
             if deep is not None and not default_desc:
-                cursor = cursors.encode(table, (sort_column,), deep)
+                cursor = cursors.encode(table, (SortKey(sort_column),), deep)
                 requests.append(
                     (
                         f"{name} keyset page past row {int(total * 0.9):,}",
@@ -148,7 +149,7 @@ async def prepare(url: str, readings: int) -> tuple[list[tuple[str, str]], dict[
                     )
                 )
             elif deep is not None:
-                cursor = cursors.encode(table, (sort_column,), deep)
+                cursor = cursors.encode(table, (SortKey(sort_column),), deep)
                 requests.append(
                     (
                         f"{name} keyset page past row {int(total * 0.1):,}",

@@ -31,7 +31,7 @@ async def _pages(conn: asyncpg.Connection, query: ListQuery, *, dense: bool) -> 
 def _decoded(table, query, raw):  # type: ignore[no-untyped-def]
     from admin.resources import cursors
 
-    return cursors.decode(raw, table, query.sort_columns)
+    return cursors.decode(raw, table, query.sort_keys)
 
 
 async def test_the_in_order_search_gives_the_pages_the_index_gives(conn) -> None:
