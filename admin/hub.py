@@ -298,7 +298,7 @@ class Hub:
                         "synchronous_commit": "off",
                     },
                 )
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (TimeoutError, asyncpg.PostgresError, *db.CONNECTION_FAILURES) as exc:
                 log.warning("listener cannot connect (retry in %.1fs): %s", backoff, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
@@ -307,7 +307,7 @@ class Hub:
             try:
                 await db.install_codecs(conn)
                 await self._listen(conn)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (TimeoutError, asyncpg.PostgresError, *db.CONNECTION_FAILURES) as exc:
                 log.warning("listener connection lost: %s", exc)
             except Exception:
                 # the hub must outlive any surprise (asyncpg's internal client errors after

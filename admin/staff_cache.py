@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from admin.background import Background
+from admin.db import CONNECTION_FAILURES
 from admin.staff import StaffMember
 
 log = logging.getLogger("admin.staff_cache")
@@ -101,7 +102,7 @@ class Listener(Background):
                 while True:
                     await asyncio.sleep(POLL_SECONDS)
                     await conn.fetchval("SELECT 1", timeout=POLL_SECONDS)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (TimeoutError, asyncpg.PostgresError, *CONNECTION_FAILURES) as exc:
                 log.warning("staff cache not listening (retry in %.1fs): %s", backoff, exc)
             finally:
                 self.cache.stop_listening()

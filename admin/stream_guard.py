@@ -22,7 +22,7 @@ import asyncpg
 from starlette.requests import Request
 
 from admin.background import Background
-from admin.db import DatabaseUnavailable
+from admin.db import CONNECTION_FAILURES, DatabaseUnavailable
 from admin.hub import Subscription
 
 log = logging.getLogger("admin.stream_guard")
@@ -83,11 +83,10 @@ class StreamGuard(Background):
             try:
                 await self.check()
             except (
-                OSError,
                 TimeoutError,
                 DatabaseUnavailable,
                 asyncpg.PostgresError,
-                asyncpg.InterfaceError,
+                *CONNECTION_FAILURES,
             ) as exc:
                 # the database is away: the streams' own hub notices that, and the next
                 # round checks again

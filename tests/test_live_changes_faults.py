@@ -42,7 +42,13 @@ async def write(dsn: str, tag: str, count: int = 1) -> None:
         while True:
             try:
                 conn = await asyncpg.connect(dsn, timeout=2)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                TimeoutError,
+            ):
                 await asyncio.sleep(0.1)
                 continue
             try:
@@ -54,7 +60,13 @@ async def write(dsn: str, tag: str, count: int = 1) -> None:
                             f"{tag}{n}",
                         )
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                TimeoutError,
+            ):
                 await asyncio.sleep(0.1)
             finally:
                 await conn.close()

@@ -175,7 +175,14 @@ async def _insert_retrying(dsn: str, customer: int) -> None:
                     return
                 finally:
                     await conn.close()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                # the connection cut while the client was between two states of its protocol
+                asyncpg.InternalClientError,
+                TimeoutError,
+            ):
                 await asyncio.sleep(0.1)
 
 
