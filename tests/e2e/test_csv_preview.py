@@ -79,6 +79,8 @@ async def test_phases_show_and_cancel_rolls_back(
         encoding="utf-8",
     )
     await page.set_input_files("#import-file", str(source))
+    # the preview's mapping is what leaves `remark` out: import once it is there
+    await page.locator("#import-preview [data-preview]").wait_for()
     holder = await asyncpg.connect(database_url)
     try:
         transaction = holder.transaction()
