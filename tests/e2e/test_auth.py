@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from playwright.async_api import Page
 
+from tests.e2e.waits import url_has
 from tests.live import LiveServer
 
 
 async def test_wrong_password_login_and_logout(page: Page, server: LiveServer, e2e_admin):
     username, password = e2e_admin
     await page.goto(server.url + "/staff")
-    assert "/login" in page.url
-
+    await url_has(page, "/login")
     await page.fill("#username", username)
     await page.fill("#password", "not the password")
     await page.click("button[type=submit]")
     alert = page.locator("#login-form [role=alert]")
     await alert.wait_for()
     assert await alert.inner_text() == "Wrong username or password."
-    assert "/login" in page.url
-
+    await url_has(page, "/login")
     await page.fill("#password", password)
     await page.click("button[type=submit]")
     await page.wait_for_url(server.url + "/staff")
@@ -30,4 +29,4 @@ async def test_wrong_password_login_and_logout(page: Page, server: LiveServer, e
     await page.wait_for_url(server.url + "/login")
     assert "You have been logged out." in await page.locator("#flashes").inner_text()
     await page.goto(server.url + "/account")
-    assert "/login" in page.url
+    await url_has(page, "/login")

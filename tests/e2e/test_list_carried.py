@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.waits import url_has
 from tests.live import LiveServer
 
 SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
@@ -124,7 +125,7 @@ async def test_a_combined_sort_from_the_then_link(
     await expect(page.locator("#list-table thead th[aria-sort=ascending]")).to_contain_text(
         "Status"
     )
-    assert "sort=status%2Ccreated_at" in page.url
+    await url_has(page, "sort=status%2Ccreated_at")
     await expect(page.locator("#list-table thead")).to_contain_text("▲2")
     expected = [
         r["id"]

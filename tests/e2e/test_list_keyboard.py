@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.waits import url_has
 from tests.live import LiveServer
 
 
@@ -100,7 +101,7 @@ async def test_a_bulk_action_by_keyboard_alone(
     await _tab_to(page, "BUTTON|Deactivate: 2 users")
     await page.keyboard.press("Space")
     await expect(page.locator(".flash")).to_contain_text("2 users changed")
-    assert "q=kbd" in page.url
+    await url_has(page, "q=kbd")
     conn = await asyncpg.connect(database_url)
     try:
         inactive = await conn.fetch("SELECT id FROM users WHERE NOT is_active ORDER BY id")

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.waits import url_has
 from tests.live import LiveServer
 
 SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
@@ -60,7 +61,7 @@ async def test_a_mixed_direction_sort_pages_and_survives_a_search(
     )
     await page.get_by_role("link", name="Sort by Active, then by Email descending").click()
     await expect(page.locator("#list-table thead")).to_contain_text("▼2")
-    assert "sort=is_active%2C-email" in page.url
+    await url_has(page, "sort=is_active%2C-email")
     expected = [
         r["id"]
         for r in await _sql(database_url, "SELECT id FROM users ORDER BY is_active, email DESC, id")
@@ -73,7 +74,7 @@ async def test_a_mixed_direction_sort_pages_and_survives_a_search(
     assert seen == expected[:20]
     await page.fill("#list-search", "mixed00")
     await expect(page.locator("#list-table tbody tr")).to_have_count(9)
-    assert "sort=is_active%2C-email" in page.url and "q=mixed00" in page.url
+    await url_has(page, "sort=is_active%2C-email", "q=mixed00")
     matching = [
         r["id"]
         for r in await _sql(

@@ -6,6 +6,7 @@ from playwright.async_api import Page, Route, expect
 
 from tests.conftest import TEST_SECRET_KEY
 from tests.e2e.conftest import log_in_page
+from tests.e2e.waits import url_has
 from tests.live import live_server
 from tests.live_helpers import add_customer, insert_orders
 
@@ -151,7 +152,7 @@ async def test_chart_switches_range_and_tells_each_bar_on_hover(
         "aria-current", "true"
     )
     await expect(page.locator("#chart-heading")).to_have_text(re.compile("last 24 hours"))
-    assert "range=day" in page.url
+    await url_has(page, "range=day")
     # the live feed's hourly chart does not overwrite the day shown
     await page.wait_for_timeout(1500)
     await expect(bars).to_have_count(24)
@@ -164,4 +165,4 @@ async def test_chart_switches_range_and_tells_each_bar_on_hover(
     await expect(bars).to_have_count(28)
     await page.click('a[data-chart-range="hour"]')
     await expect(bars).to_have_count(60)
-    assert "range=" not in page.url
+    await url_has(page, absent=("range=",))
