@@ -137,12 +137,16 @@ async def _prepare_database(settings: Settings) -> None:
         await conn.close()
 
 
-async def _close_pool(pool: asyncpg.Pool) -> None:
-    """Close gracefully if every connection comes back in time, else drop them."""
+async def close_pool(pool: asyncpg.Pool) -> None:
+    """Close gracefully if every connection comes back in time, else drop them; a
+    connection the server already cut is dropped too (saying goodbye on it would fail)."""
     try:
         await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
     except TimeoutError:
         log.warning("pool not closed within %.0f s: terminating it", POOL_CLOSE_SECONDS)
+        pool.terminate()
+    except db.CONNECTION_FAILURES as exc:
+        log.warning("pool closed with a connection already lost: %s", exc)
         pool.terminate()
 
 
@@ -213,7 +217,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
             await health.stop(app)
             await replica.stop(app)
             if own_pool:
-                await _close_pool(app.state.pool)
+                await close_pool(app.state.pool)
             if server is not None:
                 await asyncio.to_thread(embedded.stop, server)
 
