@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
 from admin.demo import load_demo_data
 from tests import axe
+from tests.e2e.shared import SIZES
+from tests.e2e.shared import fetchval as _sql
 from tests.live import LiveServer
 
-SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
 SCHEMES = ("light", "dark")
 
 # a change someone else saves while a form is open, per table: the conflict state
@@ -38,14 +38,6 @@ def seeded(database_url: str) -> str:
 
     pg.run(load_demo_data(database_url, users=12, orders=12, products=12, seed=11))
     return database_url
-
-
-async def _sql(database_url: str, sql: str, *args: object) -> object:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 class Sweep:

@@ -9,17 +9,9 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.shared import SIZES
+from tests.e2e.shared import fetchval as _sql
 from tests.live import LiveServer
-
-SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
-
-
-async def _sql(database_url: str, sql: str, *args: object) -> object:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def _seed(database_url: str) -> int:

@@ -4,22 +4,13 @@ sorted list returns to it; a combined sort is chosen from a column's "then" link
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.shared import SIZES
+from tests.e2e.shared import fetch as _sql
 from tests.e2e.waits import url_has
 from tests.live import LiveServer
-
-SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
-
-
-async def _sql(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
 
 
 async def _seed_users(database_url: str) -> None:

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.shared import SIZES
 from tests.e2e.waits import url_has
 from tests.live import LiveServer
 
@@ -39,9 +40,6 @@ async def _focused(page: Page) -> str:
         "() => { const a = document.activeElement;"
         " return (a.id || a.tagName) + '|' + (a.textContent || '').trim().slice(0, 60); }"
     )
-
-
-SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
 
 
 async def _tab_to(page: Page, wanted: str, *, back: bool = False, most: int = 60) -> None:

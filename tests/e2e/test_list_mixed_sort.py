@@ -4,22 +4,13 @@ leads back to that very list. On a desktop and a phone."""
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.shared import SIZES
+from tests.e2e.shared import fetch as _sql
 from tests.e2e.waits import url_has
 from tests.live import LiveServer
-
-SIZES = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
-
-
-async def _sql(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
 
 
 async def _refresh(page: Page, server: LiveServer) -> None:

@@ -10,10 +10,9 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, Route, expect
 
+from tests.e2e.shared import SIZES
 from tests.e2e.waits import url_has
 from tests.live import LiveServer
-
-SIZES = [{"width": 1280, "height": 800}, {"width": 390, "height": 844}]
 
 
 async def _seed(database_url: str, n: int = 60) -> None:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import asyncpg
 from playwright.async_api import Page, expect
 
+from tests.e2e.shared import fetchval as _sql
 from tests.e2e.waits import url_has
 from tests.live import LiveServer
-
-
-async def _sql(database_url: str, sql: str, *args: object) -> object:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def _seed(database_url: str) -> None:
