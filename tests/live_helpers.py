@@ -10,8 +10,17 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from admin import db
 from tests.conftest import create_staff, log_in
 from tests.live import LiveServer
+
+# what a writer meets while the database is away and retries through, like a shop's code:
+# every lost-connection error the app itself answers 503 for, a refusal, a timeout
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    TimeoutError,
+    *db.CONNECTION_FAILURES,
+)
 
 
 async def add_customer(conn: asyncpg.Connection) -> int:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET_KEY, create_staff, csrf_from, log_in
 from tests.live import live_server
-from tests.live_helpers import add_customer, capture_ready, logged_in_client
+from tests.live_helpers import OUTAGE_ERRORS, add_customer, capture_ready, logged_in_client
 from tests.sse_client import Follower
 from tests.test_live_faults import _restart, own_postgres  # noqa: F401 (a fixture)
 
@@ -42,13 +42,7 @@ async def write(dsn: str, tag: str, count: int = 1) -> None:
         while True:
             try:
                 conn = await asyncpg.connect(dsn, timeout=2)
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-                TimeoutError,
-            ):
+            except OUTAGE_ERRORS:
                 await asyncio.sleep(0.1)
                 continue
             try:
@@ -60,13 +54,7 @@ async def write(dsn: str, tag: str, count: int = 1) -> None:
                             f"{tag}{n}",
                         )
                 return
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-                TimeoutError,
-            ):
+            except OUTAGE_ERRORS:
                 await asyncio.sleep(0.1)
             finally:
                 await conn.close()

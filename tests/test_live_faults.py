@@ -19,7 +19,13 @@ from admin import embedded
 from tests import pg
 from tests.conftest import TEST_SECRET_KEY
 from tests.live import LiveServer, live_server
-from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client
+from tests.live_helpers import (
+    OUTAGE_ERRORS,
+    add_customer,
+    event_ids,
+    insert_orders,
+    logged_in_client,
+)
 from tests.sse_client import Follower
 
 LISTENER = "pg-admin-panel-listener"
@@ -175,14 +181,7 @@ async def _insert_retrying(dsn: str, customer: int) -> None:
                     return
                 finally:
                     await conn.close()
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                # the connection cut while the client was between two states of its protocol
-                asyncpg.InternalClientError,
-                TimeoutError,
-            ):
+            except OUTAGE_ERRORS:
                 await asyncio.sleep(0.1)
 
 
