@@ -13,6 +13,7 @@ anything fails are the detailed checks run to name every bad cell by line and co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import time
@@ -361,6 +362,17 @@ class Importer:
         )
 
 
+@contextlib.asynccontextmanager
+async def _followed(arriving: Incoming | None) -> AsyncIterator[AsyncIterator[bytes] | None]:
+    """The file's bytes as they arrive (None: the file is whole), closed as soon as the COPY
+    is done with them, so that they set the upload's pace no longer."""
+    if arriving is None:
+        yield None
+        return
+    async with contextlib.aclosing(arriving.follow()) as blocks:
+        yield blocks
+
+
 async def import_csv(
     conn: asyncpg.Connection,
     spec: CsvTable,
@@ -402,8 +414,8 @@ async def import_csv(
         direct = plan(spec, mapping, options)
         outcome = Outcome(None)
         if direct is not None:
-            blocks = arriving.follow() if arriving is not None else None
-            outcome = await importer.write_direct(direct, file, report, screened, blocks)
+            async with _followed(arriving) as blocks:
+                outcome = await importer.write_direct(direct, file, report, screened, blocks)
         if outcome.written is not None:
             rows, inserted, updated = outcome.written, outcome.written, 0
         else:

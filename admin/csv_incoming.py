@@ -5,6 +5,14 @@ When the client sends fast, the direct path (csv_direct) instead starts once the
 part of the file is in (enough to read its format) and COPY reads the spool file as it
 grows, so receiving and writing overlap, as they do for `psql \\copy`.
 
+A fast client is read no faster than COPY takes the file: while COPY follows the spool,
+the receiving stays at most PACE_LEAD_BYTES ahead of it, as TCP holds `psql \\copy` back.
+Read in one burst instead, the upload kept the event loop busy (receiving, screening,
+hashing, writing) while it should have been feeding the COPY, whose backend waited for
+data (ClientRead) a tenth of the time in those seconds. A COPY that stops taking the
+file (it waits for a lock) sets the pace no longer once it has read nothing for
+PACE_WAIT_SECONDS: a stuck COPY never holds the client up for longer than that.
+
 A client that then slows down must not keep the import's transaction open (its xid holds
 back the live feed for everyone, see csv_spool): once COPY has waited for the upload for
 STALL_SECONDS in all (one pause, or a trickle of short ones), the read fails with
@@ -24,6 +32,10 @@ from admin.csv_spool import new_spool, spool_into
 
 STALL_SECONDS = 1.0
 READ_BLOCK = 256 << 10
+# half a second of COPY at its usual speed: the follower does not run dry when the
+# receiving misses a beat
+PACE_LEAD_BYTES = 8 << 20
+PACE_WAIT_SECONDS = 1.0
 
 
 class UploadStalled(Exception):
@@ -45,13 +57,38 @@ class Incoming:
         self.file = new_spool()
         self.size = 0
         self._grown = asyncio.Event()
+        self._followed = 0  # how far the follower has read, while it sets the pace
+        self._pacing = False
+        self._read_more = asyncio.Event()
         self._on_received: Callable[[], Awaitable[None]] | None = on_received
-        self._task = asyncio.create_task(spool_into(self.file, header, rest, watch, self._written))
+        self._task = asyncio.create_task(
+            spool_into(self.file, header, rest, watch, self._written, self._keep_pace)
+        )
         self._task.add_done_callback(lambda _: self._grown.set())
 
     def _written(self, size: int) -> None:
         self.size = size
         self._grown.set()
+
+    async def _keep_pace(self) -> None:
+        """Wait, while a follower keeps reading, until it is within PACE_LEAD_BYTES of the
+        end of what was received; a follower that reads nothing for PACE_WAIT_SECONDS sets
+        the pace no longer."""
+        while self._pacing and self.size - self._followed > PACE_LEAD_BYTES:
+            self._read_more.clear()
+            try:
+                async with asyncio.timeout(PACE_WAIT_SECONDS):
+                    await self._read_more.wait()
+            except TimeoutError:
+                self._pacing = False
+
+    def _read_to(self, offset: int) -> None:
+        self._followed = offset
+        self._read_more.set()
+
+    def _unfollowed(self) -> None:
+        self._pacing = False
+        self._read_more.set()
 
     @property
     def arriving(self) -> bool:
@@ -95,28 +132,34 @@ class Incoming:
     async def follow(self, stall_seconds: float = STALL_SECONDS) -> AsyncIterator[bytes]:
         """The file's bytes from its start, as they are written; the receiving's error if
         it fails, UploadStalled once the reader has waited `stall_seconds` in all for it
-        to grow (a trickle of short pauses adds up as one long one would)."""
+        to grow (a trickle of short pauses adds up as one long one would). The receiving
+        keeps pace with the reader until it is closed (see the module's note)."""
         offset = 0
         descriptor = self.file.fileno()
         budget = stall_seconds
-        while True:
-            if offset < self.size:
-                want = min(READ_BLOCK, self.size - offset)
-                # from the page cache, on the event loop: a worker thread would keep a
-                # malloc arena of its own for them (the server grew by 5 MB more)
-                block = os.pread(descriptor, want, offset)
-                offset += len(block)
-                yield block
-            elif self.arriving:
-                if budget <= 0:
-                    raise UploadStalled
-                started = time.monotonic()
-                await self._grow(budget)
-                budget -= time.monotonic() - started
-            else:
-                await self._ended()
-                if offset >= self.size:
-                    return
+        self._pacing = True
+        try:
+            while True:
+                if offset < self.size:
+                    want = min(READ_BLOCK, self.size - offset)
+                    # from the page cache, on the event loop: a worker thread would keep a
+                    # malloc arena of its own for them (the server grew by 5 MB more)
+                    block = os.pread(descriptor, want, offset)
+                    offset += len(block)
+                    self._read_to(offset)
+                    yield block
+                elif self.arriving:
+                    if budget <= 0:
+                        raise UploadStalled
+                    started = time.monotonic()
+                    await self._grow(budget)
+                    budget -= time.monotonic() - started
+                else:
+                    await self._ended()
+                    if offset >= self.size:
+                        return
+        finally:
+            self._unfollowed()
 
     async def close(self) -> None:
         if self.arriving:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import BinaryIO
 
 # chunks are gathered into writes of about this size, each done off the event loop
@@ -83,9 +83,11 @@ async def spool_into(
     rest: AsyncIterator[bytes],
     watch: Callable[[bytes], None] | None = None,
     written: Callable[[int], None] | None = None,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Write `header` then `rest` to `file`; `written` is told the size on disk (flushed,
-    readable through the file's descriptor) after each write batch."""
+    readable through the file's descriptor) after each write batch, and `pace` awaited
+    before more of `rest` is read."""
     guard = EndMarkerGuard()
     batch = bytearray(header)
     size = 0
@@ -97,6 +99,8 @@ async def spool_into(
         batch.clear()
         if written is not None:
             written(size)
+        if pace is not None:
+            await pace()
 
     async for chunk in rest:
         batch += guard.feed(chunk)

@@ -353,6 +353,47 @@ async def test_a_trickle_of_short_pauses_gives_the_transaction_up_too(
         await conn.close()
 
 
+async def test_a_copy_waiting_for_a_lock_does_not_hold_the_upload_back(
+    database_url: str, tmp_path: Path
+):
+    """The receiving keeps pace with the COPY (csv_incoming), but a COPY that stops (here it
+    waits for another transaction's row with the same key) sets the pace no longer: the
+    client sends all of a file far larger than the lead, and the import ends once the
+    other transaction has."""
+    conn = await asyncpg.connect(database_url)
+    holder = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE TABLE plain_rows (id bigint PRIMARY KEY, note text NOT NULL)")
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
+            http = await _admin(server, conn)
+            lines = "".join(f"{i},note number {i:08d} {'x' * 60}\n" for i in range(1, 400_001))
+            content = ("id,note\n" + lines).encode()  # about 34 MB: four times the lead
+            held = holder.transaction()
+            await held.start()
+            await holder.execute("INSERT INTO plain_rows VALUES (20000, 'held')")  # at 2 MB
+            async with asyncio.timeout(60):
+                # the whole body is taken while the COPY waits (drained: nothing held back)
+                reader, writer = await _raw_post_start(
+                    server, http, content, len(content), path="/plain_rows/import"
+                )
+            assert await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg-admin-panel'"
+                " AND wait_event_type = 'Lock' AND query LIKE 'COPY%plain_rows%'"
+            ), "the COPY should still be waiting for the other transaction"
+            await held.rollback()
+            status, body = await _read_response(reader)
+            writer.close()
+            assert status == 200, body
+            compact = body.replace(b" ", b"")
+            assert b'"inserted":400000' in compact and b'"direct":true' in compact
+            assert await conn.fetchval("SELECT count(*) FROM plain_rows") == 400_000
+            assert spool_files(server) == 0
+            await http.aclose()
+    finally:
+        await holder.close()
+        await conn.close()
+
+
 async def test_a_stalled_upload_is_dropped_with_408_and_writes_nothing(
     database_url: str, tmp_path: Path
 ):
