@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +162,26 @@ def run_sql(database_url: str, sql: str) -> object:
             await conn.close()
 
     return asyncio.run(go())
+
+
+def alternating(
+    rounds: int, loads: dict[str, Callable[[], float]], before_each: Callable[[], None]
+) -> dict[str, list[float]]:
+    """The seconds of each load, run `rounds` times in turn, the order reversed every other
+    round (A B, B A, A B...), `before_each` (emptying the table, a checkpoint) before each
+    run: neither side always runs second, into a server with the other's WAL to write out."""
+    seconds: dict[str, list[float]] = {label: [] for label in loads}
+    order = list(loads)
+    for round_number in range(rounds):
+        for label in order if round_number % 2 == 0 else reversed(order):
+            before_each()
+            seconds[label].append(loads[label]())
+    return seconds
+
+
+def checkpoint(database_url: str) -> None:
+    """A checkpoint now, so that a timed load does not pay for the one before it."""
+    run_sql(database_url, "CHECKPOINT")
 
 
 def file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:

@@ -6,13 +6,16 @@ Prints rows/s for psql \\copy, HTTP insert and HTTP upsert (every row already th
 round-trip case), a dry run (validate only) of the same file into the full table, and the
 error path (a file with --errors problems scattered through it, every one reported; with
 --last-row-error also the file whose only problem is its last row), their
-ratios to psql or to the insert, and the server process's RSS growth.
+ratios to psql or to the insert, and the server process's RSS growth. psql and the HTTP
+insert run --rounds times each, in turn (see csv_common.alternating); their medians are
+compared.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -22,6 +25,8 @@ from csv_common import (
     COLUMNS,
     RssPeak,
     admin_server,
+    alternating,
+    checkpoint,
     database,
     file_chunks,
     psql_binary,
@@ -45,6 +50,9 @@ def main() -> None:
     parser.add_argument("--errors", type=int, default=10_000, help="0: no error-path run")
     parser.add_argument("--skip-upsert", action="store_true", help="insert and errors only")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="psql and HTTP inserts, in turn (medians kept)"
+    )
+    parser.add_argument(
         "--last-row-error",
         action="store_true",
         help="also a file whose only problem is its last row (COPY reads it all before failing)",
@@ -64,29 +72,46 @@ def main() -> None:
     print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB")
     try:
         with database() as url, admin_server(url) as (server, http):
-            psql_seconds = psql_copy(url, path)
-            assert run_sql(url, "SELECT count(*) FROM users") == args.rows
-            run_sql(url, "TRUNCATE users CASCADE")
             results: dict[str, tuple[float, float]] = {}
-            runs = (
-                ("insert", "mode=insert", path, 200),
-                ("upsert", "mode=upsert", path, 200),
-                ("dry run", "mode=upsert&dry_run=1", path, 200),
-            )
-            for label, query, source, status in runs[:1] if args.skip_upsert else runs:
+
+            def http_import(label: str, query: str) -> float:
                 with RssPeak(server_pid(server)) as rss:
                     started = time.perf_counter()
                     response = http.post(
                         f"/users/import?{query}",
-                        content=file_chunks(source),
+                        content=file_chunks(path),
                         headers={"Content-Type": "text/csv", "Accept": "application/json"},
                     )
                     seconds = time.perf_counter() - started
-                assert response.status_code == status, response.text[:2000]
+                assert response.status_code == 200, response.text[:2000]
                 body = response.json()
                 assert body["rows"] == args.rows, body
-                results[label] = (seconds, rss.growth_mb)
+                growth = max(rss.growth_mb, results.get(label, (0.0, 0.0))[1])
+                results[label] = (seconds, growth)
                 print(f"http {label}: { {k: v for k, v in body.items() if k != 'mapping'} }")
+                return seconds
+
+            def empty_table() -> None:
+                run_sql(url, "TRUNCATE users CASCADE")
+                checkpoint(url)
+
+            inserts = alternating(
+                args.rounds,
+                {
+                    "psql": lambda: psql_copy(url, path),
+                    "insert": lambda: http_import("insert", "mode=insert"),
+                },
+                empty_table,
+            )
+            for label, runs in inserts.items():
+                print(f"{label} runs: " + " ".join(f"{r:.2f}" for r in runs) + " s")
+            psql_seconds = statistics.median(inserts["psql"])
+            results["insert"] = (statistics.median(inserts["insert"]), results["insert"][1])
+            # the rounds end with a load: the table holds the file's rows
+            assert run_sql(url, "SELECT count(*) FROM users") == args.rows
+            if not args.skip_upsert:
+                http_import("upsert", "mode=upsert")
+                http_import("dry run", "mode=upsert&dry_run=1")
             assert run_sql(url, "SELECT count(*) FROM users") == args.rows
             # the error path: into the empty table, like the insert it is compared with
             run_sql(url, "TRUNCATE users CASCADE")

@@ -6,13 +6,15 @@ the catalog), against psql on the same server in the same run.
 The table has a bigint identity key, text, timestamptz, numeric, boolean, jsonb and text[]
 columns, a CHECK and a second index. Prints psql \\copy and HTTP import (insert into the
 empty table), psql COPY TO and HTTP export (the same SELECT, best of --repeat), their
-ratios, the server's RSS growth and its CPU time for the export.
+ratios, the server's RSS growth and its CPU time for the export. The imports run --rounds
+times each, in turn (see csv_common.alternating); their medians are compared.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -22,6 +24,8 @@ import psutil
 from csv_common import (
     RssPeak,
     admin_server,
+    alternating,
+    checkpoint,
     csv_spec,
     database,
     file_chunks,
@@ -82,6 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="exports; the best time is kept")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="imports, in turn (the median is kept)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="csv-introspected-"))
     source, target = work / "readings.csv", work / "out.csv"
@@ -93,18 +100,37 @@ def main() -> None:
             subprocess.run([psql_binary(), url, "-qc", SCHEMA], check=True)
             with admin_server(url) as (server, http):
                 load = f"\\copy readings({COLUMNS}) from '{source}' csv header"
-                results[PSQL_COPY] = (timed([psql_binary(), url, "-qc", load]), 0.0)
-                run_sql(url, "TRUNCATE readings")
-                with RssPeak(server_pid(server)) as rss:
-                    started = time.perf_counter()
-                    response = http.post(
-                        "/readings/import",
-                        content=file_chunks(source),
-                        headers={"Content-Type": "text/csv", "Accept": "application/json"},
-                    )
-                    results["http import"] = (time.perf_counter() - started, rss.growth_mb)
-                assert response.status_code == 200, response.text[:2000]
-                assert response.json()["rows"] == args.rows
+                growth = 0.0
+
+                def psql_load() -> float:
+                    return timed([psql_binary(), url, "-qc", load])
+
+                def http_load() -> float:
+                    nonlocal growth
+                    with RssPeak(server_pid(server)) as rss:
+                        started = time.perf_counter()
+                        response = http.post(
+                            "/readings/import",
+                            content=file_chunks(source),
+                            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+                        )
+                        seconds = time.perf_counter() - started
+                    assert response.status_code == 200, response.text[:2000]
+                    assert response.json()["rows"] == args.rows
+                    growth = max(growth, rss.growth_mb)
+                    return seconds
+
+                def empty_table() -> None:
+                    run_sql(url, "TRUNCATE readings")
+                    checkpoint(url)
+
+                loads = alternating(
+                    args.rounds, {PSQL_COPY: psql_load, "http import": http_load}, empty_table
+                )
+                for label, runs in loads.items():
+                    print(f"{label} runs: " + " ".join(f"{r:.2f}" for r in runs) + " s")
+                results[PSQL_COPY] = (statistics.median(loads[PSQL_COPY]), 0.0)
+                results["http import"] = (statistics.median(loads["http import"]), growth)
                 subprocess.run([psql_binary(), url, "-qc", "VACUUM ANALYZE readings"], check=True)
                 # psql runs exactly the SELECT the HTTP export runs (with the rows' versions)
                 select = export_query(csv_spec(url, "readings"), "", "ORDER BY id ASC", raw=True)
