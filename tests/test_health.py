@@ -12,23 +12,15 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import psutil
 import pytest
 
 from admin import db, embedded
 from admin.app import create_app
 from admin.health import DatabaseProbe
 from admin.settings import Settings
+from tests.cli import kill_everything_under, wait_until_gone
 from tests.conftest import create_staff, log_in
 from tests.live import free_port
-
-
-def postgres_processes_under(directory: Path) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(directory) in part for part in process.info["cmdline"] or []):
-            found.append(process)
-    return found
 
 
 @pytest.fixture
@@ -36,8 +28,7 @@ def own_server_dir() -> Iterator[Path]:
     """A directory for a dedicated embedded server; no process may outlive the test."""
     directory = Path(tempfile.mkdtemp(prefix="admin-health-", dir="/tmp"))
     yield directory
-    for process in postgres_processes_under(directory):
-        process.kill()
+    kill_everything_under(directory)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -62,7 +53,8 @@ async def test_healthz_reports_a_stopped_database_and_recovers(
 
                 await asyncio.to_thread(embedded.stop, server)
                 stopped = True
-                assert postgres_processes_under(own_server_dir) == []
+                # pg_ctl returns once the pid file is gone; the postmaster exits just after
+                assert await asyncio.to_thread(wait_until_gone, own_server_dir) == []
 
                 down = await http.get("/healthz")
                 assert down.status_code == 503
@@ -83,7 +75,7 @@ async def test_healthz_reports_a_stopped_database_and_recovers(
     finally:
         if not stopped:
             await asyncio.to_thread(embedded.stop, server)
-    assert postgres_processes_under(own_server_dir) == []
+    assert await asyncio.to_thread(wait_until_gone, own_server_dir) == []
 
 
 @pytest.fixture
