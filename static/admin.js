@@ -37,6 +37,20 @@
     }
   });
 
+  // A field is checked as it loses focus, but not when it loses it to a submit button of
+  // its own form: the submit checks every field anyway, and a message appearing above the
+  // button while it is being pressed moves the button away from the pointer (the click is
+  // lost, and the form is not sent).
+  document.addEventListener("htmx:confirm", function (event) {
+    var trigger = event.detail.triggeringEvent;
+    if (!trigger || (trigger.type !== "blur" && trigger.type !== "focusout")) return;
+    var next = trigger.relatedTarget;
+    var field = event.detail.elt;
+    if (next && next.type === "submit" && next.form && field.form === next.form) {
+      event.preventDefault();
+    }
+  });
+
   // Render 4xx fragments (validation errors, conflicts) instead of dropping them.
   document.addEventListener("htmx:beforeSwap", function (event) {
     var status = event.detail.xhr.status;
