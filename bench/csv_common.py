@@ -184,6 +184,22 @@ def checkpoint(database_url: str) -> None:
     run_sql(database_url, "CHECKPOINT")
 
 
+def post_csv(
+    server: LiveServer, http: httpx.Client, path: str, source: Path
+) -> tuple[httpx.Response, float, float]:
+    """POST the file at `source` to `path` as a raw CSV body: the answer, the seconds it took
+    and the server's RSS growth meanwhile."""
+    with RssPeak(server_pid(server)) as rss:
+        started = time.perf_counter()
+        response = http.post(
+            path,
+            content=file_chunks(source),
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+        )
+        seconds = time.perf_counter() - started
+    return response, seconds, rss.growth_mb
+
+
 def file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while chunk := handle.read(size):

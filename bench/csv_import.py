@@ -23,15 +23,13 @@ from pathlib import Path
 
 from csv_common import (
     COLUMNS,
-    RssPeak,
     admin_server,
     alternating,
     checkpoint,
     database,
-    file_chunks,
+    post_csv,
     psql_binary,
     run_sql,
-    server_pid,
     write_users_csv,
 )
 
@@ -75,18 +73,11 @@ def main() -> None:
             results: dict[str, tuple[float, float]] = {}
 
             def http_import(label: str, query: str) -> float:
-                with RssPeak(server_pid(server)) as rss:
-                    started = time.perf_counter()
-                    response = http.post(
-                        f"/users/import?{query}",
-                        content=file_chunks(path),
-                        headers={"Content-Type": "text/csv", "Accept": "application/json"},
-                    )
-                    seconds = time.perf_counter() - started
+                response, seconds, grew = post_csv(server, http, f"/users/import?{query}", path)
                 assert response.status_code == 200, response.text[:2000]
                 body = response.json()
                 assert body["rows"] == args.rows, body
-                growth = max(rss.growth_mb, results.get(label, (0.0, 0.0))[1])
+                growth = max(grew, results.get(label, (0.0, 0.0))[1])
                 results[label] = (seconds, growth)
                 print(f"http {label}: { {k: v for k, v in body.items() if k != 'mapping'} }")
                 return seconds
@@ -115,31 +106,18 @@ def main() -> None:
             assert run_sql(url, "SELECT count(*) FROM users") == args.rows
             # the error path: into the empty table, like the insert it is compared with
             run_sql(url, "TRUNCATE users CASCADE")
+            insert = "/users/import?mode=insert"
             if args.errors:
-                with RssPeak(server_pid(server)) as rss:
-                    started = time.perf_counter()
-                    response = http.post(
-                        "/users/import?mode=insert",
-                        content=file_chunks(broken),
-                        headers={"Content-Type": "text/csv", "Accept": "application/json"},
-                    )
-                    seconds = time.perf_counter() - started
+                response, seconds, grew = post_csv(server, http, insert, broken)
                 assert response.status_code == 422, response.text[:2000]
                 body = response.json()
-                results["errors"] = (seconds, rss.growth_mb)
+                results["errors"] = (seconds, grew)
                 print(f"http error path: {body['summary']} (error file: {body.get('error_file')})")
                 assert run_sql(url, "SELECT count(*) FROM users") == 0
             if args.last_row_error:
-                with RssPeak(server_pid(server)) as rss:
-                    started = time.perf_counter()
-                    response = http.post(
-                        "/users/import?mode=insert",
-                        content=file_chunks(last),
-                        headers={"Content-Type": "text/csv", "Accept": "application/json"},
-                    )
-                    seconds = time.perf_counter() - started
+                response, seconds, grew = post_csv(server, http, insert, last)
                 assert response.status_code == 422, response.text[:2000]
-                results["last row"] = (seconds, rss.growth_mb)
+                results["last row"] = (seconds, grew)
                 print(f"http last row bad: {response.json()['summary']}")
                 assert run_sql(url, "SELECT count(*) FROM users") == 0
     finally:

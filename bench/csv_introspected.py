@@ -28,7 +28,7 @@ from csv_common import (
     checkpoint,
     csv_spec,
     database,
-    file_chunks,
+    post_csv,
     psql_binary,
     run_sql,
     server_pid,
@@ -107,17 +107,10 @@ def main() -> None:
 
                 def http_load() -> float:
                     nonlocal growth
-                    with RssPeak(server_pid(server)) as rss:
-                        started = time.perf_counter()
-                        response = http.post(
-                            "/readings/import",
-                            content=file_chunks(source),
-                            headers={"Content-Type": "text/csv", "Accept": "application/json"},
-                        )
-                        seconds = time.perf_counter() - started
+                    response, seconds, grew = post_csv(server, http, "/readings/import", source)
                     assert response.status_code == 200, response.text[:2000]
                     assert response.json()["rows"] == args.rows
-                    growth = max(growth, rss.growth_mb)
+                    growth = max(growth, grew)
                     return seconds
 
                 def empty_table() -> None:
