@@ -267,6 +267,33 @@ async def _copying_into(conn: asyncpg.Connection, table: str) -> None:
             await asyncio.sleep(0.01)
 
 
+async def _copy_waiting_for_a_lock(
+    conn: asyncpg.Connection, table: str, seconds: float = 30
+) -> bool:
+    """Whether the panel's COPY into `table` waits for a lock, waiting up to `seconds` for it."""
+    async with asyncio.timeout(seconds or None):
+        while True:
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg-admin-panel'"
+                " AND wait_event_type = 'Lock' AND query LIKE $1",
+                f"COPY %{table}%",
+            )
+            if waiting or not seconds:
+                return bool(waiting)
+            await asyncio.sleep(0.02)
+
+
+async def _direct_import_answered(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rows: int
+) -> None:
+    """The import's answer: every row inserted, copied straight into the table."""
+    status, body = await _read_response(reader)
+    writer.close()
+    assert status == 200, body
+    compact = body.replace(b" ", b"")
+    assert f'"inserted":{rows}'.encode() in compact and b'"direct":true' in compact, body
+
+
 async def test_a_fast_upload_is_copied_as_it_arrives_and_a_pause_gives_the_transaction_up(
     database_url: str, tmp_path: Path
 ):
@@ -285,11 +312,7 @@ async def test_a_fast_upload_is_copied_as_it_arrives_and_a_pause_gives_the_trans
                     await asyncio.sleep(0.05)
             writer.write(content[first:])
             await writer.drain()
-            status, body = await _read_response(reader)
-            writer.close()
-            assert status == 200, body
-            compact = body.replace(b" ", b"")
-            assert b'"inserted":60000' in compact and b'"direct":true' in compact
+            await _direct_import_answered(reader, writer, 60_000)
             assert await conn.fetchval("SELECT count(*) FROM users") == 60_000
             assert await audit_outcome(conn) == "imported"
             assert spool_files(server) == 0
@@ -371,21 +394,16 @@ async def test_a_copy_waiting_for_a_lock_does_not_hold_the_upload_back(
             held = holder.transaction()
             await held.start()
             await holder.execute("INSERT INTO plain_rows VALUES (20000, 'held')")  # at 2 MB
+            sending = asyncio.create_task(
+                _raw_post_start(server, http, content, len(content), path="/plain_rows/import")
+            )
+            await _copy_waiting_for_a_lock(conn, "plain_rows")
             async with asyncio.timeout(60):
                 # the whole body is taken while the COPY waits (drained: nothing held back)
-                reader, writer = await _raw_post_start(
-                    server, http, content, len(content), path="/plain_rows/import"
-                )
-            assert await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg-admin-panel'"
-                " AND wait_event_type = 'Lock' AND query LIKE 'COPY%plain_rows%'"
-            ), "the COPY should still be waiting for the other transaction"
+                reader, writer = await sending
+            assert await _copy_waiting_for_a_lock(conn, "plain_rows", seconds=0)
             await held.rollback()
-            status, body = await _read_response(reader)
-            writer.close()
-            assert status == 200, body
-            compact = body.replace(b" ", b"")
-            assert b'"inserted":400000' in compact and b'"direct":true' in compact
+            await _direct_import_answered(reader, writer, 400_000)
             assert await conn.fetchval("SELECT count(*) FROM plain_rows") == 400_000
             assert spool_files(server) == 0
             await http.aclose()

@@ -5,8 +5,9 @@ no longer, so the client is not held up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
@@ -46,6 +47,20 @@ def _incoming(client: FastClient) -> Incoming:
     return Incoming(HEADER, client.chunks(), None, _no_callback)
 
 
+@contextlib.asynccontextmanager
+async def _read_once(
+    client: FastClient,
+) -> AsyncIterator[tuple[Incoming, AsyncGenerator[bytes, None], bytes]]:
+    """An upload from `client` whose reader has read its first block, and then stops."""
+    incoming = _incoming(client)
+    blocks = incoming.follow(stall_seconds=30)
+    try:
+        yield incoming, blocks, await anext(blocks)
+    finally:
+        await blocks.aclose()
+        await incoming.close()
+
+
 async def test_a_reader_keeps_the_receiving_within_the_lead_and_reads_every_byte() -> None:
     client = FastClient()
     incoming = _incoming(client)
@@ -82,21 +97,15 @@ async def test_a_reader_that_stops_reading_sets_the_pace_no_longer(
     upload is received at once."""
     monkeypatch.setattr(csv_incoming, "PACE_WAIT_SECONDS", 0.3)
     client = FastClient()
-    incoming = _incoming(client)
-    blocks = incoming.follow(stall_seconds=30)
-    try:
-        await anext(blocks)
+    async with _read_once(client) as (incoming, blocks, first):
         async with asyncio.timeout(10):
             while incoming.arriving:
                 await asyncio.sleep(0.01)
         assert client.sent == len(FILE)
-        read = bytearray()
+        read = bytearray(first)
         async for block in blocks:  # and the reader still gets all of it, from the spool
             read += block
-        assert len(read) + READ_BLOCK >= len(HEADER + FILE)
-    finally:
-        await blocks.aclose()
-        await incoming.close()
+        assert read == HEADER + FILE
 
 
 async def test_a_reader_that_is_closed_releases_the_receiving_at_once(
@@ -106,17 +115,12 @@ async def test_a_reader_that_is_closed_releases_the_receiving_at_once(
     waiting for a reader that is gone."""
     monkeypatch.setattr(csv_incoming, "PACE_WAIT_SECONDS", 60)
     client = FastClient()
-    incoming = _incoming(client)
-    blocks = incoming.follow(stall_seconds=30)
-    try:
-        await anext(blocks)
+    async with _read_once(client) as (incoming, blocks, first):
         await asyncio.sleep(0.5)  # far longer than the whole file takes to arrive
         # held back: no further than the lead (and a write batch) past what was read
-        assert client.sent <= READ_BLOCK + LEAD + WRITE_BATCH_BYTES + (128 << 10)
+        assert client.sent <= len(first) + LEAD + WRITE_BATCH_BYTES + (128 << 10)
         await blocks.aclose()
         async with asyncio.timeout(10):
             file = await incoming.whole()
         assert client.sent == len(FILE)
         assert file.read() == HEADER + FILE
-    finally:
-        await incoming.close()
