@@ -30,6 +30,8 @@ from typing import BinaryIO
 
 import asyncpg
 
+from admin import csv_rule_check as rule_check
+from admin import metrics
 from admin.csv_format import FileFormat
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
@@ -63,6 +65,9 @@ class DirectPlan:
     columns: tuple[str, ...]  # the table's columns, in the file's order
     required: frozenset[str]  # those an empty field leaves NULL on the staging path too
     value_rules: tuple[str, ...]  # SQL over the row's columns: true when a row breaks one
+    # each column's type where a value rule reads it, else text (csv_rule_check)
+    rule_types: tuple[str, ...]
+    costly_rules: bool  # worth checking beside the COPY (csv_rule_check)
     screens: tuple[str, ...]  # the screens of the rules on the text as written
     folded_screens: tuple[str, ...]
 
@@ -78,6 +83,8 @@ def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> Dire
         return None
     columns: list[str] = []
     value_rules: list[str] = []
+    rule_types: list[str] = []
+    costly_rules = False
     screens: list[str] = []
     folded: list[str] = []
     for field in mapping.fields:
@@ -94,17 +101,21 @@ def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> Dire
             if column.nullable or len(mapping.fields) == 1:
                 return None
             screens.extend(EMPTY_FIELD_SCREENS)
+        rule_type = "text"
         for check in column.checks:
             if check.table_enforces or not _applies(check, options):
                 continue
             if "{t}" not in check.sql:
                 value_rules.append("(" + check.sql.format(v=quote_ident(column.name)) + ")")
+                rule_type = column.stored_type
+                costly_rules = costly_rules or check.costly
             elif check.screens or check.folded_screens:
                 screens.extend(check.screens)
                 folded.extend(check.folded_screens)
             else:
                 return None
         columns.append(column.name)
+        rule_types.append(rule_type)
     if not spec.relation[1]:
         return None
     required = frozenset(c.name for _, c in mapping.columns if c.default_sql is None)
@@ -112,6 +123,8 @@ def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> Dire
         tuple(columns),
         required,
         tuple(value_rules),
+        tuple(rule_types),
+        costly_rules,
         tuple(dict.fromkeys(screens)),
         tuple(dict.fromkeys(folded)),
     )
@@ -242,18 +255,21 @@ async def copy_direct(
     file_format: FileFormat,
     screened: Screen | None = None,
     arriving: AsyncIterator[bytes] | None = None,
+    beside: asyncpg.Connection | None = None,
 ) -> Outcome:
     """Copy the file into the table, its rules checked; or nothing written, the file to be
     staged. `screened`: screens fed the file as it was received; used when they are the
     ones this file needs. `arriving`: the file's bytes as they arrive (can_follow holds),
-    read instead of the file, which is then not whole yet."""
+    read instead of the file, which is then not whole yet. `beside`: a spare connection
+    that checks the value rules while the COPY runs (csv_rule_check)."""
     screening = direct.screening(file_format.delimiter)
     source: BinaryIO | AsyncIterator[bytes] = file
+    blocks: AsyncIterator[bytes] | None = None
     if arriving is not None:
-        source = arriving
+        source = blocks = arriving
         if screening is not None:
             assert screened is not None and screened.screening == screening  # can_follow
-            source = _unless_screened(arriving, screened)
+            source = blocks = _unless_screened(arriving, screened)
     elif screening is not None:
         if screened is not None and screened.screening == screening:
             hit = screened.finish()
@@ -261,10 +277,31 @@ async def copy_direct(
             hit = await asyncio.to_thread(screen_hits, file, screening)
         if hit:
             return Outcome(None)
+    if not direct.value_rules:
+        beside = None
+    else:
+        where = "in_copy" if beside is None else "beside"
+        metrics.CSV_RULE_CHECKS.labels(spec.table, where).inc()
+    mark = rule_check.ReadMark()
+    checking: asyncio.Task[None] | None = None
     try:
         async with conn.transaction():
             if arriving is None:
                 file.seek(0)
+            if beside is not None:
+                settings = await rule_check.settings_of(conn)
+                source = mark.lead(blocks or rule_check.file_blocks(file))
+                checking = asyncio.create_task(
+                    rule_check.check_rules(
+                        beside,
+                        dict(zip(direct.columns, direct.rule_types, strict=True)),
+                        refusing_where(direct, keep=False) or "false",
+                        file_format,
+                        mark.trail(file.fileno()),
+                        settings,
+                    )
+                )
+                checking.add_done_callback(mark.ended_check)
             schema, name = spec.relation
             status = await conn.copy_to_table(
                 name,
@@ -276,11 +313,16 @@ async def copy_direct(
                 delimiter=file_format.delimiter,
                 encoding=file_format.encoding,
                 force_null=list(direct.columns),
-                where=refusing_where(direct),
+                where=None if checking is not None else refusing_where(direct),
             )
+            if checking is not None:
+                await checking
             # deferred keys would otherwise be checked at commit, past the fallback
             await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
     except _ScreenHit:
+        return Outcome(None)
+    except rule_check.RulesBroken:
+        metrics.CSV_RULE_CHECKS.labels(spec.table, "beside_refused").inc()
         return Outcome(None)
     except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.QueryCanceledError):
@@ -289,6 +331,10 @@ async def copy_direct(
             file.seek(0)
         # a broken rule (csv_refuse_row's error) is found again by the staged checks
         return Outcome(None, exc if _staging_refuses_too(exc, direct) else None)
+    finally:
+        if checking is not None:
+            mark.abandon()
+            await asyncio.wait([checking])
     return Outcome(int(status.split()[-1]))
 
 
@@ -301,12 +347,12 @@ def _staging_refuses_too(exc: asyncpg.PostgresError, direct: DirectPlan) -> bool
     return isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError))
 
 
-def refusing_where(direct: DirectPlan) -> str | None:
-    """COPY's WHERE: true for every row, and an error (csv_refuse_row) for one that breaks a
-    rule; None when there is no rule. Only a broken row calls the function (a CASE), and
+def refusing_where(direct: DirectPlan, *, keep: bool = True) -> str | None:
+    """COPY's WHERE: `keep` for every row, and an error (csv_refuse_row) for one that breaks
+    a rule; None when there is no rule. Only a broken row calls the function (a CASE), and
     its argument is a column, so the call is never folded into a constant ahead of the rows."""
     if not direct.value_rules:
         return None
     column = quote_ident(direct.columns[0])
     broken = " OR ".join(direct.value_rules)
-    return f"CASE WHEN {broken} THEN csv_refuse_row({column}) ELSE true END"
+    return f"CASE WHEN {broken} THEN csv_refuse_row({column}) ELSE {str(keep).lower()} END"

@@ -157,7 +157,7 @@ class Export:
         async with self._conn.transaction(isolation="repeatable_read"):
             await self._conn.execute("SET LOCAL statement_timeout = 0")
             found = await split.plan_halves(self._conn, plan)
-            helper = None if found is None else await split.spare_connection(self._pool)
+            helper = None if found is None else await db.spare(self._pool)
             if found is None or helper is None:
                 return await self._copy_part(query, args, header=True)
             halves, snapshot = found

@@ -24,6 +24,7 @@ from typing import BinaryIO
 import asyncpg
 
 from admin import csv_error_files as error_files
+from admin import db
 from admin.csv_checks import BROKEN, LINE, ORD, STAGE, Checks, typed
 from admin.csv_direct import DirectPlan, Outcome, Screen, copy_direct, plan
 from admin.csv_format import FileFormat
@@ -45,6 +46,8 @@ __all__ = [
     "import_csv",
 ]
 
+# giving a spare connection back waits no longer than this (a busy pool replaces it)
+RELEASE_SECONDS = 5.0
 _COPY_CONTEXT = re.compile(r'COPY \S+, line (\d+)(?:, column (\w+))?(?:: "(.*)")?\Z', re.DOTALL)
 
 
@@ -320,11 +323,12 @@ class Importer:
         report: Progress = _no_progress,
         screened: Screen | None = None,
         arriving: AsyncIterator[bytes] | None = None,
+        beside: asyncpg.Connection | None = None,
     ) -> Outcome:
         """Copy the file straight into the table; when nothing was written, the file is
         staged next."""
         outcome = await copy_direct(
-            self.conn, self.spec, direct, file, self.format, screened, arriving
+            self.conn, self.spec, direct, file, self.format, screened, arriving, beside
         )
         if outcome.written is None:
             return outcome
@@ -373,6 +377,20 @@ async def _followed(arriving: Incoming | None) -> AsyncIterator[AsyncIterator[by
         yield blocks
 
 
+@contextlib.asynccontextmanager
+async def _beside(
+    pool: asyncpg.Pool | None, direct: DirectPlan
+) -> AsyncIterator[asyncpg.Connection | None]:
+    """A spare connection to check the direct import's value rules on (csv_rule_check), when
+    they are costly and the pool has one to give at once; None otherwise."""
+    conn = await db.spare(pool) if pool is not None and direct.costly_rules else None
+    try:
+        yield conn
+    finally:
+        if conn is not None:
+            await db.checkin(pool, conn, None, RELEASE_SECONDS)
+
+
 async def import_csv(
     conn: asyncpg.Connection,
     spec: CsvTable,
@@ -388,6 +406,7 @@ async def import_csv(
     owner: int = 0,
     screened: Screen | None = None,
     arriving: Incoming | None = None,
+    pool: asyncpg.Pool | None = None,
 ) -> ImportResult:
     """Stage, check and write the file in one transaction; ImportRejected writes nothing.
 
@@ -396,7 +415,8 @@ async def import_csv(
     `screened`: the direct path's screens, fed the file as it was received. `arriving`:
     the file is still being received; a direct import copies it as it comes, anything
     else waits for the rest (UploadStalled, with everything rolled back, when it stops
-    coming: see csv_incoming).
+    coming: see csv_incoming). `pool`: where a direct import may find a spare connection
+    to check its value rules on while it copies (csv_rule_check).
     """
     started = time.perf_counter()
     importer = Importer(conn, spec, header, mapping, options, file_format, owner)
@@ -414,8 +434,10 @@ async def import_csv(
         direct = plan(spec, mapping, options)
         outcome = Outcome(None)
         if direct is not None:
-            async with _followed(arriving) as blocks:
-                outcome = await importer.write_direct(direct, file, report, screened, blocks)
+            async with _followed(arriving) as blocks, _beside(pool, direct) as beside:
+                outcome = await importer.write_direct(
+                    direct, file, report, screened, blocks, beside
+                )
         if outcome.written is not None:
             rows, inserted, updated = outcome.written, outcome.written, 0
         else:

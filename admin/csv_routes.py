@@ -397,6 +397,7 @@ async def _receive_and_import(
                     progress=report,
                     screened=screen,
                     arriving=arriving,
+                    pool=request.app.state.pool,
                 )
 
         try:

@@ -58,6 +58,8 @@ class Check:
     `folded_screens`: the same over the file's bytes folded (csv_direct.fold_table: digits to
     0, `-/.` to -, the delimiter, quotes and line breaks to \x01) with white space dropped (a
     run of 32 white space characters is a hit by itself).
+    `costly`: the rule costs more per row than reading the file again on another core (a
+    pattern match): a direct import checks it beside its COPY (csv_rule_check).
     """
 
     sql: str
@@ -66,6 +68,7 @@ class Check:
     waived_by: Option | None = None
     screens: tuple[str, ...] = ()
     folded_screens: tuple[str, ...] = ()
+    costly: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Reference:
 class CsvColumn:
     name: str
     sql_type: str  # cast target; "text" for text columns
+    stored_type: str  # the column's own type, as format_type writes it
     type_label: str  # how a bad value is described
     label: str = ""
     required: bool = False
@@ -202,6 +206,7 @@ REFINED_CHECKS: dict[tuple[str, str, str], tuple[Check, ...]] = {
         Check(
             "(length({v}) > 254 OR {v} !~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:].]+$')",
             "is not an email address like name@example.com",
+            costly=True,
         ),
     ),
 }
@@ -311,6 +316,7 @@ def _csv_column(table: Table, column: Column, key: tuple[str, ...]) -> CsvColumn
         label=column.label,
         # text of any kind is staged as text: the assignment cast refuses what is too long
         sql_type=TEXT if info.kind is Kind.TEXT else info.type_sql,
+        stored_type=info.type_sql,
         type_label=_type_label(column),
         required=not info.nullable and not info.has_default,
         default_sql=_default(table, column),

@@ -17,6 +17,9 @@ from starlette.requests import HTTPConnection
 from admin import metrics, pg_values
 from admin.settings import Settings
 
+# opening a new connection takes a few milliseconds; longer means the pool is busy
+SPARE_ACQUIRE_SECONDS = 1.0
+
 log = logging.getLogger("admin.db")
 
 Connection = asyncpg.Connection
@@ -225,6 +228,17 @@ def pool_gauges(pool: asyncpg.Pool) -> dict[str, float]:
         "admin_db_pool_in_use": size - pool.get_idle_size(),
         "admin_db_pool_max": pool.get_max_size(),
     }
+
+
+async def spare(pool: asyncpg.Pool) -> asyncpg.Connection | None:
+    """A connection the pool can give at once (an idle one, or a new one below its maximum),
+    or None: never waits for another request to give one back. Give it back with checkin."""
+    if pool.get_idle_size() < 1 and pool.get_size() >= pool.get_max_size():
+        return None
+    try:
+        return await pool.acquire(timeout=SPARE_ACQUIRE_SECONDS)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return None
 
 
 @asynccontextmanager

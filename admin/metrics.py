@@ -90,6 +90,14 @@ CSV_PATHS = Counter(
     ["kind", "table", "path"],
     registry=REGISTRY,
 )
+CSV_RULE_CHECKS = Counter(
+    "admin_csv_rule_checks_total",
+    "Value rules of direct imports: checked on a spare connection beside the COPY (beside; "
+    "beside_refused when a row broke one, or the check failed) or, with no connection to "
+    "spare, in the COPY's own WHERE (in_copy)",
+    ["table", "where"],
+    registry=REGISTRY,
+)
 LOGIN_FAILURES = Counter(
     "admin_login_failures_total", "Wrong usernames or passwords", registry=REGISTRY
 )

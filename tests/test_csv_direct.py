@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
+from admin import metrics
 from admin.csv_direct import SCREEN_BLOCK, Screen, Screening, screen_hits
 from admin.csv_tables import TIMESTAMP_CHECKS
 from tests.conftest import LoggedIn
@@ -195,6 +196,108 @@ async def test_a_broken_typed_value_is_caught_by_the_copy_and_named(
     response = await send(admin_client, "readings", READINGS_HEADER + good * 50)
     assert response.status_code == 200, response.text
     assert response.json()["direct"] is True
+
+
+def _rule_checks(table: str) -> dict[str, float]:
+    return {
+        where: metrics.CSV_RULE_CHECKS.labels(table, where)._value.get()
+        for where in ("beside", "beside_refused", "in_copy")
+    }
+
+
+def _grown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {where: after[where] - before[where] for where in before}
+
+
+# about 1 MB: several of the blocks that the check reads behind the COPY
+MANY_USERS = user_lines(24_000)
+BAD_EMAIL_LINE = 17_002  # the header is line 1
+WITH_BAD_EMAIL = [*MANY_USERS[:17_000], "zed,zed@localhost,Zed,true\n", *MANY_USERS[17_000:]]
+
+
+async def test_the_rules_are_checked_beside_the_copy_on_a_spare_connection(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    before = _rule_checks("users")
+    response = await upload(admin_client, "users", USERS_HEADER + "".join(WITH_BAD_EMAIL))
+    assert response.status_code == 422, response.text
+    assert [(e["line"], e["column"]) for e in response.json()["errors"]] == [
+        (BAD_EMAIL_LINE, "email")
+    ]
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+    assert _grown(before, _rule_checks("users")) == {
+        "beside": 1,
+        "beside_refused": 1,
+        "in_copy": 0,
+    }
+    response = await upload(admin_client, "users", USERS_HEADER + "".join(MANY_USERS))
+    assert response.status_code == 200, response.text
+    assert (response.json()["direct"], response.json()["rows"]) == (True, len(MANY_USERS))
+    assert await conn.fetchval("SELECT count(*) FROM users") == len(MANY_USERS)
+    assert _grown(before, _rule_checks("users")) == {
+        "beside": 2,
+        "beside_refused": 1,
+        "in_copy": 0,
+    }
+    # the check's connection went back to the pool, out of its transaction
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%'"
+        )
+        == 0
+    )
+
+
+async def test_with_no_connection_to_spare_the_copy_checks_the_rules_itself(
+    admin_client: LoggedIn, conn: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
+    # the test's own connection and the request's leave these to hold
+    held = [await pool.acquire() for _ in range(pool.get_max_size() - 2)]
+    try:
+        before = _rule_checks("users")
+        response = await upload(admin_client, "users", USERS_HEADER + "".join(WITH_BAD_EMAIL))
+        assert response.status_code == 422, response.text
+        assert [(e["line"], e["column"]) for e in response.json()["errors"]] == [
+            (BAD_EMAIL_LINE, "email")
+        ]
+        response = await upload(admin_client, "users", USERS_HEADER + "".join(MANY_USERS))
+        assert response.status_code == 200, response.text
+        assert response.json()["direct"] is True
+        assert _grown(before, _rule_checks("users")) == {
+            "beside": 0,
+            "beside_refused": 0,
+            "in_copy": 2,
+        }
+    finally:
+        for held_conn in held:
+            await pool.release(held_conn)
+
+
+async def test_the_check_beside_reads_values_with_the_import_settings(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    # 31/12 is no date in month/day order: read with another DateStyle than the import's,
+    # the check would fail and the file would be staged
+    before = _rule_checks("users")
+    header = "username,email,created_at\n"
+    content = header + "dmy1,dmy1@example.com,31/12/2024 23:30:00+00\n"
+    response = await send(admin_client, "users", content, date_order="dmy")
+    assert response.status_code == 200, response.text
+    assert response.json()["direct"] is True
+    assert _grown(before, _rule_checks("users"))["beside"] == 1
+    created = await conn.fetchval("SELECT created_at FROM users WHERE username = 'dmy1'")
+    assert created.isoformat() == "2024-12-31T23:30:00+00:00"
+    # a year out of range, in the same day/month order, is refused by the check
+    content = header + "dmy2,dmy2@example.com,31/12/1850 23:30:00+00\n"
+    response = await send(admin_client, "users", content, date_order="dmy")
+    assert response.status_code == 422, response.text
+    assert [(e["line"], e["column"]) for e in response.json()["errors"]] == [(2, "created_at")]
+    assert _grown(before, _rule_checks("users")) == {
+        "beside": 2,
+        "beside_refused": 1,
+        "in_copy": 0,
+    }
 
 
 async def test_the_row_refusal_keeps_copy_batched(conn: asyncpg.Connection) -> None:
