@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -171,10 +172,19 @@ def _observe(app: Starlette) -> None:
     serve_separately(settings)
 
 
+# How long a thread may keep the GIL while the event loop waits for it (Python's default
+# is 5 ms). An import's screens run in a worker thread while the loop feeds its COPY; at
+# 5 ms the loop stalled for 5-12 ms a hundred times a second, and the COPY's backend waited
+# for data (ClientRead) 2-3% of its time; at 0.5 ms (with 64 KB screen slices) the stalls
+# added up to a third as long, and the waits to 1%.
+GIL_SWITCH_SECONDS = 0.0005
+
+
 def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = None) -> Starlette:
     """The application. Pass `pool` to reuse one (tests); otherwise the lifespan opens it."""
     settings = settings or load_settings()
     money.configure(settings.currency)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -49,7 +49,9 @@ SCREEN_BLOCK = 1 << 20
 # a screen's match is at most this long (a numeric scale is at most 1,000): blocks overlap by it
 SCREEN_OVERLAP = 2048
 LONG_BLANK = b" " * 32
-SCREEN_SLICE = 256 << 10
+# one search of a slice keeps the GIL throughout (about 0.2 ms for 64 KB): the event loop,
+# feeding the COPY meanwhile, waits no longer than that (see app.GIL_SWITCH_SECONDS)
+SCREEN_SLICE = 64 << 10
 
 
 @dataclass(frozen=True)

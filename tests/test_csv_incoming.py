@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
 from admin import csv_incoming
+from admin.app import GIL_SWITCH_SECONDS
 from admin.csv_incoming import READ_BLOCK, Incoming
 from admin.csv_spool import WRITE_BATCH_BYTES
 
@@ -124,3 +126,9 @@ async def test_a_reader_that_is_closed_releases_the_receiving_at_once(
             file = await incoming.whole()
         assert client.sent == len(FILE)
         assert file.read() == HEADER + FILE
+
+
+def test_the_app_lets_the_event_loop_take_the_gil_back_promptly(app) -> None:  # type: ignore[no-untyped-def]
+    # an import's screens hold the GIL in a worker thread while the loop feeds the COPY
+    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_SECONDS)
+    assert GIL_SWITCH_SECONDS <= 0.001
