@@ -23,7 +23,6 @@ every problem in one pass.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -35,6 +34,7 @@ from admin import metrics
 from admin.csv_format import FileFormat
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
+from admin.csv_screens import Screen, Screening, screen_hits
 from admin.csv_tables import Check, CsvTable
 from admin.sql import quote_ident
 
@@ -45,13 +45,6 @@ EMPTY_FIELD_SCREENS = (
     '\\n(?:{d}|""[{d}\\r\\n])',
     '\\r(?:{d}|""[{d}\\r\\n])',
 )
-SCREEN_BLOCK = 1 << 20
-# a screen's match is at most this long (a numeric scale is at most 1,000): blocks overlap by it
-SCREEN_OVERLAP = 2048
-LONG_BLANK = b" " * 32
-# one search of a slice keeps the GIL throughout (about 0.2 ms for 64 KB): the event loop,
-# feeding the COPY meanwhile, waits no longer than that (see app.GIL_SWITCH_SECONDS)
-SCREEN_SLICE = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -134,95 +127,6 @@ def plan(spec: CsvTable, mapping: ColumnMapping, options: ImportOptions) -> Dire
 
 def _applies(check: Check, options: ImportOptions) -> bool:
     return check.waived_by is None or not options.chosen(check.waived_by)
-
-
-def screen_patterns(screens: tuple[str, ...], delimiter: str) -> list[re.Pattern[bytes]]:
-    """The screens, for a file with this delimiter (searched one by one: each starts with a
-    character, which the search skips to at C speed)."""
-    escaped = re.escape(delimiter)
-    return [re.compile(s.replace("{d}", escaped).encode("ascii")) for s in screens]
-
-
-def fold_table(delimiter: str) -> bytes:
-    """How a file's bytes are folded for the folded screens: digits as 0, `-/.` as -, the
-    delimiter, quotes and line breaks as \x01, other white space as a space (then dropped:
-    see Screen)."""
-    table = bytearray(range(256))
-    for digit in b"0123456789":
-        table[digit] = ord("0")
-    for separator in b"-/.":
-        table[separator] = ord("-")
-    for space in b" \t\f\v":
-        table[space] = ord(" ")
-    for start in b'\r\n"' + delimiter.encode("ascii"):
-        table[start] = 1
-    return bytes(table)
-
-
-class Screen:
-    """The screens over a file's bytes, fed in order in blocks of any size (as they arrive
-    or as they are read back); `hit` once any of them finds anything."""
-
-    def __init__(self, screening: Screening) -> None:
-        self.screening = screening
-        self._patterns = screen_patterns(screening.screens, screening.delimiter)
-        self._folded = [re.compile(s.encode("ascii")) for s in screening.folded_screens]
-        self._table = fold_table(screening.delimiter)
-        self._tail = b"\n"  # the file's first field starts a line
-        self.hit = False
-
-    def feed(self, block: bytes) -> None:
-        # in slices: the search's copies (joined, folded, squeezed) stay small
-        for start in range(0, len(block), SCREEN_SLICE):
-            if self.hit:
-                return
-            data = self._tail + block[start : start + SCREEN_SLICE]
-            self.hit = self._finds(data)
-            self._tail = data[-SCREEN_OVERLAP:]
-
-    def finish(self) -> bool:
-        """Whether the screens found anything, once every byte was fed."""
-        if not self.hit:
-            self.hit = self._finds(self._tail + b"\n")  # the file's last field ends a line
-            self._tail = b""
-        return self.hit
-
-    def _finds(self, data: bytes) -> bool:
-        if any(p.search(data) for p in self._patterns):
-            return True
-        if self._folded:
-            folded = data.translate(self._table)
-            # with white space dropped, a screen needs no repetition to see past it (a
-            # pattern led by a frequent byte and a repeat is ten times slower); a run longer
-            # than anything the blocks' overlap could see past is a hit by itself
-            if LONG_BLANK in folded:
-                return True
-            squeezed = folded.replace(b" ", b"")
-            return any(p.search(squeezed) for p in self._folded)
-        return False
-
-
-@dataclass(frozen=True)
-class Screening:
-    """The screens an import needs, for a file with this delimiter."""
-
-    screens: tuple[str, ...]
-    folded_screens: tuple[str, ...]
-    delimiter: str
-
-
-def screen_hits(file: BinaryIO, screening: Screening) -> bool:
-    """True when a screen finds anything in the file (read in blocks, from its start)."""
-    screen = Screen(screening)
-    file.seek(0)
-    try:
-        while block := file.read(SCREEN_BLOCK):
-            screen.feed(block)
-            if screen.hit:
-                return True
-        return screen.finish()
-    finally:
-        file.seek(0)
 
 
 def can_follow(direct: DirectPlan | None, delimiter: str, screen: Screen | None) -> bool:

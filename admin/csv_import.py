@@ -26,13 +26,14 @@ import asyncpg
 from admin import csv_error_files as error_files
 from admin import db
 from admin.csv_checks import BROKEN, LINE, ORD, STAGE, Checks, typed
-from admin.csv_direct import DirectPlan, Outcome, Screen, copy_direct, plan
+from admin.csv_direct import DirectPlan, Outcome, copy_direct, plan
 from admin.csv_format import FileFormat
 from admin.csv_incoming import STALL_SECONDS, Incoming
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
 from admin.csv_problems import MAX_ERRORS, ImportRejected, Problem, shown
 from admin.csv_scan import scan
+from admin.csv_screens import Screen
 from admin.csv_tables import CsvTable
 from admin.csv_upload import CsvHeader
 from admin.sql import quote_ident

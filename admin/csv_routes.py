@@ -23,7 +23,7 @@ from admin import csv_error_files as error_files
 from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
 from admin.bodies import BodyLimits
 from admin.csv_dialect import UTF8_BOM, CrlfRows, ExportDialect, dialect_of
-from admin.csv_direct import Screen, can_follow, plan
+from admin.csv_direct import can_follow, plan
 from admin.csv_export import ExportOutcome, export_query, start_export
 from admin.csv_export_split import SplitPlan, narrowed
 from admin.csv_format import SAMPLE_BYTES, FileFormat, resolve
@@ -33,6 +33,7 @@ from admin.csv_mapping import ColumnMapping, map_header
 from admin.csv_options import ImportOptions, chosen_mapping
 from admin.csv_preview import preview_page
 from admin.csv_problems import ImportRejected, Problem
+from admin.csv_screens import Screen
 from admin.csv_tables import CsvTable, csv_table
 from admin.csv_upload import (
     CsvHeader,

@@ -55,7 +55,7 @@ class Check:
     (`{d}` standing for the delimiter) that together find every field that could break it,
     and more; a file they find nothing in can be copied into the table without the text
     (csv_direct). Each starts with a character, which the search skips to at C speed.
-    `folded_screens`: the same over the file's bytes folded (csv_direct.fold_table: digits to
+    `folded_screens`: the same over the file's bytes folded (csv_screens.fold_table: digits to
     0, `-/.` to -, the delimiter, quotes and line breaks to \x01) with white space dropped (a
     run of 32 white space characters is a hit by itself).
     `costly`: the rule costs more per row than reading the file again on another core (a

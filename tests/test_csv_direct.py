@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from admin import metrics
-from admin.csv_direct import SCREEN_BLOCK, Screen, Screening, screen_hits
+from admin.csv_screens import SCREEN_BLOCK, Screen, Screening, screen_hits
 from admin.csv_tables import TIMESTAMP_CHECKS
 from tests.conftest import LoggedIn
 from tests.csv_helpers import USERS_HEADER, table_rows, upload, user_lines
