@@ -34,7 +34,7 @@ class RulesBroken(Exception):
     """The check found a broken rule, or could not tell: the file is staged."""
 
 
-class _Abandoned(Exception):
+class CopyAbandoned(Exception):
     """The import's COPY ended without reading the whole file: the check stops too."""
 
 
@@ -73,10 +73,12 @@ class ReadMark:
         offset = 0
         while True:
             if self.abandoned:
-                raise _Abandoned
+                raise CopyAbandoned
             if offset < self.offset:
                 # from the page cache, on the event loop (see csv_incoming.follow)
                 block = os.pread(descriptor, min(READ_BLOCK, self.offset - offset), offset)
+                if not block:
+                    raise CopyAbandoned  # the file is shorter than what the COPY read
                 offset += len(block)
                 yield block
             elif self.ended:
