@@ -35,6 +35,7 @@ from admin.csv_format import FileFormat
 from admin.csv_mapping import ColumnMapping
 from admin.csv_options import ImportOptions, Mode
 from admin.csv_screens import Screen, Screening, screen_hits
+from admin.csv_spool import read_blocks
 from admin.csv_tables import Check, CsvTable
 from admin.sql import quote_ident
 
@@ -196,7 +197,7 @@ async def copy_direct(
                 file.seek(0)
             if beside is not None:
                 settings = await rule_check.settings_of(conn)
-                source = mark.lead(blocks or rule_check.file_blocks(file))
+                source = mark.lead(blocks or read_blocks(file, rule_check.READ_BLOCK))
                 checking = asyncio.create_task(
                     rule_check.check_rules(
                         beside,

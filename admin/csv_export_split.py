@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import asyncpg
+
+from admin.csv_spool import read_blocks
 
 SPOOL_MAX_BYTES = 4 << 30
 SEND_BLOCK = 128 << 10
@@ -111,13 +112,7 @@ async def spool_half(
 
 
 async def send_spool(spool: BinaryIO, put: Callable[[bytes], Awaitable[None]]) -> None:
-    """Send the spooled half, read back on the event loop: it was written a moment ago and
-    is in the page cache, and blocks read in a worker thread would keep a malloc arena of
-    that thread's own (the server grew by 10 MB where it otherwise grows by 2)."""
-    spool.flush()
-    descriptor, offset = spool.fileno(), 0
-    while block := os.pread(descriptor, SEND_BLOCK, offset):
-        offset += len(block)
+    async for block in read_blocks(spool, SEND_BLOCK):
         await put(block)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from typing import BinaryIO
 
 import asyncpg
 
@@ -86,14 +85,6 @@ class ReadMark:
             else:
                 self._moved.clear()
                 await self._moved.wait()
-
-
-async def file_blocks(file: BinaryIO) -> AsyncIterator[bytes]:
-    """A whole file's blocks, from its start."""
-    descriptor, offset = file.fileno(), 0
-    while block := os.pread(descriptor, READ_BLOCK, offset):
-        offset += len(block)
-        yield block
 
 
 async def settings_of(conn: asyncpg.Connection) -> list[tuple[str, str]]:
