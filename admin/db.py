@@ -19,6 +19,8 @@ from admin.settings import Settings
 
 # opening a new connection takes a few milliseconds; longer means the pool is busy
 SPARE_ACQUIRE_SECONDS = 1.0
+# the share of the pool's connections a spare one must leave free for other requests
+SPARE_HEADROOM = 0.25
 
 log = logging.getLogger("admin.db")
 
@@ -231,9 +233,13 @@ def pool_gauges(pool: asyncpg.Pool) -> dict[str, float]:
 
 
 async def spare(pool: asyncpg.Pool) -> asyncpg.Connection | None:
-    """A connection the pool can give at once (an idle one, or a new one below its maximum),
-    or None: never waits for another request to give one back. Give it back with checkin."""
-    if pool.get_idle_size() < 1 and pool.get_size() >= pool.get_max_size():
+    """A connection the pool can give at once (an idle one, or a new one below its maximum)
+    that still leaves SPARE_HEADROOM of the pool free for other requests, or None: a spare
+    connection speeds one request up, and must never make another wait for one. Give it
+    back with checkin."""
+    most = pool.get_max_size()
+    free = pool.get_idle_size() + most - pool.get_size()
+    if free <= max(1, int(most * SPARE_HEADROOM)):
         return None
     try:
         return await pool.acquire(timeout=SPARE_ACQUIRE_SECONDS)

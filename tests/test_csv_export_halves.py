@@ -39,7 +39,11 @@ FROM generate_series(1, $1::int) g
 
 @pytest.fixture
 def settings(settings):  # type: ignore[no-untyped-def]
-    return dataclasses.replace(settings, catalog_check_s=0.0, export_split_min_mb=0)
+    # the test's own connection, the request's and the export's still leave the spare
+    # connection for the second half (db.SPARE_HEADROOM keeps one more for other requests)
+    return dataclasses.replace(
+        settings, catalog_check_s=0.0, export_split_min_mb=0, pool_max_size=6
+    )
 
 
 @pytest.fixture
