@@ -246,6 +246,42 @@ async def test_tables_created_altered_and_dropped_while_running(admin_client, co
     assert "/late" not in links((await admin_client.get("/")).text)
 
 
+async def test_a_change_that_keeps_every_column_is_read_in_the_background(pool, conn) -> None:
+    registry = Registry(["public"], check_seconds=0)
+    registry.pool = pool
+    await conn.execute("CREATE TABLE gauges (id serial PRIMARY KEY, v integer)")
+    await registry.current(conn)
+
+    def gauges():  # type: ignore[no-untyped-def]
+        found = registry.named("public", "gauges")
+        assert found is not None
+        return found.info
+
+    assert gauges().estimated_rows == 0
+    await conn.execute(
+        "INSERT INTO gauges (v) SELECT g FROM generate_series(1, 5000) g; ANALYZE gauges"
+    )
+    # the check that notices a new size estimate answers at once, from the catalog it had
+    await registry.current(conn)
+    assert gauges().estimated_rows == 0
+    await registry.capture_settled()
+    assert gauges().estimated_rows == 5000
+    await conn.execute("TRUNCATE gauges")
+    await registry.current(conn)
+    assert gauges().estimated_rows == 5000
+    await registry.capture_settled()
+    assert gauges().estimated_rows == 0
+    # a new column is read before the check answers
+    await conn.execute("ALTER TABLE gauges ADD COLUMN w text")
+    await registry.current(conn)
+    assert [c.name for c in gauges().columns] == ["id", "v", "w"]
+    await conn.execute("ALTER TABLE gauges RENAME TO dials")
+    await registry.current(conn)
+    await registry.capture_settled()
+    assert registry.named("public", "gauges") is None
+    assert registry.named("public", "dials") is not None
+
+
 async def test_refresh_reads_the_catalog_now(app, admin_client, conn, settings) -> None:
     app.state.registry = Registry(settings.admin_schemas, check_seconds=3600)
     assert (await admin_client.get("/")).status_code == 200

@@ -136,6 +136,17 @@ async def fingerprint(conn: asyncpg.Connection, schemas: Sequence[str]) -> str:
     return value
 
 
+def same_shape(one: str | None, other: str | None) -> bool:
+    """Whether two fingerprints differ at most in their relations' row versions and sizes:
+    no relation, column, constraint or enum value came or went or changed. A TRUNCATE, a
+    VACUUM FULL, an ANALYZE, a new trigger or a rename moves only those."""
+    if not one or not other:
+        return False
+    relations, _, rest = one.partition(":")
+    other_relations, _, other_rest = other.partition(":")
+    return rest == other_rest and relations.split("/")[0] == other_relations.split("/")[0]
+
+
 async def read_tables(conn: asyncpg.Connection, schemas: Sequence[str]) -> list[TableInfo]:
     """Every relation of `schemas` that the panel can list, fully described."""
     relations = await conn.fetch(RELATIONS, list(schemas))

@@ -3,7 +3,9 @@
 One registry per app. The catalog is read on first use, then its fingerprint (one cheap
 query) is checked at most every `CHECK_SECONDS`, so a table created or altered while the
 panel runs appears within seconds; `refresh()` forces a read (the refresh action, and a
-statement that failed because a table or column no longer exists).
+statement that failed because a table or column no longer exists). A change that leaves
+every column and constraint as it was (a TRUNCATE, an ANALYZE that moves a table's size
+estimate, a rename) is read in the background: the request that noticed it does not wait.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Registry:
         self.pool: asyncpg.Pool | None = None
         self._capture_task: asyncio.Task[None] | None = None
         self._capture_again = False
+        self._reading: asyncio.Task[None] | None = None
 
     @property
     def due(self) -> bool:
@@ -110,10 +113,26 @@ class Registry:
                 or time.monotonic() - self._checked_at >= self.check_seconds
             ):
                 print_ = await catalog.fingerprint(conn, self.schemas)
-                if print_ != self._fingerprint:
+                if print_ == self._fingerprint:
+                    pass
+                elif self.pool is not None and catalog.same_shape(print_, self._fingerprint):
+                    self._read_in_background(self.pool)
+                else:
                     await self._read(conn, print_)
                 self._checked_at = time.monotonic()
         return self
+
+    def _read_in_background(self, pool: asyncpg.Pool) -> None:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_later(pool), name="catalog-read")
+
+    async def _read_later(self, pool: asyncpg.Pool) -> None:
+        try:
+            async with pool.acquire() as conn, self._lock:
+                await self._read(conn, await catalog.fingerprint(conn, self.schemas))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # the next check finds the same change and tries again
+            log.warning("catalog not read: %s", exc)
 
     async def refresh(self, conn: asyncpg.Connection) -> None:
         """Read the catalog now, and wait for the change capture (an explicit refresh)."""
@@ -123,7 +142,9 @@ class Registry:
         await self.capture_settled()
 
     async def capture_settled(self) -> None:
-        """Wait for the background capture install (if one runs) to finish."""
+        """Wait for the background catalog read and capture install (if any runs) to finish."""
+        while self._reading is not None and not self._reading.done():
+            await asyncio.shield(self._reading)
         while self._capture_task is not None and not self._capture_task.done():
             await asyncio.shield(self._capture_task)
 
