@@ -508,6 +508,7 @@ async def test_closing_the_page_during_the_write_rolls_the_import_back(
                 waiting = (
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                     " AND wait_event_type = 'Lock' AND backend_type = 'client backend'"
+                    " AND (query LIKE 'COPY %' OR query LIKE 'INSERT %' OR query LIKE 'WITH %')"
                 )
                 async with asyncio.timeout(30):
                     while not await conn.fetchval(waiting):

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from admin.resources.registry import registry_of
 from tests.cli import ROOT, cli_env, run_cli, start_serve
@@ -225,9 +226,15 @@ async def _blocked_on(killer: asyncpg.Connection, table: str) -> bool:
 
 
 async def _killed_while_running(
-    killer: asyncpg.Connection, table: str, send: Callable[[], Awaitable[httpx.Response]]
+    app: Starlette,
+    killer: asyncpg.Connection,
+    table: str,
+    send: Callable[[], Awaitable[httpx.Response]],
 ) -> httpx.Response:
     """Send a request, let it block on `table`, terminate the panel's backends meanwhile."""
+    # The catalog's background work (its read after the login, the change capture's
+    # install) waits for the lock too: done first, so that what is blocked is the request
+    await registry_of(app).refresh(killer)
     async with killer.transaction():
         await killer.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         request = asyncio.ensure_future(send())
@@ -254,11 +261,11 @@ RUNNING_REQUESTS = {
 
 @pytest.mark.parametrize("name", list(RUNNING_REQUESTS))
 async def test_a_request_whose_connection_dies_mid_query_answers_503(
-    name: str, admin_client: LoggedIn, killer: asyncpg.Connection
+    name: str, app: Starlette, admin_client: LoggedIn, killer: asyncpg.Connection
 ):
     await killer.execute("INSERT INTO users (username, email) VALUES ('ann', 'ann@example.com')")
     table, send = RUNNING_REQUESTS[name]
-    response = await _killed_while_running(killer, table, lambda: send(admin_client))
+    response = await _killed_while_running(app, killer, table, lambda: send(admin_client))
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"].isdigit()
     after = await admin_client.http.get("/users")
@@ -267,25 +274,25 @@ async def test_a_request_whose_connection_dies_mid_query_answers_503(
         assert (await admin_client.http.get("/users")).status_code == 200
 
 
-async def test_login_whose_connection_dies_answers_503(client, killer: asyncpg.Connection):  # type: ignore[no-untyped-def]
+async def test_login_whose_connection_dies_answers_503(app, client, killer: asyncpg.Connection):  # type: ignore[no-untyped-def]
     await create_staff(killer, "clerk")
     page = await client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token
     form = {"username": "clerk", "password": "wrong password", "csrf_token": token.group(1)}
     response = await _killed_while_running(
-        killer, "staff", lambda: client.post("/login", data=form)
+        app, killer, "staff", lambda: client.post("/login", data=form)
     )
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()
 
 
 async def test_import_whose_connection_dies_answers_503_and_writes_nothing(
-    admin_client: LoggedIn, killer: asyncpg.Connection
+    app: Starlette, admin_client: LoggedIn, killer: asyncpg.Connection
 ):
     content = USERS_HEADER + "".join(user_lines(2000))
     response = await _killed_while_running(
-        killer, "users", lambda: upload(admin_client, "users", content)
+        app, killer, "users", lambda: upload(admin_client, "users", content)
     )
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"].isdigit()
