@@ -113,12 +113,11 @@ class Registry:
                 or time.monotonic() - self._checked_at >= self.check_seconds
             ):
                 print_ = await catalog.fingerprint(conn, self.schemas)
-                if print_ == self._fingerprint:
-                    pass
-                elif self.pool is not None and catalog.same_shape(print_, self._fingerprint):
-                    self._read_in_background(self.pool)
-                else:
-                    await self._read(conn, print_)
+                if print_ != self._fingerprint:
+                    if self.pool is not None and catalog.same_shape(print_, self._fingerprint):
+                        self._read_in_background(self.pool)
+                    else:
+                        await self._read(conn, print_)
                 self._checked_at = time.monotonic()
         return self
 
@@ -133,6 +132,8 @@ class Registry:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # the next check finds the same change and tries again
             log.warning("catalog not read: %s", exc)
+        except Exception:
+            log.exception("catalog not read")
 
     async def refresh(self, conn: asyncpg.Connection) -> None:
         """Read the catalog now, and wait for the change capture (an explicit refresh)."""
