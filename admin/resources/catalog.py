@@ -105,7 +105,9 @@ ORDER BY i.indrelid, ic.relname
 # Any DDL on the schemas writes catalog rows with a new xmin: the sum moves (and the counts
 # catch drops). One cheap query, so a running panel notices new and altered tables. ANALYZE
 # updates pg_class in place (no new xmin): the tables' sizes count by order of magnitude, so a
-# table that grows tenfold gets the search plan of its new size.
+# table that grows tenfold gets the search plan of its new size. Its layout (count/row
+# versions/size magnitudes of the relations, then the columns', constraints' and enum
+# values') is what same_shape reads.
 FINGERPRINT = """
 SELECT concat_ws(':',
   (SELECT count(*) || '/' || coalesce(sum(c.xmin::text::bigint), 0) || '/'
