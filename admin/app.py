@@ -41,6 +41,7 @@ from admin.headers import SecurityHeadersMiddleware
 from admin.metrics_page import metrics_route, serve_separately
 from admin.migrations import migrate
 from admin.paths import STATIC_DIR
+from admin.resources import catalog
 from admin.resources.refresh import refresh_tables
 from admin.resources.registry import read_at_startup
 from admin.resources.routes import resource_routes
@@ -246,6 +247,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
         exception_handlers={
             HTTPException: errors.http_exception,
             db.DatabaseUnavailable: errors.database_unavailable,
+            catalog.CatalogLocked: errors.catalog_locked,
             **dict.fromkeys(db.CONNECTION_FAILURES, errors.connection_failure),
             500: errors.server_error,
         },

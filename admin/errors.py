@@ -68,6 +68,17 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def catalog_locked(request: Request, exc: Exception) -> Response:
+    """No catalog was read yet, and tables kept being locked while it was (DDL running)."""
+    log.warning("503: %s", exc)
+    return error_page(
+        request,
+        503,
+        "Tables are being changed in the database right now. Retry in a few seconds.",
+        {"Retry-After": str(getattr(exc, "retry_after", 2))},
+    )
+
+
 async def connection_failure(request: Request, exc: Exception) -> Response:
     """A driver or socket error that no code path turned into DatabaseUnavailable: 503 too."""
     if not is_connection_failure(exc):

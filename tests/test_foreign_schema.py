@@ -3,13 +3,14 @@ views, tables created or altered while the panel runs. Introspected tables are f
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from urllib.parse import quote
 
 import pytest
 
-from admin.resources import keys
+from admin.resources import catalog, keys
 from admin.resources.registry import Registry
 from tests.browser_forms import audit_entries, form_dict, links, table_digest
 from tests.conftest import LoggedIn
@@ -284,6 +285,132 @@ async def test_a_change_that_keeps_every_column_is_read_in_the_background(pool, 
     await registry.capture_settled()
     assert registry.named("public", "gauges") is None
     assert registry.named("public", "dials") is not None
+
+
+# never analyzed: the catalog reads its size from its file, which opens the table
+BUSY = """
+CREATE TABLE busy (id serial PRIMARY KEY, v integer DEFAULT 1)
+    WITH (autovacuum_enabled = off);
+INSERT INTO busy (v) SELECT g FROM generate_series(1, 3000) g;
+CREATE TABLE busy_notes (id serial PRIMARY KEY, busy_id integer REFERENCES busy);
+"""
+
+
+def named(tables, name):  # type: ignore[no-untyped-def]
+    return next((t for t in tables if t.name == name), None)
+
+
+async def test_a_locked_table_is_left_as_it_was_known(pool, conn) -> None:
+    await conn.execute(BUSY)
+    before = named(await catalog.read_tables(conn, ["public"]), "busy")
+    assert 3000 <= before.estimated_rows < 10000  # 16 pages: at most 4,681 rows
+    known = {before.oid: before}
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("ALTER TABLE busy ADD COLUMN extra text")
+        async with conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '7s'")
+            read = await asyncio.wait_for(catalog.read_catalog(conn, ["public"], known), 10)
+            # the caller's own setting is back for the rest of its transaction
+            assert await conn.fetchval("SELECT current_setting('lock_timeout')") == "7s"
+        assert read.locked == {before.oid}
+        kept = named(read.tables, "busy")
+        assert [c.name for c in kept.columns] == ["id", "v"]
+        assert [k.table for k in kept.referenced_by] == ["busy_notes"]
+        assert named(read.tables, "busy_notes") is not None
+        unknown = await asyncio.wait_for(catalog.read_catalog(conn, ["public"]), 10)
+        assert named(unknown.tables, "busy") is None
+    read = await catalog.read_catalog(conn, ["public"], known)
+    assert not read.locked
+    assert [c.name for c in named(read.tables, "busy").columns] == ["id", "v", "extra"]
+    assert await conn.fetchval("SELECT current_setting('lock_timeout')") == "0"
+
+
+async def test_a_lock_still_awaited_leaves_the_table_out_too(pool, conn) -> None:
+    await conn.execute(BUSY)
+    async with pool.acquire() as reader, pool.acquire() as altering:
+        async with reader.transaction():
+            await reader.execute("SELECT count(*) FROM busy")
+            # queued behind the reader: everything that would open busy now queues behind it
+            alter = asyncio.create_task(altering.execute("ALTER TABLE busy ADD COLUMN w text"))
+            while not await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'busy'::regclass"
+            ):
+                await asyncio.sleep(0.01)
+            read = await asyncio.wait_for(catalog.read_catalog(conn, ["public"]), 10)
+            assert named(read.tables, "busy") is None
+            assert named(read.tables, "busy_notes") is not None
+        await alter
+    assert named(await catalog.read_tables(conn, ["public"]), "busy") is not None
+
+
+async def test_a_locked_table_does_not_hold_up_the_pages_of_others(
+    pool, conn, admin_client
+) -> None:
+    await conn.execute(BUSY)
+    assert (await admin_client.get("/busy")).status_code == 200
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("ALTER TABLE busy ADD COLUMN extra text")
+        # a new table: the next request reads the whole catalog before it answers
+        await conn.execute("CREATE TABLE newcomer (id serial PRIMARY KEY, note text)")
+        page = await asyncio.wait_for(admin_client.get("/newcomer"), 10)
+        assert page.status_code == 200
+        assert (await asyncio.wait_for(admin_client.get("/users"), 10)).status_code == 200
+        assert (await admin_client.get("/")).status_code == 200
+    # once the lock is gone, the table is read again, with its new column
+    form = await admin_client.get("/busy/new")
+    assert form.status_code == 200
+    assert 'name="extra"' in form.text
+
+
+async def test_a_table_locked_when_first_seen_is_read_once_free(pool, conn) -> None:
+    registry = Registry(["public"], check_seconds=0)
+    registry.pool = pool
+    await registry.current(conn)
+    await registry.capture_settled()
+    await conn.execute(BUSY)
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        await asyncio.wait_for(registry.current(conn), 10)
+        assert registry.named("public", "busy") is None
+        assert registry.named("public", "busy_notes") is not None
+    # the lock leaves the catalog as it was: the next check reads the table all the same
+    await registry.current(conn)
+    await registry.capture_settled()
+    assert registry.named("public", "busy") is not None
+    assert [k.table for k in registry.named("public", "busy").info.referenced_by] == ["busy_notes"]
+
+
+# the lock check finds nothing, as when the lock is taken right after it
+NO_LOCK_SEEN = "SELECT CASE WHEN $1::text[] IS NULL THEN NULL ELSE '{}'::oid[] END"
+
+
+async def test_a_table_locked_after_the_lock_check_times_the_read_out(
+    pool, conn, app, admin_client, monkeypatch
+) -> None:
+    await conn.execute(BUSY)
+    registry = Registry(["public"], check_seconds=0)
+    registry.pool = pool
+    await registry.current(conn)
+    await registry.capture_settled()
+    monkeypatch.setattr(catalog, "LOCKED", NO_LOCK_SEEN)
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("ALTER TABLE busy ADD COLUMN extra text")
+        with pytest.raises(catalog.CatalogLocked):
+            await asyncio.wait_for(catalog.read_catalog(conn, ["public"]), 10)
+        # a panel with a catalog keeps it until a read gets through
+        await conn.execute("CREATE TABLE newcomer (id serial PRIMARY KEY)")
+        await asyncio.wait_for(registry.current(conn), 10)
+        assert registry.named("public", "busy") is not None
+        assert registry.named("public", "newcomer") is None
+        # a panel with none yet answers 503, to be tried again soon
+        app.state.registry = Registry(["public"], check_seconds=0)
+        page = await asyncio.wait_for(admin_client.get("/users"), 10)
+        assert page.status_code == 503
+        assert page.headers["retry-after"] == str(catalog.CatalogLocked.retry_after)
+        assert "Tables are being changed" in page.text
+    await registry.current(conn)
+    assert registry.named("public", "newcomer") is not None
+    assert (await admin_client.get("/users")).status_code == 200
 
 
 async def test_refresh_reads_the_catalog_now(app, admin_client, conn, settings) -> None:

@@ -3,10 +3,11 @@ columns, keys, constraints, foreign keys and indexes. Four queries whatever the 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import asyncpg
 
@@ -21,6 +22,8 @@ from admin.resources.tables import (
     TableInfo,
 )
 
+log = logging.getLogger(__name__)
+
 # A table never analyzed (reltuples -1: new, or too small for autovacuum to analyze) gets
 # an upper bound from its size instead (a heap row takes at least 28 bytes): small tables are
 # still searched by substring, and a big one is never taken for small.
@@ -34,7 +37,25 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = any($1::text[])
   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND NOT c.relispartition
+  AND NOT c.oid = any($2::oid[])
 """
+
+# pg_relation_size and pg_get_expr open the table: behind an ACCESS EXCLUSIVE lock held or
+# awaited (an ALTER TABLE or a VACUUM FULL in progress, or queued behind a long query) they
+# would wait, and with them every request whose catalog check is due. Such tables are left
+# out of the read (Catalog.locked); a lock taken in the meantime times out the read, which is
+# tried again.
+LOCKED = """
+SELECT coalesce(array_agg(DISTINCT l.relation), '{}') FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.pid IS DISTINCT FROM pg_backend_pid()
+  AND n.nspname = any($1::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+"""
+READ_LOCK_TIMEOUT = "100ms"
+READ_ATTEMPTS = 3
 
 # Domains are read as their base type; arrays by their element type. "char" columns are
 # cast to text: asyncpg returns them as bytes, which never equal 'e' or 'A'.
@@ -149,9 +170,59 @@ def same_shape(one: str | None, other: str | None) -> bool:
     return rest == other_rest and relations.split("/")[0] == other_relations.split("/")[0]
 
 
+class CatalogLocked(Exception):
+    """Tables kept being locked while the catalog was read: it was not read."""
+
+    retry_after = 2
+
+
+@dataclass(frozen=True)
+class Catalog:
+    tables: list[TableInfo]
+    # tables left unread, locked: as they were known before, or missing if they were not
+    locked: frozenset[int]
+
+
 async def read_tables(conn: asyncpg.Connection, schemas: Sequence[str]) -> list[TableInfo]:
     """Every relation of `schemas` that the panel can list, fully described."""
-    relations = await conn.fetch(RELATIONS, list(schemas))
+    return (await read_catalog(conn, schemas)).tables
+
+
+async def read_catalog(
+    conn: asyncpg.Connection,
+    schemas: Sequence[str],
+    known: Mapping[int, TableInfo] | None = None,
+) -> Catalog:
+    """Every relation of `schemas` that the panel can list, fully described; a table locked
+    against reading is taken from `known` instead, or left out."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            # a savepoint inside a caller's transaction: a timeout unwinds this alone
+            async with conn.transaction():
+                was = await conn.fetchval("SELECT current_setting('lock_timeout')")
+                await conn.execute("SELECT set_config('lock_timeout', $1, true)", READ_LOCK_TIMEOUT)
+                locked = frozenset(await conn.fetchval(LOCKED, list(schemas)))
+                tables = await _read(conn, schemas, locked)
+                await conn.execute("SELECT set_config('lock_timeout', $1, true)", was)
+        except asyncpg.LockNotAvailableError:
+            log.warning("catalog read: a table was locked meanwhile (attempt %d)", attempt + 1)
+            continue
+        if locked:
+            log.warning("catalog read: %d locked tables left as they were", len(locked))
+        read = {t.oid for t in tables}
+        kept = [
+            replace(t, referenced_by=())
+            for oid, t in (known or {}).items()
+            if oid in locked and oid not in read
+        ]
+        return Catalog(_with_references([*tables, *kept]), locked)
+    raise CatalogLocked("tables kept being locked while the catalog was read")
+
+
+async def _read(
+    conn: asyncpg.Connection, schemas: Sequence[str], locked: frozenset[int]
+) -> list[TableInfo]:
+    relations = await conn.fetch(RELATIONS, list(schemas), list(locked))
     oids = [r["oid"] for r in relations]
     columns = await conn.fetch(COLUMNS, oids)
     constraints = await conn.fetch(CONSTRAINTS, oids)
@@ -171,7 +242,7 @@ async def read_tables(conn: asyncpg.Connection, schemas: Sequence[str]) -> list[
         _table(r, columns_of[r["oid"]], constraints_of[r["oid"]], indexes_of[r["oid"]])
         for r in relations
     ]
-    return _with_references(tables)
+    return tables
 
 
 def _kind(typname: str, typtype: str) -> Kind:

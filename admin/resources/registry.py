@@ -92,6 +92,7 @@ class Registry:
         self._capture_task: asyncio.Task[None] | None = None
         self._capture_again = False
         self._reading: asyncio.Task[None] | None = None
+        self._locked_out = False
 
     @property
     def due(self) -> bool:
@@ -113,11 +114,17 @@ class Registry:
                 or time.monotonic() - self._checked_at >= self.check_seconds
             ):
                 print_ = await catalog.fingerprint(conn, self.schemas)
-                if print_ != self._fingerprint:
+                if print_ != self._fingerprint or self._locked_out:
                     if self.pool is not None and catalog.same_shape(print_, self._fingerprint):
                         self._read_in_background(self.pool)
-                    else:
+                    elif self._fingerprint is None:
                         await self._read(conn, print_)
+                    else:
+                        try:
+                            await self._read(conn, print_)
+                        except catalog.CatalogLocked as exc:
+                            # the catalog as it was serves until the next check
+                            log.warning("catalog not read: %s", exc)
                 self._checked_at = time.monotonic()
         return self
 
@@ -129,7 +136,12 @@ class Registry:
         try:
             async with pool.acquire() as conn, self._lock:
                 await self._read(conn, await catalog.fingerprint(conn, self.schemas))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            catalog.CatalogLocked,
+        ) as exc:
             # the next check finds the same change and tries again
             log.warning("catalog not read: %s", exc)
         except Exception:
@@ -151,9 +163,11 @@ class Registry:
 
     async def _read(self, conn: asyncpg.Connection, fingerprint: str) -> None:
         started = time.perf_counter()
-        infos = await catalog.read_tables(conn, self.schemas)
-        self._install(infos)
+        known = {t.info.oid: t.info for t in self.tables.values()}
+        read = await catalog.read_catalog(conn, self.schemas, known)
+        self._install(read.tables)
         self._fingerprint = fingerprint
+        self._locked_out = bool(read.locked)  # left as they were: the next check reads them
         if self.pool is None:
             # no pool to work from (a bare registry): on this connection, now
             await self._capture(conn, fingerprint)
@@ -260,7 +274,7 @@ async def read_at_startup(app: Starlette) -> None:
     try:
         async with app.state.pool.acquire() as conn:
             await registry_of(app).current(conn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, catalog.CatalogLocked) as exc:
         log.warning("catalog not read at startup (the first page reads it): %s", exc)
 
 
