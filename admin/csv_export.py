@@ -291,10 +291,13 @@ async def start_export(
     transform: Callable[[bytes], bytes] | None = None,
     prefix: bytes = b"",
     halves: split.SplitPlan | None = None,
+    conn: asyncpg.Connection | None = None,
 ) -> ExportResponse:
-    """Acquire a connection and start the COPY before the response starts, so an exhausted
-    pool or an unreachable database still answers 503 and a failing query its error."""
-    conn = await db.checkout(pool, wait_seconds)
+    """Start the COPY before the response starts, so an exhausted pool or an unreachable
+    database still answers 503 and a failing query its error. `conn`: a connection of
+    `pool` to run it on (given back to `pool` at the end), else one is acquired."""
+    if conn is None:
+        conn = await db.checkout(pool, wait_seconds)
     export = Export(
         pool, conn, query, args, on_finish, active, audit_pool, delimiter, transform, halves
     )

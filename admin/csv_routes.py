@@ -510,6 +510,9 @@ async def _export(
     halves = None
     if pool is request.app.state.pool and not settings.database_pooler:
         halves = _split_plan(request, spec, query, (where, order_by), raw, dialect)
+    # the COPY runs on the connection the request checked the session on, when it is of the
+    # same pool: an export holds one connection, never two
+    conn = db.hand_over(request) if pool is request.app.state.pool else None
     return await start_export(
         pool,
         settings.pool_acquire_timeout,
@@ -523,6 +526,7 @@ async def _export(
         transform=CrlfRows() if dialect.excel else None,
         prefix=UTF8_BOM if dialect.excel else b"",
         halves=halves,
+        conn=conn,
     )
 
 

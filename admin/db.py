@@ -291,6 +291,7 @@ async def request_connection(request: HTTPConnection) -> AsyncIterator[None]:
     pool: asyncpg.Pool = request.app.state.pool
     conn = await checkout(pool, settings.pool_acquire_timeout)
     request.state.db_connection = conn
+    request.state.db_connection_handed_over = False
     failure: BaseException | None = None
     try:
         yield
@@ -301,4 +302,17 @@ async def request_connection(request: HTTPConnection) -> AsyncIterator[None]:
         raise
     finally:
         request.state.db_connection = None
-        await checkin(pool, conn, failure, settings.pool_acquire_timeout)
+        if not request.state.db_connection_handed_over:
+            await checkin(pool, conn, failure, settings.pool_acquire_timeout)
+
+
+def hand_over(request: HTTPConnection) -> asyncpg.Connection | None:
+    """The request's shared connection, for work that outlives the handler (a streamed
+    export's COPY): the taker gives it back to the app's pool, not request_connection. None
+    outside request_connection. A stream that took a second connection instead would hold
+    two at its start, and exports starting together could take the whole pool between them."""
+    conn: asyncpg.Connection | None = getattr(request.state, "db_connection", None)
+    if conn is not None:
+        request.state.db_connection = None
+        request.state.db_connection_handed_over = True
+    return conn

@@ -182,6 +182,35 @@ async def test_live_export_streams_and_a_client_that_leaves_ends_the_copy(
         await conn.close()
 
 
+async def test_an_export_runs_on_the_one_connection_its_request_took(database_url: str, tmp_path):  # type: ignore[no-untyped-def]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO users (username, email, full_name) "
+            "SELECT 'user' || g, 'user' || g || '@example.com', 'Name ' || g "
+            "FROM generate_series(1, 5000) g"
+        )
+        await create_staff(conn, "boss", "admin")
+        # a pool of one: an export that took a connection of its own beside the request's
+        # would wait for it until the pool's timeout, then answer 503
+        env = {"POOL_MIN_SIZE": "1", "POOL_MAX_SIZE": "1", "POOL_ACQUIRE_TIMEOUT": "10"}
+        with live_server(database_url, TEST_SECRET_KEY, tmp_path, extra_env=env) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                await log_in(http, "boss")
+                for path in ("/users/export.csv", "/users/export.csv?q=user42&raw=1"):
+                    response = await http.get(path, headers=SAME_ORIGIN)
+                    assert response.status_code == 200, response.text[:500]
+                    assert parse(response.text)
+                # and the connection went back to the pool: the next page gets it
+                assert (await http.get("/users")).status_code == 200
+        outcomes = await conn.fetch(
+            "SELECT after->>'outcome' AS o FROM audit_log WHERE action = 'csv_export' ORDER BY id"
+        )
+        assert [r["o"] for r in outcomes] == ["completed", "completed"]
+    finally:
+        await conn.close()
+
+
 # ---- spreadsheet formulas: every way a cell can start one (OWASP CSV injection)
 
 FORMULA_VARIANTS = {
