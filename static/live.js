@@ -171,7 +171,9 @@
       if (response.status === 404) { strike(row); return null; }
       return response.ok ? response.text() : null;
     }).then(function (html) {
-      if (!html || !row.isConnected || editing(row)) return;
+      // a request of the row's own (Edit, Cancel, Save) swaps the row it started from: a
+      // row replaced meanwhile would take its answer nowhere
+      if (!html || !row.isConnected || editing(row) || requesting(row)) return;
       var holder = document.createElement("tbody");
       holder.innerHTML = html.trim();
       var fresh = holder.querySelector("tr");
@@ -198,6 +200,10 @@
 
   function editing(row) {
     return row.hasAttribute("data-inline-edit") || row.querySelector("input:not([type=checkbox]), select, textarea") !== null;
+  }
+
+  function requesting(row) {
+    return row.classList.contains("htmx-request") || row.querySelector(".htmx-request") !== null;
   }
 
   function strike(row) {

@@ -6,7 +6,7 @@ import asyncio
 import re
 
 import asyncpg
-from playwright.async_api import Page, Request, expect
+from playwright.async_api import Page, Request, Route, expect
 
 from tests.live import LiveServer
 from tests.live_helpers import capture_ready
@@ -72,6 +72,33 @@ async def test_a_list_updates_strikes_counts_new_rows_and_pauses(
     await expect(row).to_contain_text("Black tea")
     await show.click()
     await expect(page.locator("tbody tr")).to_have_count(4)
+
+
+async def test_a_row_opening_its_inline_editor_is_not_replaced_by_a_live_update(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    (tea,) = await _categories(database_url, ["Tea"])
+    await page.goto(server.url + "/categories")
+    await _live(page)
+    row = page.locator(f"#row-{tea}")
+    held: list[Route] = []
+
+    async def hold(route: Route) -> None:
+        held.append(route)
+
+    await page.route(re.compile(rf"/categories/{tea}/inline"), hold)
+    await row.locator("summary").click()
+    await row.get_by_role("link", name="Edit").click()
+    while not held:
+        await asyncio.sleep(0.02)
+    # while the editor is on its way, the row changes and the live list fetches it again
+    async with page.expect_response(re.compile(rf"/categories/{tea}/row")):
+        await _execute(database_url, "UPDATE categories SET name = 'Oolong' WHERE id = $1", tea)
+    await held[0].continue_()
+    editor = page.locator("tr[data-inline-edit]")
+    await expect(editor.locator("input[name=name]")).to_have_value("Oolong")
+    await expect(editor.locator("input[name=name]")).to_be_focused()
 
 
 async def test_an_open_edit_form_says_who_changed_the_record(
