@@ -305,8 +305,21 @@
         if (!response.ok) throw new Error("list " + response.status);
         return response.text();
       }).then(function (html) {
+        // rows open in the inline editor (what was typed) or waiting for an answer of their
+        // own stay as they are, in their place in the fresh list
+        var kept = Array.prototype.filter.call(
+          box.querySelectorAll("tr[id^='row-']"),
+          function (row) { return editing(row) || requesting(row); });
+        var focused = document.activeElement;
         box.innerHTML = html;
         if (window.htmx) window.htmx.process(box);
+        var body = box.querySelector("tbody");
+        kept.forEach(function (row) {
+          var fresh = box.querySelector("#" + CSS.escape(row.id));
+          if (fresh) fresh.replaceWith(row);
+          else if (body) body.insertBefore(row, body.firstChild);
+        });
+        if (focused && focused !== document.activeElement && focused.isConnected) focused.focus();
         checked.forEach(function (id) {
           var input = document.querySelector("#" + CSS.escape(id) + " input[type=checkbox]");
           if (input) input.checked = true;

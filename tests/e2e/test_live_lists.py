@@ -101,6 +101,29 @@ async def test_a_row_opening_its_inline_editor_is_not_replaced_by_a_live_update(
     await expect(editor.locator("input[name=name]")).to_be_focused()
 
 
+async def test_showing_new_rows_keeps_a_row_open_in_the_inline_editor(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    (tea,) = await _categories(database_url, ["Tea"])
+    await page.goto(server.url + "/categories")
+    await _live(page)
+    row = page.locator(f"#row-{tea}")
+    await row.locator("summary").click()
+    await row.get_by_role("link", name="Edit").click()
+    name = page.locator("tr[data-inline-edit] input[name=name]")
+    await name.fill("Typed, not saved")
+    await _categories(database_url, ["Cocoa", "Mate"])
+    show = page.locator("[data-changes-show]")
+    await expect(show).to_have_text("2 new — show them")
+    await show.click()
+    await expect(page.locator("tbody tr")).to_have_count(3)
+    await expect(name).to_have_value("Typed, not saved")
+    await name.press("Enter")
+    await expect(page.locator(f"#row-{tea}")).to_contain_text("Typed, not saved")
+    await expect(page.locator("tr[data-inline-edit]")).to_have_count(0)
+
+
 async def test_an_open_edit_form_says_who_changed_the_record(
     logged_in_page: Page, server: LiveServer, database_url: str
 ):
