@@ -222,6 +222,17 @@
     return seconds < 60 ? seconds + " s ago" : Math.round(seconds / 60) + " min ago";
   }
 
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+
+  // where the focus is among a part's focusable elements, null when it is not in the part:
+  // the fresh copy of the part takes it at the same place, so a refresh never drops a
+  // keyboard user back to the page's start
+  function focusIndex(node) {
+    var active = document.activeElement;
+    if (!active || !node.contains(active)) return null;
+    return Array.prototype.indexOf.call(node.querySelectorAll(FOCUSABLE), active);
+  }
+
   function applyToRecord(el, change) {
     var label = el.querySelector(".live-state");
     var who = change.by || "someone";
@@ -257,7 +268,16 @@
         var next = page.querySelectorAll(selector);
         if (now.length !== next.length) return;
         now.forEach(function (node, i) {
-          node.replaceWith(document.importNode(next[i], true));
+          var fresh = document.importNode(next[i], true);
+          var focused = focusIndex(node);
+          node.replaceWith(fresh);
+          if (focused === null) return;
+          var same = fresh.querySelectorAll(FOCUSABLE)[focused];
+          if (!same) {
+            fresh.tabIndex = -1;  // its element is gone: the part itself takes the focus
+            same = fresh;
+          }
+          same.focus({ preventScroll: true });
         });
       });
       // what the page's other scripts do to fresh content (relative times) applies here too

@@ -150,6 +150,28 @@ async def test_an_open_edit_form_says_who_changed_the_record(
     await expect(created).to_contain_text(re.compile(r"^(now|.+ ago)"))
 
 
+async def test_a_record_page_refresh_keeps_the_focus_where_it_was(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    (tea,) = await _categories(database_url, ["Tea"])
+    await _execute(
+        database_url, "INSERT INTO categories (name, parent_id) VALUES ('Green', $1)", tea
+    )
+    await page.goto(f"{server.url}/categories/{tea}")
+    related = page.locator(".related tbody a").first
+    await related.focus()
+    await _execute(database_url, "UPDATE categories SET name = 'Black tea' WHERE id = $1", tea)
+    await expect(page.locator(".details")).to_contain_text("Black tea")
+    # the related records were replaced too: the focus is on the fresh copy of its link
+    await expect(related).to_be_focused()
+    # a refresh that takes the focused element away leaves the focus on its part
+    await _execute(database_url, "DELETE FROM categories WHERE parent_id = $1", tea)
+    await _execute(database_url, "UPDATE categories SET name = 'Oolong' WHERE id = $1", tea)
+    await expect(page.locator(".details")).to_contain_text("Oolong")
+    await expect(page.locator(".related").first).to_be_focused()
+
+
 async def test_ten_tabs_share_one_stream_and_stay_live_when_the_leader_closes(
     logged_in_page: Page, server: LiveServer, database_url: str
 ):
