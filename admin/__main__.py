@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from admin import db
-from admin import staff as staff_table
 from admin.cli_support import AlreadyServing, CommandError, database, exclusive_serve_lock
 from admin.migrations import migrate
 from admin.settings import Settings, SettingsError, load_settings
+from admin.staff import table as staff_table
 
 
 async def _run_migrations(settings: Settings) -> list[str]:

@@ -16,28 +16,14 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from admin import (
-    auth,
-    csv_export,
-    csv_routes,
-    dashboard,
-    db,
-    embedded,
-    errors,
-    health,
-    live,
-    live_changes,
-    metrics,
-    money,
-    observe,
-    replica,
-    sse,
-    staff_cache,
-)
+from admin import dashboard, db, embedded, errors, health, metrics, money, observe, replica
 from admin.access import Access, route
-from admin.account import account_page, change_password, change_time_zone
 from admin.audit_pages import audit_log
+from admin.csvio import exporting
+from admin.csvio.routes import csv_routes
 from admin.headers import SecurityHeadersMiddleware
+from admin.live import change_feed, order_feed
+from admin.live import runtime as live
 from admin.metrics_page import metrics_route, serve_separately
 from admin.migrations import migrate
 from admin.paths import STATIC_DIR
@@ -46,7 +32,10 @@ from admin.resources.refresh import refresh_tables
 from admin.resources.registry import read_at_startup
 from admin.resources.routes import resource_routes
 from admin.settings import Settings, load_settings
-from admin.staff_pages import (
+from admin.staff import cache as staff_cache
+from admin.staff import login
+from admin.staff.account import account_page, change_password, change_time_zone
+from admin.staff.pages import (
     staff_create,
     staff_list,
     staff_reset_password,
@@ -74,24 +63,24 @@ def routes() -> list[BaseRoute]:
             name="healthz",
             uses_session=False,
         ),
-        route("/login", auth.login_page, access=Access.PUBLIC, name="login"),
-        route("/login", auth.login, access=Access.PUBLIC, methods=["POST"]),
+        route("/login", login.login_page, access=Access.PUBLIC, name="login"),
+        route("/login", login.login, access=Access.PUBLIC, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         # ---- staff
-        route("/logout", auth.logout, access=Access.STAFF, methods=["POST"], name="logout"),
+        route("/logout", login.logout, access=Access.STAFF, methods=["POST"], name="logout"),
         route(
             "/logout/everywhere",
-            auth.logout_everywhere,
+            login.logout_everywhere,
             access=Access.STAFF,
             methods=["POST"],
             name="logout_everywhere",
         ),
         route("/", dashboard.dashboard, access=Access.STAFF, name="dashboard"),
         # ---- live events (SSE)
-        route("/events", sse.events_stream, access=Access.STAFF, name="events"),
+        route("/events", order_feed.events_stream, access=Access.STAFF, name="events"),
         route(
             "/live/changes",
-            live_changes.changes_stream,
+            change_feed.changes_stream,
             access=Access.STAFF,
             name="live_changes",
         ),
@@ -125,7 +114,7 @@ def routes() -> list[BaseRoute]:
         # ---- Prometheus (admins, or the METRICS_TOKEN bearer)
         metrics_route(),
         # ---- every table's pages: last, so the panel's own paths win
-        *csv_routes.csv_routes(),
+        *csv_routes(),
         *resource_routes(),
     ]
 
@@ -224,7 +213,7 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
             metrics.remove_source(id(app))
             await live.stop(app)
             await staff_cache.stop(app)
-            await csv_export.abort_all(app.state.exports, EXPORT_ABORT_SECONDS)
+            await exporting.abort_all(app.state.exports, EXPORT_ABORT_SECONDS)
             await health.stop(app)
             await replica.stop(app)
             if own_pool:

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 
-from admin.staff import StaffMember
+from admin.staff.table import StaffMember
 
 
 async def record(

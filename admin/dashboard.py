@@ -7,9 +7,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, events, live, live_view, order_stats, replica
+from admin import db, order_stats, replica
 from admin.htmx import render
-from admin.sse import status_filter
+from admin.live import events
+from admin.live import runtime as live
+from admin.live import view as live_view
+from admin.live.order_feed import status_filter
 from admin.templating import templates
 
 FEED_SIZE = 50

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from admin.events import STATUSES
+from admin.live.events import STATUSES
 
 TOP = 5
 

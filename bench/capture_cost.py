@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from csv_common import COLUMNS, database, write_users_csv
 from panel_writes import Ids, panel_mix
 
-from admin import capture
+from admin.live import capture
 from admin.resources import catalog
 from admin.resources.registry import INTERNAL_TABLES
 from tests.conftest import TEST_SECRET_KEY, create_staff, log_in

@@ -212,7 +212,7 @@ def env_or(name: str, default: str) -> str:
 
 def csv_spec(database_url: str, table: str = "users"):  # type: ignore[no-untyped-def]
     """The CSV facts the panel derives for `table` (read from the catalog as it does)."""
-    from admin.csv_tables import csv_table
+    from admin.csvio.tables import csv_table
     from admin.resources.registry import Registry
 
     async def read():  # type: ignore[no-untyped-def]

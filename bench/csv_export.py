@@ -30,7 +30,7 @@ from csv_common import (
     write_users_csv,
 )
 
-from admin.csv_export import export_query
+from admin.csvio.exporting import export_query
 
 
 def psql_export(database_url: str, select: str, target: Path) -> float:

@@ -34,7 +34,7 @@ from csv_common import (
     server_pid,
 )
 
-from admin.csv_export import export_query
+from admin.csvio.exporting import export_query
 
 SCHEMA = """
 CREATE TABLE readings (

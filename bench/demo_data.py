@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from admin import embedded  # noqa: E402
-from admin.demo import demo_category_ids  # noqa: E402
-from admin.demo_catalog import ProductChunks  # noqa: E402
-from admin.demo_rows import OrderChunks, PriceList, UserChunks  # noqa: E402
+from admin.demo.catalog import ProductChunks  # noqa: E402
+from admin.demo.commands import demo_category_ids  # noqa: E402
+from admin.demo.rows import OrderChunks, PriceList, UserChunks  # noqa: E402
 from admin.migrations import migrate  # noqa: E402
 
 

@@ -40,7 +40,7 @@ WRITERS = 4
 
 def _release() -> bytes:
     from admin import live_view
-    from admin.events import OrderEvent
+    from admin.live.events import OrderEvent
 
     now = datetime.now(UTC)
     events = [

@@ -1,4 +1,4 @@
-"""A live stream's queue, per delivery: admin.mailbox.Mailbox vs asyncio.Queue, same run.
+"""A live stream's queue, per delivery: admin.live.mailbox.Mailbox vs asyncio.Queue, same run.
 
     flock /tmp/bench.lock python bench/stream_queue.py [--clients 1000] [--releases 2000]
 
@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from admin.mailbox import Mailbox
+from admin.live.mailbox import Mailbox
 
 
 async def per_delivery(factory: Callable[[int], Any], clients: int, releases: int) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from admin import throttle
-from admin.passwords import verify_password
+from admin.staff import throttle
+from admin.staff.passwords import verify_password
 from tests.conftest import STAFF_PASSWORD, LoggedIn, log_in
 from tests.snapshot import snapshot
 

@@ -7,7 +7,7 @@ import re
 import asyncpg
 
 from admin import audit
-from admin import staff as staff_table
+from admin.staff import table as staff_table
 from tests.conftest import LoggedIn
 from tests.snapshot import snapshot
 

@@ -10,10 +10,10 @@ import pytest
 from argon2 import PasswordHasher
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from admin import throttle
 from admin.app import create_app
-from admin.auth import LOGIN_FAILED
-from admin.passwords import verify_password
+from admin.staff import throttle
+from admin.staff.login import LOGIN_FAILED
+from admin.staff.passwords import verify_password
 from tests.conftest import (
     STAFF_PASSWORD,
     TEST_SECRET_KEY,

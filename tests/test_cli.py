@@ -14,10 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from admin.demo import load_demo_data
-from admin.demo_catalog import CATEGORIES, LEAVES
+from admin.demo.catalog import CATEGORIES, LEAVES
+from admin.demo.commands import load_demo_data
 from admin.migrations import available
-from admin.passwords import verify_password
+from admin.staff.passwords import verify_password
 from tests.cli import ROOT, cli_env, run_cli
 from tests.conftest import TEST_SECRET_KEY
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from admin import metrics
-from admin.csv_screens import SCREEN_BLOCK, Screen, Screening, screen_hits
-from admin.csv_tables import TIMESTAMP_CHECKS
+from admin.csvio.screens import SCREEN_BLOCK, Screen, Screening, screen_hits
+from admin.csvio.tables import TIMESTAMP_CHECKS
 from tests.conftest import LoggedIn
 from tests.csv_helpers import USERS_HEADER, table_rows, upload, user_lines
 

@@ -11,7 +11,7 @@ import re
 import asyncpg
 import httpx
 
-from admin.csv_formulas import LEADING_SPACE, TRIGGERS, needs_quote, neutralised
+from admin.csvio.formulas import LEADING_SPACE, TRIGGERS, needs_quote, neutralised
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, create_staff, log_in
 from tests.csv_helpers import USERS_HEADER, table_rows, upload
 from tests.live import live_server

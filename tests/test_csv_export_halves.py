@@ -15,7 +15,7 @@ import pytest
 
 from admin import metrics
 from admin.app import create_app
-from admin.csv_export_split import SplitPlan, new_spool, plan_halves, spool_half
+from admin.csvio.export_split import SplitPlan, new_spool, plan_halves, spool_half
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, _logged_in, create_staff, log_in
 from tests.live import live_server
 

@@ -379,7 +379,7 @@ async def test_a_trickle_of_short_pauses_gives_the_transaction_up_too(
 async def test_a_copy_waiting_for_a_lock_does_not_hold_the_upload_back(
     database_url: str, tmp_path: Path
 ):
-    """The receiving keeps pace with the COPY (csv_incoming), but a COPY that stops (here it
+    """The receiving keeps pace with the COPY (csvio.incoming), but a COPY that stops (here it
     waits for another transaction's row with the same key) sets the pace no longer: the
     client sends all of a file far larger than the lead, and the import ends once the
     other transaction has."""
@@ -489,7 +489,7 @@ async def test_closing_the_page_during_the_write_rolls_the_import_back(
         with live_server(database_url, TEST_SECRET_KEY, tmp_path) as server:
             http = await _admin(server, conn)
             content = (USERS_HEADER + "".join(user_lines(3000))).encode()
-            token = uuid.uuid4().hex  # not shared with another test run's import (see csv_progress)
+            token = uuid.uuid4().hex  # not shared with another run's import (csvio.progress)
             async with holder.transaction():
                 # the import reads the whole file, then waits for this lock to write
                 await holder.execute("LOCK TABLE users IN SHARE MODE")

@@ -12,10 +12,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
-from admin import csv_incoming
 from admin.app import GIL_SWITCH_SECONDS
-from admin.csv_incoming import READ_BLOCK, Incoming
-from admin.csv_spool import WRITE_BATCH_BYTES
+from admin.csvio import incoming as incoming_module
+from admin.csvio.incoming import READ_BLOCK, Incoming
+from admin.csvio.spool import WRITE_BATCH_BYTES
 
 LEAD = 2 << 20
 FILE = bytes(range(256)) * (12 << 12)  # 12 MB: six times the lead
@@ -24,7 +24,7 @@ HEADER = b"a,b\n"
 
 @pytest.fixture(autouse=True)
 def small_lead(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csv_incoming, "PACE_LEAD_BYTES", LEAD)
+    monkeypatch.setattr(incoming_module, "PACE_LEAD_BYTES", LEAD)
 
 
 class FastClient:
@@ -97,7 +97,7 @@ async def test_a_reader_that_stops_reading_sets_the_pace_no_longer(
 ) -> None:
     """A COPY waiting for a lock: after PACE_WAIT_SECONDS without a read, the rest of the
     upload is received at once."""
-    monkeypatch.setattr(csv_incoming, "PACE_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(incoming_module, "PACE_WAIT_SECONDS", 0.3)
     client = FastClient()
     async with _read_once(client) as (incoming, blocks, first):
         async with asyncio.timeout(10):
@@ -115,7 +115,7 @@ async def test_a_reader_that_is_closed_releases_the_receiving_at_once(
 ) -> None:
     """A COPY that failed (the file is staged instead): the upload is received without
     waiting for a reader that is gone."""
-    monkeypatch.setattr(csv_incoming, "PACE_WAIT_SECONDS", 60)
+    monkeypatch.setattr(incoming_module, "PACE_WAIT_SECONDS", 60)
     client = FastClient()
     async with _read_once(client) as (incoming, blocks, first):
         await asyncio.sleep(0.5)  # far longer than the whole file takes to arrive

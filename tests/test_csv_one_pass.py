@@ -191,7 +191,7 @@ async def test_progress_phases_and_cancel_roll_the_import_back(
 
     token = progress_token()
     # a column the table lacks is ignored, which keeps the import off the one-pass COPY
-    # (admin/csv_direct.py): its rows are staged and checked before the write
+    # (admin/csvio/direct.py): its rows are staged and checked before the write
     content = USERS_HEADER.replace("\n", ",remark\n") + "".join(
         f"u{i:05d},u{i}@x.org,U,true,r\n" for i in range(2000)
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from admin.csv_rule_check import CopyAbandoned, ReadMark, RulesBroken
+from admin.csvio.rule_check import CopyAbandoned, ReadMark, RulesBroken
 
 DATA = bytes(range(256)) * 4096  # 1 MB
 PIECE = 100_000

@@ -7,7 +7,7 @@ import re
 
 import asyncpg
 
-from admin.hub import HEARTBEAT, Batch, Broadcast, Closed, Hub
+from admin.live.hub import HEARTBEAT, Batch, Broadcast, Closed, Hub
 from tests.conftest import LoggedIn
 from tests.live_helpers import add_customer, event_ids, insert_orders
 

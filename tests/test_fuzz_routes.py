@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from admin import account, audit
+from admin import audit
 from admin.app import routes
 from admin.declarations import DECLARATIONS
-from admin.events import STATUSES
+from admin.live.events import STATUSES
+from admin.staff import account
 from tests.conftest import LoggedIn, create_staff
 from tests.resource_helpers import ORDER_SORTS, USER_SORTS
 from tests.route_walk import methods_of, walk

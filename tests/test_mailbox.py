@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from admin.mailbox import Mailbox
+from admin.live.mailbox import Mailbox
 
 
 async def test_items_come_out_in_order_and_the_bound_holds() -> None:

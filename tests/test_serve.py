@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from admin.passwords import verify_password
+from admin.staff.passwords import verify_password
 from tests.cli import (
     cli_env,
     kill_everything_under,

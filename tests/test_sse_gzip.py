@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 from starlette.requests import Request
 
-from admin import sse, sse_gzip
-from admin.events import OrderEvent
-from admin.hub import Batch, Broadcast, Subscription
+from admin.live import order_feed, sse_gzip
+from admin.live.events import OrderEvent
+from admin.live.hub import Batch, Broadcast, Subscription
 from tests.conftest import TEST_SECRET_KEY
 from tests.live import LiveServer, live_server
 from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client
@@ -180,7 +180,7 @@ async def test_a_stream_ended_by_shutdown_decodes_to_its_last_event(
     await stream.read_until(b"never sent")
     stream.close()
     # the response ended properly (its last chunk), and every segment inflated whole; the
-    # gzip member has no trailer (see admin/sse_gzip.py), which zlib reads as unfinished
+    # gzip member has no trailer (see admin/live/sse_gzip.py), which zlib reads as unfinished
     assert stream.ended
     assert stream.inflate is not None and not stream.inflate.eof
     assert stream.inflate.flush() == b""
@@ -219,8 +219,10 @@ def test_a_release_is_compressed_once_for_every_client_of_its_filter():
     batch = Batch(events)
     heartbeat = Broadcast(b": ping\n\n")
 
-    def client(accept_encoding: str | None) -> sse._OrderFeed:
-        feed = sse._OrderFeed(_request(accept_encoding), Subscription(10, 8), None, False, None)
+    def client(accept_encoding: str | None) -> order_feed._OrderFeed:
+        feed = order_feed._OrderFeed(
+            _request(accept_encoding), Subscription(10, 8), None, False, None
+        )
         assert feed.gzip == (accept_encoding is not None)
         return feed
 

@@ -7,8 +7,8 @@ import asyncio
 
 from starlette.types import Message
 
-from admin.hub import Broadcast, Hub
-from admin.sse_response import EventStreamResponse
+from admin.live.hub import Broadcast, Hub
+from admin.live.sse_response import EventStreamResponse
 
 SCOPE = {"type": "http", "method": "GET"}
 

@@ -7,8 +7,8 @@ import asyncio
 import asyncpg
 import httpx
 
-from admin.staff import StaffMember
-from admin.staff_cache import StaffCache
+from admin.staff.cache import StaffCache
+from admin.staff.table import StaffMember
 from tests.conftest import TEST_SECRET_KEY, create_staff, log_in
 from tests.live import live_server
 

@@ -7,8 +7,8 @@ import asyncio
 import asyncpg
 import pytest
 
-from admin import staff as staff_table
-from admin.passwords import verify_password
+from admin.staff import table as staff_table
+from admin.staff.passwords import verify_password
 from tests.conftest import LoggedIn, create_staff
 from tests.snapshot import snapshot
 

@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 
 from admin import audit
-from admin import staff as staff_table
-from admin.events import recent
-from admin.live_view import feed_item_html
+from admin.live.events import recent
+from admin.live.view import feed_item_html
+from admin.staff import table as staff_table
 from tests.conftest import LoggedIn
 from tests.live_helpers import add_customer, insert_orders
 from tests.snapshot import snapshot

@@ -11,9 +11,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, live_actor
+from admin import audit, db
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
+from admin.live import actor as live_actor
 from admin.resources import bulk_batches, bulk_checks, bulk_undo, store
 from admin.resources.list_views import parse_query
 from admin.resources.model import Table

@@ -12,10 +12,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, live_actor
+from admin import audit, db
 from admin.access import client_ip, current_staff
 from admin.htmx import redirect
 from admin.ids import InvalidId, parse_id
+from admin.live import actor as live_actor
 from admin.resources import editing, history, reads, store, values
 from admin.resources.carried import safe_back, with_back
 from admin.resources.model import Table

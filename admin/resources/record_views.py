@@ -12,9 +12,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from admin import audit, db, live_actor
+from admin import audit, db
 from admin.access import client_ip, current_staff
 from admin.htmx import is_htmx, redirect
+from admin.live import actor as live_actor
 from admin.resources import editing, reads, store, values
 from admin.resources.carried import Return, safe_back, with_back
 from admin.resources.model import Column, Table

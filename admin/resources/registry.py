@@ -19,8 +19,8 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
-from admin import capture
 from admin.declarations import DECLARATIONS
+from admin.live import capture
 from admin.resources import catalog, cells, keys, reads, rows
 from admin.resources.model import Table
 from admin.resources.spec import Action, Resource

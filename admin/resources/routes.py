@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from admin import db, presence
+from admin import db
 from admin.access import Access, route
+from admin.live import presence
 from admin.resources import (
     bulk_views,
     history_views,

@@ -15,9 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
-from admin import throttle
-from admin.auth import LOGIN_FAILED
-from admin.passwords import verify_password
+from admin.staff import throttle
+from admin.staff.login import LOGIN_FAILED
+from admin.staff.passwords import verify_password
 from tests.cli import cli_env, start_serve
 from tests.conftest import (
     STAFF_PASSWORD,

@@ -15,9 +15,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from admin.app import create_app
-from admin.csv_problems import MAX_ERRORS
-from admin.csv_spool import EndMarkerGuard
-from admin.csv_tables import MAX_IMPORTED_ID
+from admin.csvio.problems import MAX_ERRORS
+from admin.csvio.spool import EndMarkerGuard
+from admin.csvio.tables import MAX_IMPORTED_ID
 from admin.settings import Settings
 from tests.conftest import LoggedIn, log_in
 from tests.csv_helpers import USERS_HEADER, table_rows, upload, user_lines

@@ -179,7 +179,7 @@ async def _count(conn: asyncpg.Connection, sql: str, wanted: int) -> bool:
 
 
 async def _at_least(conn: asyncpg.Connection, sql: str, wanted: int) -> bool:
-    # a big export may run as two COPYs at once (admin/csv_export_split.py)
+    # a big export may run as two COPYs at once (admin/csvio/export_split.py)
     return int(await conn.fetchval(sql)) >= wanted
 
 

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from admin import sse_replay
+from admin.live import sse_replay
 from tests.conftest import TEST_SECRET_KEY
 from tests.live import LiveServer, live_server
 from tests.live_helpers import add_customer, event_ids, insert_orders, logged_in_client

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from admin.demo import load_demo_data
+from admin.demo.commands import load_demo_data
 from tests import axe
 from tests.e2e.shared import SIZES
 from tests.e2e.shared import fetchval as _sql

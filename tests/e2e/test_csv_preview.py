@@ -73,7 +73,7 @@ async def test_phases_show_and_cancel_rolls_back(
     await page.goto(server.url + "/users/import")
     source = tmp_path / "users.csv"
     # a column the table lacks is ignored, which keeps the import off the one-pass COPY
-    # (admin/csv_direct.py): its rows are read and checked before they are written
+    # (admin/csvio/direct.py): its rows are read and checked before they are written
     source.write_text(
         "username,email,remark\n" + "".join(f"u{i:05d},u{i}@x.org,r\n" for i in range(5000)),
         encoding="utf-8",

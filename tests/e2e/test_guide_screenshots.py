@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, expect
 
-from admin.demo import load_demo_data
+from admin.demo.commands import load_demo_data
 from tests import pg
 from tests.live import LiveServer
 

@@ -1,6 +1,6 @@
 """The live streams compressed, in a real browser: Chromium asks for gzip, the dashboard
 and a live list still update, and a dashboard resumes after its compressed stream ended
-properly (a graceful restart: the gzip body ends without a trailer, see admin/sse_gzip.py)
+properly (a graceful restart: the gzip body ends without a trailer, see admin/live/sse_gzip.py)
 or was cut (a killed server)."""
 
 from __future__ import annotations
