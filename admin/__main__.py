@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=staff_table.ROLES, default="staff")
     create.set_defaults(handler=cmd_create_staff)
 
-    from admin import demo
+    from admin.demo import commands as demo
 
     demo.add_commands(commands)
     return parser

@@ -156,7 +156,7 @@ WRITES = [
 async def _seed(dsn: str) -> None:
     import asyncpg
 
-    from admin import staff
+    from admin.staff import table as staff
 
     conn = await asyncpg.connect(dsn)
     await staff.create(conn, "bench", PASSWORD, "staff")

@@ -236,7 +236,8 @@ async def main(args: argparse.Namespace) -> None:
     import asyncpg
     import httpx
 
-    from admin import embedded, staff
+    from admin import embedded
+    from admin.staff import table as staff
     from tests import pg
     from tests.live import live_server
 

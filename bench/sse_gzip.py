@@ -39,7 +39,7 @@ WRITERS = 4
 
 
 def _release() -> bytes:
-    from admin import live_view
+    from admin.live import view as live_view
     from admin.live.events import OrderEvent
 
     now = datetime.now(UTC)
@@ -67,7 +67,7 @@ def _per_call_us(fn, rounds: int = 2000) -> float:  # type: ignore[no-untyped-de
 
 
 def micro() -> None:
-    from admin import sse_gzip
+    from admin.live import sse_gzip
 
     plain = _release()
     print(f"a release of {RELEASE_ITEMS} feed items: {len(plain)} bytes")
@@ -159,7 +159,8 @@ async def ab(args: argparse.Namespace) -> None:
     import asyncpg
     import httpx
 
-    from admin import embedded, staff
+    from admin import embedded
+    from admin.staff import table as staff
     from tests import pg
     from tests.live import live_server
 

@@ -128,7 +128,7 @@ class LoggedIn:
 async def create_staff(
     conn: asyncpg.Connection, username: str, role: str = "staff", password: str = STAFF_PASSWORD
 ) -> int:
-    from admin import staff
+    from admin.staff import table as staff
 
     member = await staff.create(conn, username, password, role)
     return member.id

@@ -288,7 +288,7 @@ async def test_a_changed_primary_key_is_reported_under_the_old_key_as_deleted(
 async def test_old_changes_are_purged_and_a_resume_from_before_them_reloads(
     server: LiveServer, database_url: str, db: asyncpg.Connection
 ):
-    from admin import changes
+    from admin.live import changes
 
     http = await logged_in_client(server.url, database_url, "watcher")
     await capture_ready(db, ("users", "categories"))

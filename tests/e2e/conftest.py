@@ -59,7 +59,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 async def _create_staff(database_url: str, username: str, role: str) -> None:
-    from admin import staff
+    from admin.staff import table as staff
 
     conn = await asyncpg.connect(database_url)
     try:
