@@ -263,7 +263,7 @@
     }).then(function (html) {
       if (!html) return;
       var page = new DOMParser().parseFromString(html, "text/html");
-      [".details", ".related"].forEach(function (selector) {
+      [".details", ".related-records"].forEach(function (selector) {
         var now = document.querySelectorAll(selector);
         var next = page.querySelectorAll(selector);
         if (now.length !== next.length) return;

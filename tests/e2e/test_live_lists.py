@@ -169,7 +169,37 @@ async def test_a_record_page_refresh_keeps_the_focus_where_it_was(
     await _execute(database_url, "DELETE FROM categories WHERE parent_id = $1", tea)
     await _execute(database_url, "UPDATE categories SET name = 'Oolong' WHERE id = $1", tea)
     await expect(page.locator(".details")).to_contain_text("Oolong")
-    await expect(page.locator(".related").first).to_be_focused()
+    await expect(page.locator(".related-records")).to_be_focused()
+
+
+async def test_a_record_page_refresh_shows_a_table_that_came_to_refer_to_it(
+    logged_in_page: Page, server: LiveServer, database_url: str
+):
+    page = logged_in_page
+    (tea,) = await _categories(database_url, ["Tea"])
+    await page.goto(f"{server.url}/categories/{tea}")
+    sections = page.locator(".related h2")
+    before = await sections.count()
+    await _execute(
+        database_url,
+        "CREATE TABLE shelf_labels (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " category_id bigint NOT NULL REFERENCES categories, caption text NOT NULL)",
+    )
+    await _execute(
+        database_url,
+        "INSERT INTO shelf_labels (category_id, caption) VALUES ($1, 'Top shelf')",
+        tea,
+    )
+    # the panel reads the catalog again within its check interval
+    for _ in range(100):
+        if (await page.request.get(f"{server.url}/shelf_labels")).ok:
+            break
+        await asyncio.sleep(0.2)
+    await _execute(database_url, "UPDATE categories SET name = 'Black tea' WHERE id = $1", tea)
+    await expect(page.locator(".details")).to_contain_text("Black tea")
+    # one more section than the page had: all of them are replaced, the new one included
+    await expect(sections).to_have_count(before + 1)
+    await expect(page.locator(".related", has_text="Shelf labels")).to_contain_text("Top shelf")
 
 
 async def test_ten_tabs_share_one_stream_and_stay_live_when_the_leader_closes(
