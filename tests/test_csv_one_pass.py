@@ -9,6 +9,7 @@ import io
 import uuid
 
 import asyncpg
+import httpx
 
 from tests.conftest import LoggedIn
 from tests.csv_helpers import USERS_HEADER, upload
@@ -111,6 +112,43 @@ async def test_windows_1252_and_semicolons_with_decimal_commas_are_detected(
     assert latin.json()["format"]["encoding_detected"] is True
     name = await conn.fetchval("SELECT full_name FROM users WHERE username = 'zoe'")
     assert name == "Zoë Ñúñez \u2013 €"
+
+
+async def test_a_raw_body_is_read_in_the_charset_its_content_type_names(
+    admin_client: LoggedIn, conn: asyncpg.Connection
+) -> None:
+    async def send(content: bytes, content_type: str, query: str = "") -> httpx.Response:
+        return await admin_client.http.post(
+            f"/users/import{query}",
+            content=content,
+            headers={
+                "Content-Type": content_type,
+                "X-CSRF-Token": admin_client.csrf,
+                "Accept": "application/json",
+            },
+        )
+
+    # "Ã©" written by a Windows-1252 spreadsheet is also valid UTF-8 (for "é"): only the
+    # charset tells them apart
+    content = "username,email,full_name\nann,a@x.org,CafÃ©\n".encode("cp1252")
+    named = await send(content, "text/csv; charset=Windows-1252")
+    assert named.status_code == 200, named.text
+    assert named.json()["format"]["encoding"] == "Windows-1252"
+    assert named.json()["format"]["encoding_detected"] is False
+    assert await conn.fetchval("SELECT full_name FROM users WHERE username = 'ann'") == "CafÃ©"
+    # its aliases are understood, and the query's choice wins over it
+    content = "username,email,full_name\nbob,b@x.org,Zoë\n".encode()
+    chosen = await send(content, 'text/csv; charset="ISO-8859-1"', "?encoding=utf-8")
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["format"]["encoding"] == "UTF-8"
+    assert await conn.fetchval("SELECT full_name FROM users WHERE username = 'bob'") == "Zoë"
+    latin = await send(b"username,email\ncyd,c@x.org\n", "text/csv; charset=latin1")
+    assert latin.json()["format"]["encoding"] == "Latin-1"
+    # a charset the import cannot read is refused before anything is read or written
+    refused = await send("username\ndee\n".encode("utf-16"), "text/csv; charset=UTF-16")
+    assert refused.status_code == 400
+    assert "charset 'UTF-16' is not one the import reads" in refused.text
+    assert await conn.fetchval("SELECT count(*) FROM users WHERE username = 'dee'") == 0
 
 
 async def test_tabs_cr_line_ends_bom_and_a_chosen_encoding(

@@ -8,6 +8,7 @@ day/month date (01/02/2024) is refused unless a `date_order` is chosen. ISO date
 
 from __future__ import annotations
 
+import codecs
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,25 @@ ENCODINGS = {"utf-8": "UTF-8", "windows-1252": "WIN1252", "latin-1": "LATIN1"}
 ENCODING_LABELS = {"UTF-8": "UTF-8", "WIN1252": "Windows-1252", "LATIN1": "Latin-1"}
 DELIMITERS = {",": ",", ";": ";", "tab": "\t"}
 DELIMITER_LABELS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+# Python's codec name -> what a form or a query may name; ASCII is read as UTF-8, a superset
+_CHARSETS = {"utf-8": "utf-8", "ascii": "utf-8", "cp1252": "windows-1252", "iso8859-1": "latin-1"}
+
+
+def charset_encoding(charset: str) -> str:
+    """The encoding a Content-Type's `charset` names (`UTF8`, `cp1252`, `ISO-8859-1`…), as
+    the `encoding` option spells it; ValueError for one the import cannot read."""
+    try:
+        name = codecs.lookup(charset).name
+    except LookupError:
+        name = ""
+    if name not in _CHARSETS:
+        raise ValueError(
+            f"The body's charset {charset!r} is not one the import reads: "
+            "utf-8, windows-1252 or latin-1."
+        )
+    return _CHARSETS[name]
 
 
 def _choice(value_of: Callable[[str], str | None], name: str, allowed: dict[str, str]) -> str:

@@ -31,7 +31,7 @@ from admin.csvio.formats import SAMPLE_BYTES, FileFormat, resolve
 from admin.csvio.importing import DryRun, ImportResult, import_csv
 from admin.csvio.incoming import Incoming, UploadStalled
 from admin.csvio.mapping import ColumnMapping, map_header
-from admin.csvio.options import ImportOptions, chosen_mapping
+from admin.csvio.options import ImportOptions, charset_encoding, chosen_mapping
 from admin.csvio.preview import preview_page
 from admin.csvio.problems import ImportRejected, Problem
 from admin.csvio.screens import Screen
@@ -222,7 +222,11 @@ async def _import(request: Request, spec: CsvTable) -> Response:
         )
 
     def value_of(name: str) -> str | None:
-        return upload.fields.get(name) or request.query_params.get(name)
+        given = upload.fields.get(name) or request.query_params.get(name)
+        if given is None and name == "encoding" and upload.charset:
+            # a raw body's charset says how it is written, unless the query says otherwise
+            return charset_encoding(upload.charset)
+        return given
 
     try:
         options = ImportOptions.parse(value_of)

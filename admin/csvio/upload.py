@@ -180,6 +180,7 @@ class Upload:
     fields: dict[str, str]
     _chunks: AsyncIterator[bytes]
     size: int = 0
+    charset: str = ""  # a raw body's Content-Type charset, as sent
     _hash: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     @property
@@ -223,6 +224,7 @@ async def open_upload(request: Request, limits: BodyLimits) -> Upload:
             filename=request.query_params.get("filename", "") or "(request body)",
             fields={},
             _chunks=_raw_chunks(body),
+            charset=options.get(b"charset", b"").decode("latin-1").strip(),
         )
     raise UploadRefused("Send the CSV as multipart/form-data (field 'file') or as text/csv.")
 
