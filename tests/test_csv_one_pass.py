@@ -149,6 +149,10 @@ async def test_a_raw_body_is_read_in_the_charset_its_content_type_names(
     assert refused.status_code == 400
     assert "charset 'UTF-16' is not one the import reads" in refused.text
     assert await conn.fetchval("SELECT count(*) FROM users WHERE username = 'dee'") == 0
+    for odd in ("x" * 5000, "utf-8\x00"):  # named at length, or with a NUL: the same answer
+        refused = await send(b"username\ndee\n", f"text/csv; charset={odd}")
+        assert refused.status_code == 400
+        assert "is not one the import reads" in refused.text and "x" * 41 not in refused.text
 
 
 async def test_tabs_cr_line_ends_bom_and_a_chosen_encoding(

@@ -108,11 +108,12 @@ def charset_encoding(charset: str) -> str:
     the `encoding` option spells it; ValueError for one the import cannot read."""
     try:
         name = codecs.lookup(charset).name
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, or a NUL in the name
         name = ""
     if name not in _CHARSETS:
+        shown = charset if len(charset) <= 40 else charset[:40] + "…"
         raise ValueError(
-            f"The body's charset {charset!r} is not one the import reads: "
+            f"The body's charset {shown!r} is not one the import reads: "
             "utf-8, windows-1252 or latin-1."
         )
     return _CHARSETS[name]
