@@ -263,7 +263,9 @@
     }).then(function (html) {
       if (!html) return;
       var page = new DOMParser().parseFromString(html, "text/html");
-      [".details", ".related-records"].forEach(function (selector) {
+      // the record's name may have changed: its heading, breadcrumbs and tab title follow
+      document.title = page.title;
+      [".breadcrumbs", "main h1", ".details", ".related-records"].forEach(function (selector) {
         var now = document.querySelectorAll(selector);
         var next = page.querySelectorAll(selector);
         if (now.length !== next.length) return;

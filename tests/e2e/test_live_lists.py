@@ -163,6 +163,10 @@ async def test_a_record_page_refresh_keeps_the_focus_where_it_was(
     await related.focus()
     await _execute(database_url, "UPDATE categories SET name = 'Black tea' WHERE id = $1", tea)
     await expect(page.locator(".details")).to_contain_text("Black tea")
+    # the record's new name is in its heading, breadcrumbs and the tab's title too
+    await expect(page.locator("main h1")).to_have_text("Black tea")
+    await expect(page.locator(".breadcrumbs")).to_contain_text("Black tea")
+    await expect(page).to_have_title(re.compile("Black tea"))
     # the related records were replaced too: the focus is on the fresh copy of its link
     await expect(related).to_be_focused()
     # a refresh that takes the focused element away leaves the focus on its part
