@@ -139,10 +139,12 @@ def admin_server(database_url: str) -> Iterator[tuple[LiveServer, httpx.Client]]
     try:
         with live_server(database_url, TEST_SECRET_KEY, log_dir, extra_env=env) as server:
 
-            async def login() -> tuple[dict[str, str], str]:
+            async def login() -> tuple[httpx.Cookies, str]:
                 async with httpx.AsyncClient(base_url=server.url) as http:
                     token = await log_in(http, "bench")
-                    return dict(http.cookies.items()), token
+                    # the jar keeps each cookie's host: a session the server refreshes
+                    # during a long run replaces the cookie instead of adding a second one
+                    return httpx.Cookies(http.cookies), token
 
             cookies, token = asyncio.run(login())
             with httpx.Client(
