@@ -43,6 +43,7 @@ async def _ensure_first_admin(settings: Settings) -> FirstAdmin | None:
     conn = await db.connect(settings)
     try:
         async with conn.transaction():
+            await db.wait_for_locks(conn)
             await conn.execute("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
             if await staff_table.count(conn) > 0:
                 return None

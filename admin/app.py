@@ -237,6 +237,8 @@ def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = 
             HTTPException: errors.http_exception,
             db.DatabaseUnavailable: errors.database_unavailable,
             catalog.CatalogLocked: errors.catalog_locked,
+            asyncpg.LockNotAvailableError: errors.database_busy,
+            asyncpg.QueryCanceledError: errors.database_busy,
             **dict.fromkeys(db.CONNECTION_FAILURES, errors.connection_failure),
             500: errors.server_error,
         },

@@ -67,6 +67,13 @@ def is_connection_failure(exc: BaseException) -> bool:
     return isinstance(exc, CONNECTION_FAILURES) and not isinstance(exc, _CALLER_ERRORS)
 
 
+async def wait_for_locks(conn: asyncpg.Connection) -> None:
+    """Let the statements of the transaction in progress wait for locks as long as their
+    statement timeout allows, past the pool's LOCK_TIMEOUT_MS: for work that is meant to
+    queue behind others (imports into one table, migrations, the demo's loads)."""
+    await conn.execute("SELECT set_config('lock_timeout', '0', true)")
+
+
 def unavailable(exc: BaseException) -> DatabaseUnavailable:
     """The 503 error for a connection-level failure."""
     return DatabaseUnavailable(f"database unreachable: {type(exc).__name__}: {exc}")
@@ -182,7 +189,7 @@ def connect_options(settings: Settings, *, pooled: bool | None = None) -> dict[s
     transaction may land on another server connection, so no named prepared statement may
     outlive it: the statement cache is off (asyncpg then parses unnamed statements, which
     live within one round of messages). PgBouncer also refuses startup parameters other than
-    a few (`statement_timeout` among the refused): its `connect_query` sets the timeout.
+    a few (`statement_timeout` among the refused): its `connect_query` sets the timeouts.
 
     Cached statements are always planned for their values: after five runs PostgreSQL may
     switch a statement to one plan for any value, and for a search pattern or a filter on a
@@ -193,6 +200,7 @@ def connect_options(settings: Settings, *, pooled: bool | None = None) -> dict[s
     server_settings = {"application_name": APPLICATION_NAME}
     if not pooler:
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+        server_settings["lock_timeout"] = str(settings.lock_timeout_ms)
         server_settings["plan_cache_mode"] = "force_custom_plan"
     options: dict[str, Any] = {"server_settings": server_settings}
     if pooler:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -13,6 +14,9 @@ from admin.headers import SECURITY_HEADERS
 from admin.templating import templates
 
 log = logging.getLogger("admin.errors")
+
+# seconds: a lock wait or a slow statement is someone else's work, usually soon done
+BUSY_RETRY_AFTER = 2
 
 TITLES = {
     400: "Bad request",
@@ -36,6 +40,22 @@ def error_page(
         "hx-request"
     ):
         return PlainTextResponse(f"{status} {message}\n", status_code=status, headers=headers)
+    navigating = request.headers.get("hx-boosted") and request.method == "GET"
+    if request.headers.get("hx-request") and not navigating:
+        # a fragment or a form sent by htmx (a search, an inline save): the message goes to
+        # the page's flash area, what the reader has open or typed stays, the address too
+        return templates.TemplateResponse(
+            request,
+            "_error_message.html",
+            {"message": message},
+            status_code=status,
+            headers={
+                **(headers or {}),
+                "HX-Retarget": "#flashes",
+                "HX-Reswap": "innerHTML",
+                "HX-Push-Url": "false",
+            },
+        )
     if not hasattr(request.state, "session"):
         request.state.session = None
         request.state.staff = None
@@ -77,6 +97,20 @@ async def catalog_locked(request: Request, exc: Exception) -> Response:
         "Tables are being changed in the database right now. Retry in a few seconds.",
         {"Retry-After": str(getattr(exc, "retry_after", 2))},
     )
+
+
+async def database_busy(request: Request, exc: Exception) -> Response:
+    """A statement gave up waiting: for a lock someone else holds (LOCK_TIMEOUT_MS) or for
+    its own end (STATEMENT_TIMEOUT_MS). Its transaction rolled back; the pool is free."""
+    log.warning("503: %s: %s", type(exc).__name__, exc)
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        message = (
+            "This data is locked by another change in the database (a table being altered, "
+            "or a long transaction). Nothing was changed. Retry in a few seconds."
+        )
+    else:
+        message = "The database took too long to answer. Nothing was changed. Retry later."
+    return error_page(request, 503, message, {"Retry-After": str(BUSY_RETRY_AFTER)})
 
 
 async def connection_failure(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import asyncpg
 
+from admin import db
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every instance of the app.
 ADVISORY_LOCK_KEY = 0x61646D696E  # "admin"
@@ -45,6 +47,8 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
     newly_applied: list[str] = []
     failure: asyncpg.PostgresError | None = None
     async with conn.transaction():
+        # a second instance queues behind the first, and an ALTER behind the readers
+        await db.wait_for_locks(conn)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
         await conn.execute(
             """

@@ -32,6 +32,10 @@ class Settings:
     session_idle_hours: float = 8.0
     secure_cookies: bool = False
     statement_timeout_ms: int = 30_000
+    # how long a pooled connection's statement waits for a lock (a table under ALTER, a row
+    # a long transaction holds) before the request answers 503: waiting readers must not
+    # take the whole pool. Imports and migrations wait on (see db.wait_for_locks).
+    lock_timeout_ms: int = 3_000
     # request bodies: forms are small and read whole; anonymous bodies get the smallest limit
     max_form_kb: int = 1024
     max_anonymous_form_kb: int = 16
@@ -241,6 +245,7 @@ def load_settings(
         session_idle_hours=_float(env, "SESSION_IDLE_HOURS", 8.0),
         secure_cookies=_bool(env, "SECURE_COOKIES", False),
         statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
+        lock_timeout_ms=_int(env, "LOCK_TIMEOUT_MS", 3_000, minimum=0),
         max_form_kb=_int(env, "MAX_FORM_KB", 1024, minimum=1),
         max_anonymous_form_kb=_int(env, "MAX_ANONYMOUS_FORM_KB", 16, minimum=1),
         body_timeout_s=_float(env, "BODY_TIMEOUT_S", 60.0),

@@ -53,11 +53,29 @@
 
   // Render 4xx fragments (validation errors, conflicts) instead of dropping them.
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var status = event.detail.xhr.status;
+    var xhr = event.detail.xhr;
+    var status = xhr.status;
     if (status === 409 || status === 422 || status === 400 || status === 401 || status === 429) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
+    } else if (status >= 400 && (event.detail.boosted ||
+               xhr.getResponseHeader("HX-Retarget") === "#flashes")) {
+      // any other refusal says so: a link followed shows its error page, as without
+      // htmx; a fragment or a form (a locked table, a database not answering) puts its
+      // message in the flash area. The request still counts as failed.
+      event.detail.shouldSwap = true;
     }
+  });
+
+  // No answer at all (the server or the network is down): say so rather than nothing.
+  document.addEventListener("htmx:sendError", function () {
+    var flashes = document.getElementById("flashes");
+    if (!flashes) return;
+    var message = document.createElement("p");
+    message.className = "flash flash-error";
+    message.setAttribute("role", "alert");
+    message.textContent = "The panel did not answer. Check the connection and try again.";
+    flashes.replaceChildren(message);
   });
 
   // My account: offer the browser's own zone when the list has it. On the document, so the

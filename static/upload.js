@@ -134,7 +134,7 @@
           status.textContent = "Nothing imported.";
           // an error page (403, 413, ...): show its message only
           var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
-          var message = doc.querySelector(".error-page p:not(.status-code)");
+          var message = doc.querySelector(".error-page p:not(.status-code), p.flash");
           var box = document.createElement("p");
           box.className = "flash flash-error";
           box.textContent = message ? message.textContent : "The server answered " + xhr.status + ".";

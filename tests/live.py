@@ -54,6 +54,7 @@ DEPLOYMENT_SETTINGS = frozenset(
         "EXPORT_SPLIT_MIN_MB",
         "IMPORT_TIMEOUT_S",
         "LISTEN_DATABASE_URL",
+        "LOCK_TIMEOUT_MS",
         "LOG_FORMAT",
         "MAX_ANONYMOUS_FORM_KB",
         "MAX_FORM_KB",

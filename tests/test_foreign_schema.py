@@ -322,7 +322,9 @@ async def test_a_locked_table_is_left_as_it_was_known(pool, conn) -> None:
     read = await catalog.read_catalog(conn, ["public"], known)
     assert not read.locked
     assert [c.name for c in named(read.tables, "busy").columns] == ["id", "v", "extra"]
-    assert await conn.fetchval("SELECT current_setting('lock_timeout')") == "0"
+    assert (
+        await conn.fetchval("SELECT current_setting('lock_timeout')") == "3s"
+    )  # the pool's LOCK_TIMEOUT_MS
 
 
 async def test_a_lock_still_awaited_leaves_the_table_out_too(pool, conn) -> None:

@@ -30,6 +30,7 @@ def settings_error(env: dict[str, str]) -> str:
         ("POOL_ACQUIRE_TIMEOUT", "0", "POOL_ACQUIRE_TIMEOUT must be greater than 0"),
         ("MAX_UPLOAD_MB", "1.5", "MAX_UPLOAD_MB must be a whole number, got '1.5'"),
         ("PORT", "70000", "PORT must be at most 65535, got 70000"),
+        ("LOCK_TIMEOUT_MS", "-5", "LOCK_TIMEOUT_MS must be at least 0, got -5"),
         ("SECURE_COOKIES", "maybe", "SECURE_COOKIES must be true or false, got 'maybe'"),
     ],
 )
@@ -84,9 +85,11 @@ async def test_valid_environment_is_read_once_into_settings(tmp_path: Path):
             "POOL_MAX_SIZE": "3",
             "POOL_ACQUIRE_TIMEOUT": "0.5",
             "PORT": "9000",
+            "LOCK_TIMEOUT_MS": "250",
             "ADMIN_DATA_DIR": str(tmp_path),
         }
     )
+    assert settings.lock_timeout_ms == 250
     assert settings.database_url == URL
     assert settings.listen_database_url == URL
     assert (settings.pool_min_size, settings.pool_max_size) == (1, 3)

@@ -423,6 +423,8 @@ async def import_csv(
     importer = Importer(conn, spec, header, mapping, options, file_format, owner)
     report = progress or _no_progress
     async with conn.transaction():
+        # an import into a table another import is writing waits for it to end
+        await db.wait_for_locks(conn)
         # a million-row file takes longer than the pool's default statement timeout
         await conn.execute(
             "SELECT set_config('statement_timeout', $1, true)",

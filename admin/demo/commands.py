@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import asyncpg
 
+from admin import db
 from admin.cli_support import CommandError, database
 from admin.demo import simulate
 from admin.demo.catalog import CATEGORIES, LEAVES, ProductChunks
@@ -268,6 +269,7 @@ async def _reserve_ids(conn: asyncpg.Connection, table: str, count: int) -> int:
     their ids from the same sequence; it is held only for this short transaction.
     """
     async with conn.transaction():
+        await db.wait_for_locks(conn)
         # `table` is one of this module's own constants, never input
         await conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
         first = await conn.fetchval(

@@ -40,6 +40,8 @@ from datetime import timedelta
 
 import asyncpg
 
+from admin import db
+
 BACKOFF_BASE_S = 1
 BACKOFF_MAX_S = 300
 BACKOFF_WINDOW = timedelta(hours=1)
@@ -163,6 +165,9 @@ async def begin_attempt(
     cookie naming that username, or None.
     """
     async with conn.transaction():
+        # every attempt is counted: a burst of them queues here (each holds the locks for
+        # a few statements) rather than answering 503
+        await db.wait_for_locks(conn)
         if device is None:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2)),"

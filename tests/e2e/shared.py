@@ -17,6 +17,24 @@ async def fetch(database_url: str, sql: str, *args: object) -> list[asyncpg.Reco
         await conn.close()
 
 
+async def seed_users(database_url: str) -> int:
+    """Thirty users named user1..user30 and John Smith (`jsmith`), whose id is returned."""
+    return int(
+        await fetchval(
+            database_url,
+            """
+            WITH many AS (
+                INSERT INTO users (username, email, full_name)
+                SELECT 'user' || g, 'user' || g || '@example.com', 'Person ' || g
+                FROM generate_series(1, 30) AS g
+            )
+            INSERT INTO users (username, email, full_name)
+            VALUES ('jsmith', 'john@smith.example', 'John Smith') RETURNING id
+            """,
+        )
+    )
+
+
 async def fetchval(database_url: str, sql: str, *args: object) -> object:
     conn = await asyncpg.connect(database_url)
     try:

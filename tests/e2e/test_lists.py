@@ -5,27 +5,16 @@ from __future__ import annotations
 from playwright.async_api import Page, expect
 
 from tests.e2e.shared import fetchval as _sql
+from tests.e2e.shared import seed_users
 from tests.e2e.waits import url_has
 from tests.live import LiveServer
-
-
-async def _seed(database_url: str) -> None:
-    await _sql(
-        database_url,
-        """
-        INSERT INTO users (username, email, full_name)
-        SELECT 'user' || g, 'user' || g || '@example.com', 'Person ' || g
-        FROM generate_series(1, 30) AS g
-        UNION ALL SELECT 'jsmith', 'john@smith.example', 'John Smith'
-        """,
-    )
 
 
 async def test_active_search_updates_table_and_url(
     logged_in_page: Page, server: LiveServer, database_url: str
 ) -> None:
     page = logged_in_page
-    await _seed(database_url)
+    await seed_users(database_url)
     await page.goto(server.url + "/users")
     await expect(page.locator("#list-table tbody tr")).to_have_count(31)
     await page.keyboard.press("/")
@@ -44,7 +33,7 @@ async def test_inline_edit_enter_saves_escape_cancels(
     logged_in_page: Page, server: LiveServer, database_url: str
 ) -> None:
     page = logged_in_page
-    await _seed(database_url)
+    await seed_users(database_url)
     user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
     await page.goto(server.url + "/users?q=jsmith")
     row = page.locator(f"#row-{user_id}")
@@ -72,7 +61,7 @@ async def test_conflict_view_then_overwrite(
     logged_in_page: Page, server: LiveServer, database_url: str
 ) -> None:
     page = logged_in_page
-    await _seed(database_url)
+    await seed_users(database_url)
     user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
     await page.goto(server.url + f"/users/{user_id}/edit")
     # someone else saves while the form is open
@@ -98,7 +87,7 @@ async def test_inline_conflict_shows_both_values(
     logged_in_page: Page, server: LiveServer, database_url: str
 ) -> None:
     page = logged_in_page
-    await _seed(database_url)
+    await seed_users(database_url)
     user_id = await _sql(database_url, "SELECT id FROM users WHERE username = 'jsmith'")
     await page.goto(server.url + "/users?q=jsmith")
     row = page.locator(f"#row-{user_id}")
