@@ -3,11 +3,13 @@ GET /live/chart: the orders chart alone for another window (last hour, day or we
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, order_stats, replica
+from admin import db, order_stats, replica, timefmt
 from admin.htmx import render
 from admin.live import events
 from admin.live import runtime as live
@@ -51,8 +53,20 @@ async def dashboard(request: Request) -> Response:
         "counters": counters,
         "chart": live_view.chart(buckets, window),
         "ranges": order_stats.RANGES.values(),
+        **reader_zone(request),
     }
     return render(request, "dashboard.html", "dashboard.html", context)
+
+
+def reader_zone(request: Request) -> dict[str, object]:
+    """The reader's zone for the dashboard's script, which names the times of the shared
+    feed and chart (rendered in UTC for every reader) in it; none for a reader in UTC."""
+    member = getattr(request.state, "staff", None)
+    name = getattr(member, "time_zone", timefmt.DEFAULT_ZONE)
+    where = timefmt.zone(name)
+    if where is UTC:
+        return {"time_zone": None, "zone_labels": {}}
+    return {"time_zone": name, "zone_labels": timefmt.zone_labels(where, datetime.now(UTC))}
 
 
 async def chart(request: Request) -> Response:

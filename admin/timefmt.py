@@ -101,6 +101,18 @@ def zone_label(moment: datetime) -> str:
     return f"UTC{sign}{hours}:{minutes:02d}" if minutes else f"UTC{sign}{hours}"
 
 
+def zone_labels(where: tzinfo, around: datetime, days: int = 8) -> dict[int, str]:
+    """zone_label's answers for `where` from `days` before `around` to a day after it, by
+    UTC offset in minutes: a browser knows a zone's offsets but not the tz database's
+    abbreviations, and a script naming those moments says what the pages say."""
+    labels: dict[int, str] = {}
+    for hours in range(-24, days * 24 + 1, 6):
+        local = (around - timedelta(hours=hours)).astimezone(where)
+        offset = int((local.utcoffset() or timedelta(0)).total_seconds()) // 60
+        labels.setdefault(offset, zone_label(local))
+    return labels
+
+
 def _clock(iso: str, moment: datetime, fmt: str) -> str:
     # cut from the ISO text for the two usual formats: a third of strftime's cost
     if fmt == MINUTES:

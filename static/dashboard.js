@@ -55,6 +55,73 @@
 
   function chartBox() { return document.getElementById("chart"); }
 
+  // ---- The feed and the chart are rendered once for every reader, in UTC. A reader in
+  // another zone (data-time-zone) gets their times named in it, with the zone's label as
+  // the pages write it (data-zone-labels: the server's labels by UTC offset in minutes).
+  var formats = {};
+
+  function format(zone, options) {
+    var key = zone + JSON.stringify(options);
+    if (!formats[key]) {
+      formats[key] = new Intl.DateTimeFormat("en-GB", Object.assign({ timeZone: zone, hourCycle: "h23" }, options));
+    }
+    return formats[key];
+  }
+
+  function zoneLabel(zone, labels, date) {
+    var part = format(zone, { timeZoneName: "longOffset" }).formatToParts(date)
+      .filter(function (p) { return p.type === "timeZoneName"; })[0];
+    var match = /([+-])(\d{2}):?(\d{2})?/.exec(part ? part.value : "");
+    var minutes = match ? (match[1] === "-" ? -1 : 1) * (60 * +match[2] + +(match[3] || 0)) : 0;
+    if (labels[minutes]) return labels[minutes];
+    if (!minutes) return "UTC";
+    var hours = Math.floor(Math.abs(minutes) / 60), rest = Math.abs(minutes) % 60;
+    return "UTC" + (minutes < 0 ? "-" : "+") + hours + (rest ? ":" + String(rest).padStart(2, "0") : "");
+  }
+
+  function localize() {
+    var root = live();
+    var zone = root && root.getAttribute("data-time-zone");
+    if (!zone) return;
+    var labels = JSON.parse(root.getAttribute("data-zone-labels") || "{}");
+    try {
+      format(zone, {});
+    } catch (error) {
+      return;  // a zone this browser does not know: the times stay in UTC, named so
+    }
+    var seconds = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+    root.querySelectorAll("#feed time[datetime]:not([data-local])").forEach(function (time) {
+      var date = new Date(time.getAttribute("datetime"));
+      time.textContent = format(zone, seconds).format(date) + " " + zoneLabel(zone, labels, date);
+      time.setAttribute("data-local", "");
+    });
+    var svg = root.querySelector("#chart svg.chart:not([data-local])");
+    if (!svg) return;
+    var minutes = svg.hasAttribute("data-with-day")
+      ? { weekday: "short", hour: "2-digit", minute: "2-digit" }
+      : { hour: "2-digit", minute: "2-digit" };
+    function when(date) { return format(zone, minutes).format(date); }
+    svg.querySelectorAll("text[data-at]").forEach(function (tick) {
+      tick.textContent = when(new Date(tick.getAttribute("data-at")));
+    });
+    var first = Date.parse(svg.getAttribute("data-first"));
+    var step = 60000 * parseInt(svg.getAttribute("data-step") || "1", 10);
+    svg.querySelectorAll("rect.bar").forEach(function (bar, i) {
+      // "14:00 to 15:00 UTC: 312 orders (5.2 a minute)": the times and the zone change
+      var said = bar.getAttribute("data-label") || "";
+      var tail = said.slice(said.indexOf(" UTC") + 4);
+      var start = new Date(first + i * step);
+      var label = when(start) + (step > 60000 ? " to " + when(new Date(first + (i + 1) * step)) : "") +
+        " " + zoneLabel(zone, labels, start) + tail;
+      bar.setAttribute("data-label", label);
+      var title = bar.querySelector("title");
+      if (title) title.textContent = label;
+    });
+    var axis = svg.querySelector("[data-zone-title]");
+    if (axis) axis.textContent = "Time (" + zoneLabel(zone, labels, new Date()) + ")";
+    svg.setAttribute("data-local", "");
+  }
+
   function chartRange() {
     var box = chartBox();
     return (box && box.getAttribute("data-range")) || "hour";
@@ -73,6 +140,7 @@
       .then(function (html) {
         box.innerHTML = html;
         box.setAttribute("data-range", name);
+        localize();
         document.querySelectorAll("a[data-chart-range]").forEach(function (link) {
           if (link.getAttribute("data-chart-range") === name) {
             link.setAttribute("aria-current", "true");
@@ -127,6 +195,7 @@
   function apply(message) {
     var style = message.target.id === "feed" ? "afterbegin" : "innerHTML";
     htmx.swap(message.target, message.data, { swapStyle: style });
+    localize();
   }
 
   function setup() {
@@ -165,6 +234,7 @@
     if (chartRange() !== "hour") showRange(chartRange(), null);
     var filter = document.querySelector("[data-live-filter] select");
     filter.addEventListener("change", function () { filter.form.requestSubmit(); });
+    localize();
   }
 
   document.addEventListener("htmx:sseOpen", function () {
@@ -213,6 +283,7 @@
 
   document.addEventListener("htmx:sseMessage", function (event) {
     if (event.target.id === "feed") trimFeed();
+    localize();
   });
 
   window.addEventListener("offline", function () { setConnection("offline"); });

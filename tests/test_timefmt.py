@@ -136,3 +136,17 @@ def test_the_offered_zones_are_grouped_and_sorted_with_utc_first():
 def test_a_zone_the_tz_database_lost_reads_as_utc_named():
     moment = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
     assert render("{{ at | localtime }}", reader("Gone/Away"), at=moment) == "2026-01-15 12:00 UTC"
+
+
+def test_a_zones_labels_by_offset_cover_the_week_before_and_a_change_of_clock():
+    # Berlin's clocks went back on 2026-10-25: the week before it has both labels
+    after_the_change = datetime(2026, 10, 28, 12, tzinfo=UTC)
+    assert timefmt.zone_labels(timefmt.zone("Europe/Berlin"), after_the_change) == {
+        60: "CET",
+        120: "CEST",
+    }
+    winter = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    assert timefmt.zone_labels(timefmt.zone("Europe/Berlin"), winter) == {60: "CET"}
+    # digits only in the tz database: the offset, as the pages write it
+    assert timefmt.zone_labels(timefmt.zone("Asia/Kathmandu"), winter) == {345: "UTC+5:45"}
+    assert timefmt.zone_labels(timefmt.zone("America/St_Johns"), winter) == {-210: "NST"}

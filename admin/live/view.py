@@ -36,6 +36,8 @@ class Bar:
 class Tick:
     at: float
     text: str
+    # the moment an x tick names, for the dashboard's script to name in the reader's zone
+    moment: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class Chart:
     window: Range
     y_ticks: list[Tick]
     x_ticks: list[Tick]
+    # the first bar's start; bar i starts window.minutes * i later
+    first: datetime | None = None
+    # ticks and labels name the weekday too (a week's quarter days)
+    with_day: bool = False
     width: int = CHART_WIDTH
     height: int = CHART_HEIGHT
     left: int = LEFT
@@ -69,9 +75,13 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
 
 
+def _with_day(window: Range) -> bool:
+    return window.minutes >= 24 * 60 / 4
+
+
 def _when(moment: datetime, window: Range) -> str:
     utc = moment.astimezone(UTC)
-    return utc.strftime("%a %H:%M" if window.minutes >= 24 * 60 / 4 else "%H:%M")
+    return utc.strftime("%a %H:%M" if _with_day(window) else "%H:%M")
 
 
 def _bar_label(start: datetime, orders: int, window: Range) -> str:
@@ -113,7 +123,11 @@ def chart(minutes: Sequence[MinuteCount], window: Range = HOUR) -> Chart:
     ]
     marks = sorted({0, len(minutes) // 4, len(minutes) // 2, 3 * len(minutes) // 4})
     x_ticks = [
-        Tick(at=round(LEFT + i * slot, 2), text=_when(minutes[i].minute, window))
+        Tick(
+            at=round(LEFT + i * slot, 2),
+            text=_when(minutes[i].minute, window),
+            moment=minutes[i].minute,
+        )
         for i in marks
         if i < len(minutes)
     ]
@@ -124,6 +138,8 @@ def chart(minutes: Sequence[MinuteCount], window: Range = HOUR) -> Chart:
         window=window,
         y_ticks=y_ticks,
         x_ticks=x_ticks,
+        first=minutes[0].minute if minutes else None,
+        with_day=_with_day(window),
     )
 
 

@@ -1,5 +1,7 @@
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from playwright.async_api import Page, Route, expect
@@ -7,7 +9,7 @@ from playwright.async_api import Page, Route, expect
 from tests.conftest import TEST_SECRET_KEY
 from tests.e2e.conftest import log_in_page
 from tests.e2e.waits import url_has
-from tests.live import live_server
+from tests.live import LiveServer, live_server
 from tests.live_helpers import add_customer, insert_orders
 
 
@@ -166,3 +168,75 @@ async def test_chart_switches_range_and_tells_each_bar_on_hover(
     await page.click('a[data-chart-range="hour"]')
     await expect(bars).to_have_count(60)
     await url_has(page, absent=("range=",))
+
+
+KOLKATA = ZoneInfo("Asia/Kolkata")
+
+
+def in_kolkata(iso: str, fmt: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(KOLKATA).strftime(fmt)
+
+
+async def _chart_in_kolkata(page: Page, fmt: str) -> None:
+    """Every tick, bar label and the axis title of the chart shown name Kolkata's time."""
+    await expect(page.locator("#chart svg.chart[data-local]")).to_have_count(1)
+    # read at once: a frame the stream brings meanwhile replaces the whole chart
+    shown = await page.locator("#chart svg.chart").evaluate(
+        """svg => ({
+            first: svg.getAttribute("data-first"),
+            step: svg.getAttribute("data-step"),
+            ticks: Array.from(svg.querySelectorAll("text.tick[data-at]"),
+                              t => [t.getAttribute("data-at"), t.textContent]),
+            bars: Array.from(svg.querySelectorAll("rect.bar"), b => [
+                b.getAttribute("data-label"), b.querySelector("title").textContent]),
+            axis: svg.querySelector("[data-zone-title]").textContent,
+        })"""
+    )
+    first = datetime.fromisoformat(shown["first"])
+    step = timedelta(minutes=int(shown["step"]))
+    assert len(shown["ticks"]) == 4
+    for at, text in shown["ticks"]:
+        assert text == in_kolkata(at, fmt)
+    for i, (label, title) in enumerate(shown["bars"]):
+        span = in_kolkata((first + i * step).isoformat(), fmt)
+        if step > timedelta(minutes=1):
+            span += " to " + in_kolkata((first + (i + 1) * step).isoformat(), fmt)
+        assert label.startswith(f"{span} IST: "), label
+        assert title == label
+    assert shown["axis"] == "Time (IST)"
+
+
+async def test_a_reader_in_another_zone_sees_the_feed_and_chart_in_it(
+    page: Page, server: LiveServer, e2e_admin: tuple[str, str], database_url: str
+):
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(
+        "UPDATE staff SET time_zone = 'Asia/Kolkata' WHERE username = $1", e2e_admin[0]
+    )
+    customer = await add_customer(conn)
+    await insert_orders(conn, customer, 3)
+    await log_in_page(page, server.url, *e2e_admin)
+    await expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
+    times = page.locator("#feed time")
+    await expect(times).to_have_count(3)
+    for at, text in zip(
+        await times.evaluate_all("els => els.map(e => e.getAttribute('datetime'))"),
+        await times.all_inner_texts(),
+        strict=True,
+    ):
+        assert text == in_kolkata(at, "%H:%M:%S IST")
+    await _chart_in_kolkata(page, "%H:%M")
+    # what the stream brings is named in Kolkata's time as well: a new order and the chart
+    # frame that counts it
+    await insert_orders(conn, customer, 1)
+    await conn.close()
+    await expect(times).to_have_count(4)
+    newest = times.first
+    assert await newest.inner_text() == in_kolkata(
+        await newest.get_attribute("datetime") or "", "%H:%M:%S IST"
+    )
+    await expect(page.locator("#chart-title")).to_contain_text(": 4 orders in all")
+    await _chart_in_kolkata(page, "%H:%M")
+    await page.click('a[data-chart-range="week"]')
+    await expect(page.locator("#chart rect.bar")).to_have_count(28)
+    await _chart_in_kolkata(page, "%a %H:%M")
