@@ -164,3 +164,44 @@ async def test_an_import_waits_for_a_lock_longer_than_the_timeout(
     assert answer.status_code == 200, answer.text
     assert answer.json()["rows"] == 2
     assert await conn.fetchval("SELECT count(*) FROM busy WHERE note LIKE 'imported%'") == 2
+
+
+async def test_an_export_of_a_table_being_altered_answers_503_before_any_byte(
+    admin_client: LoggedIn, conn: asyncpg.Connection, database_url: str
+) -> None:
+    await conn.execute(BUSY)
+
+    async def export():  # type: ignore[no-untyped-def]
+        return await admin_client.get("/busy/export.csv", headers={"Sec-Fetch-Site": "same-origin"})
+
+    assert (await export()).headers["content-type"].startswith("text/csv")
+    async with holding(database_url, "ALTER TABLE busy ADD COLUMN extra text"):
+        refused = await asyncio.wait_for(export(), ANSWER_WITHIN_S)
+        assert_busy(refused)
+        assert "note 1" not in refused.text
+    again = await export()
+    assert again.status_code == 200 and "note 30" in again.text
+
+
+async def test_an_import_into_a_table_being_altered_waits_for_the_alter(
+    admin_client: LoggedIn, conn: asyncpg.Connection, database_url: str
+) -> None:
+    await conn.execute(BUSY)
+    assert (await admin_client.get("/busy")).status_code == 200
+    async with holding(database_url, "ALTER TABLE busy ADD COLUMN extra text"):
+        importing = asyncio.create_task(
+            admin_client.http.post(
+                "/busy/import",
+                content=b"note\nafter the alter\n",
+                headers={
+                    "Content-Type": "text/csv",
+                    "X-CSRF-Token": admin_client.csrf,
+                    "Accept": "application/json",
+                },
+            )
+        )
+        await asyncio.sleep(LOCK_MS * 4 / 1000)
+        assert not importing.done()
+    answer = await asyncio.wait_for(importing, ANSWER_WITHIN_S)
+    assert answer.status_code == 200, answer.text
+    assert await conn.fetchval("SELECT count(*) FROM busy WHERE note = 'after the alter'") == 1
