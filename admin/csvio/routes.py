@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from admin import audit, db, metrics, replica
-from admin.access import Access, CsrfFrom, client_ip, csrf_matches, current_staff, route
+from admin.access import CsrfFrom, client_ip, csrf_matches, current_staff
 from admin.bodies import BodyLimits
 from admin.csvio import error_files, export_gate
 from admin.csvio import progress as phases
@@ -47,8 +46,7 @@ from admin.csvio.upload import (
 from admin.htmx import render
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
-from admin.resources.resolve import SCHEMA_DRIFT, drifted, table_for
-from admin.resources.routes import page
+from admin.resources.routes import page, resource_route
 from admin.resources.spec import Action
 from admin.resources.tables import Kind
 from admin.settings import Settings
@@ -609,56 +607,27 @@ async def import_cancel(request: Request, table: Table) -> Response:
     return JSONResponse({"cancelling": True}, status_code=202)
 
 
-CsvHandler = Callable[[Request, Table], Awaitable[Response]]
-
-
-def _csv_route(
-    path: str,
-    handler: CsvHandler,
-    action: Action,
-    *,
-    methods: Sequence[str] = ("GET",),
-    csrf_from: CsrfFrom = CsrfFrom.FORM,
-) -> Route:
-    """A route for every table, once the staff member's role may `action` it (checked
-    before any of the body is read)."""
-
-    @functools.wraps(handler)
-    async def endpoint(request: Request) -> Response:
-        async with db.connection(request) as conn:
-            table = await table_for(request, conn, action)
-        try:
-            return await handler(request, table)
-        except SCHEMA_DRIFT:
-            async with db.connection(request) as conn:
-                raise await drifted(request, conn, table) from None
-
-    built = route(path, endpoint, access=Access.STAFF, methods=methods, csrf_from=csrf_from)
-    built.endpoint.permission = action  # type: ignore[attr-defined]
-    return built
-
-
 def csv_routes() -> list[Route]:
     """Import and export for every table; before the record routes (/<table>/<key>)."""
     return [
-        _csv_route(page("import"), import_page, Action.IMPORT),
-        _csv_route(
+        resource_route(page("import"), import_page, Action.IMPORT),
+        resource_route(
             page("import"),
             import_file,
             Action.IMPORT,
             methods=["POST"],
             csrf_from=CsrfFrom.ENDPOINT,
         ),
-        _csv_route(page("import") + "/errors/{token}", error_file, Action.IMPORT),
-        _csv_route(page("import") + "/preview", preview_page, Action.IMPORT, methods=["POST"]),
-        _csv_route(page("import") + "/progress/{token}", import_progress, Action.IMPORT),
-        _csv_route(
+        resource_route(page("import") + "/errors/{token}", error_file, Action.IMPORT),
+        resource_route(page("import") + "/preview", preview_page, Action.IMPORT, methods=["POST"]),
+        resource_route(page("import") + "/progress/{token}", import_progress, Action.IMPORT),
+        resource_route(
             page("import") + "/progress/{token}/cancel",
             import_cancel,
             Action.IMPORT,
             methods=["POST"],
         ),
-        _csv_route("/{resource}/export.csv", export_file, Action.EXPORT),
+        resource_route("/{resource}/export.csv", export_file, Action.EXPORT),
         # a form POST with the CSRF token: scripts, and links from elsewhere
-        _csv_route("/{resource}/export.csv", export_file, Action.EXPORT, methods=["POST"]),
+        resource_route("/{resource}/export.csv", export_file, Action.EXPORT, methods=["POST"]),
     ]

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from admin import db
-from admin.access import Access, route
+from admin.access import Access, CsrfFrom, route
 from admin.live import presence
 from admin.resources import (
     bulk_views,
@@ -40,9 +40,15 @@ def page(name: str) -> str:
 
 
 def resource_route(
-    path: str, handler: Handler, action: Action, *, methods: Sequence[str] = ("GET",)
+    path: str,
+    handler: Handler,
+    action: Action,
+    *,
+    methods: Sequence[str] = ("GET",),
+    csrf_from: CsrfFrom = CsrfFrom.FORM,
 ) -> Route:
-    """A route whose handler gets the table named by the URL, once `action` is allowed."""
+    """A route whose handler gets the table named by the URL, once `action` is allowed
+    (checked before any of the body is read)."""
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
@@ -54,7 +60,7 @@ def resource_route(
             async with db.connection(request) as conn:
                 raise await drifted(request, conn, table) from None
 
-    built = route(path, endpoint, access=Access.STAFF, methods=methods)
+    built = route(path, endpoint, access=Access.STAFF, methods=methods, csrf_from=csrf_from)
     built.endpoint.permission = action  # type: ignore[attr-defined]
     return built
 
