@@ -63,8 +63,15 @@ async def test_pages_of_a_table_being_altered_answer_503_and_leave_the_pool_free
         # more readers than the pool has connections: each gives up, none holds one for long
         readers = [admin_client.get("/busy") for _ in range(settings.pool_max_size + 2)]
         answers = await asyncio.wait_for(asyncio.gather(*readers), ANSWER_WITHIN_S)
-        for answer in answers:
-            assert_busy(answer)
+        if settings.database_pooler:
+            # PgBouncer's lock timeout (3 s) outlasts the tests' acquire timeout (2 s): the
+            # readers that found no free connection hear that every one is busy instead
+            for answer in answers:
+                assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+            assert any("locked by another change" in a.text for a in answers)
+        else:
+            for answer in answers:
+                assert_busy(answer)
         assert_busy(await asyncio.wait_for(admin_client.get("/busy/1"), ANSWER_WITHIN_S))
         # a search or a form sent by htmx: the message alone, for the page's flash area
         fragment = await admin_client.get("/busy?q=note", headers={"HX-Request": "true"})
