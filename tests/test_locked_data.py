@@ -141,32 +141,37 @@ async def test_a_statement_past_its_timeout_answers_503_not_500(
         await close_pool(pool)
 
 
+@pytest.mark.parametrize(
+    "held",
+    [
+        # blocks the import's inserts, not the catalog read nor the page reads
+        "LOCK TABLE busy IN SHARE MODE",
+        "ALTER TABLE busy ADD COLUMN extra text",
+    ],
+)
 async def test_an_import_waits_for_a_lock_longer_than_the_timeout(
-    admin_client: LoggedIn, conn: asyncpg.Connection, database_url: str
+    admin_client: LoggedIn, conn: asyncpg.Connection, database_url: str, held: str
 ) -> None:
     await conn.execute(BUSY)
     assert (await admin_client.get("/busy")).status_code == 200
-
-    async def send():  # type: ignore[no-untyped-def]
-        return await admin_client.http.post(
-            "/busy/import",
-            content=b"note\nimported one\nimported two\n",
-            headers={
-                "Content-Type": "text/csv",
-                "X-CSRF-Token": admin_client.csrf,
-                "Accept": "application/json",
-            },
+    async with holding(database_url, held):
+        importing = asyncio.create_task(
+            admin_client.http.post(
+                "/busy/import",
+                content=b"note\nimported one\nimported two\n",
+                headers={
+                    "Content-Type": "text/csv",
+                    "X-CSRF-Token": admin_client.csrf,
+                    "Accept": "application/json",
+                },
+            )
         )
-
-    # SHARE blocks the import's inserts, not the catalog read nor the page reads
-    async with holding(database_url, "LOCK TABLE busy IN SHARE MODE"):
-        importing = asyncio.create_task(send())
         await asyncio.sleep(LOCK_MS * 4 / 1000)
         assert not importing.done()
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'busy'::regclass"
         )
-        assert waiting == 1
+        assert waiting >= 1
     answer = await asyncio.wait_for(importing, ANSWER_WITHIN_S)
     assert answer.status_code == 200, answer.text
     assert answer.json()["rows"] == 2
@@ -188,27 +193,3 @@ async def test_an_export_of_a_table_being_altered_answers_503_before_any_byte(
         assert "note 1" not in refused.text
     again = await export()
     assert again.status_code == 200 and "note 30" in again.text
-
-
-async def test_an_import_into_a_table_being_altered_waits_for_the_alter(
-    admin_client: LoggedIn, conn: asyncpg.Connection, database_url: str
-) -> None:
-    await conn.execute(BUSY)
-    assert (await admin_client.get("/busy")).status_code == 200
-    async with holding(database_url, "ALTER TABLE busy ADD COLUMN extra text"):
-        importing = asyncio.create_task(
-            admin_client.http.post(
-                "/busy/import",
-                content=b"note\nafter the alter\n",
-                headers={
-                    "Content-Type": "text/csv",
-                    "X-CSRF-Token": admin_client.csrf,
-                    "Accept": "application/json",
-                },
-            )
-        )
-        await asyncio.sleep(LOCK_MS * 4 / 1000)
-        assert not importing.done()
-    answer = await asyncio.wait_for(importing, ANSWER_WITHIN_S)
-    assert answer.status_code == 200, answer.text
-    assert await conn.fetchval("SELECT count(*) FROM busy WHERE note = 'after the alter'") == 1
