@@ -6,8 +6,10 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from playwright.async_api import Page, Route, expect
 
+from tests import axe
 from tests.conftest import TEST_SECRET_KEY
 from tests.e2e.conftest import log_in_page
+from tests.e2e.test_accessibility import Sweep
 from tests.e2e.waits import url_has
 from tests.live import LiveServer, live_server
 from tests.live_helpers import add_customer, insert_orders
@@ -208,7 +210,7 @@ async def _chart_in_kolkata(page: Page, fmt: str) -> None:
 
 async def test_a_reader_in_another_zone_sees_the_feed_and_chart_in_it(
     page: Page, server: LiveServer, e2e_admin: tuple[str, str], database_url: str
-):
+) -> None:
     conn = await asyncpg.connect(database_url)
     await conn.execute(
         "UPDATE staff SET time_zone = 'Asia/Kolkata' WHERE username = $1", e2e_admin[0]
@@ -226,6 +228,9 @@ async def test_a_reader_in_another_zone_sees_the_feed_and_chart_in_it(
     ):
         assert text == in_kolkata(at, "%H:%M:%S IST")
     await _chart_in_kolkata(page, "%H:%M")
+    sweep = Sweep(page, axe.axe_source())
+    await sweep.check("the dashboard in Asia/Kolkata")
+    sweep.assert_clean()
     # what the stream brings is named in Kolkata's time as well: a new order and the chart
     # frame that counts it
     await insert_orders(conn, customer, 1)

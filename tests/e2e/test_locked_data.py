@@ -3,18 +3,26 @@ answer at all, says so in the flash area, and keeps what the reader typed where 
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import Page, expect
 
+from tests import axe
 from tests.e2e.shared import fetchval as _sql
 from tests.e2e.shared import seed_users
+from tests.e2e.test_accessibility import Sweep
 from tests.live import LiveServer
 from tests.test_locked_data import holding
 
 LOCKED = "locked by another change"
 
 
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    return axe.axe_source()
+
+
 async def test_a_search_of_a_table_being_altered_says_so_and_keeps_the_list(
-    logged_in_page: Page, server: LiveServer, database_url: str
+    logged_in_page: Page, server: LiveServer, database_url: str, axe_source: str
 ) -> None:
     page = logged_in_page
     await seed_users(database_url)
@@ -30,6 +38,11 @@ async def test_a_search_of_a_table_being_altered_says_so_and_keeps_the_list(
         await expect(search).to_be_focused()
         await expect(search).to_have_value("smith")
         assert page.url == server.url + "/users"
+        # the message as shown: axe-core, contrast and width, light and dark, 390 px too
+        sweep = Sweep(page, axe_source)
+        await sweep.check("a search refused by a lock")
+        sweep.assert_clean()
+        await expect(alert).to_contain_text(LOCKED)
     await search.press("End")
     await page.keyboard.type(" ")
     await page.keyboard.press("Backspace")
