@@ -91,3 +91,29 @@ async def test_a_search_the_server_never_answers_says_so(
     )
     await expect(page.locator("#list-table tbody tr")).to_have_count(31)
     await expect(page.locator("#list-search")).to_have_value("smith")
+
+
+async def test_a_link_to_a_record_gone_meanwhile_shows_its_error_page(
+    logged_in_page: Page, server: LiveServer, database_url: str
+) -> None:
+    page = logged_in_page
+    user_id = await seed_users(database_url)
+    await page.goto(server.url + "/users")
+    # a link on the page to a record deleted since (the live list strikes its own rows'
+    # links, so one of its own), followed with htmx as every link of the page is
+    await page.evaluate(
+        """id => {
+            const link = document.createElement("a");
+            link.href = "/users/" + id;
+            link.id = "old-link";
+            link.textContent = "John Smith";
+            document.querySelector("main").prepend(link);
+            htmx.process(link);
+        }""",
+        user_id,
+    )
+    await _sql(database_url, "DELETE FROM users WHERE id = $1", user_id)
+    await page.locator("#old-link").click()
+    await expect(page.locator(".error-page h1")).to_have_text("Not found")
+    await expect(page.locator(".error-page")).to_contain_text(f"There is no user {user_id}.")
+    assert page.url == f"{server.url}/users/{user_id}"
