@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Page, async_playwright
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests import pg
 from tests.conftest import STAFF_PASSWORD, TEST_SECRET_KEY
@@ -36,20 +39,55 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    """A fresh browser page (Playwright's async API, so it shares pytest-asyncio's loop)."""
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> object:
+    # The browser is launched once for the run and Playwright's objects belong to the loop
+    # that made them, so every browser test runs on the session's loop.
+    module = yield
+    module.add_marker(pytest.mark.asyncio(loop_scope="session"))
+    return module
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One chromium for the whole run: launching one per test cost seconds each. Tests share
+    nothing through it: each gets contexts of its own (cookies, storage, cache)."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
+        launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
-        context = await browser.new_context()
-        context.set_default_timeout(10_000)
-        # a navigation may wait on a login's password hash, slow by design and slower still
-        # on a busy machine (CI runs the suite beside other work)
-        context.set_default_navigation_timeout(30_000)
+        yield launched
+        await launched.close()
+
+
+async def new_context(browser: Browser, **options: Any) -> BrowserContext:
+    context = await browser.new_context(**options)
+    context.set_default_timeout(10_000)
+    # a navigation may wait on a login's password hash, slow by design and slower still
+    # on a busy machine (CI runs the suite beside other work)
+    context.set_default_navigation_timeout(30_000)
+    return context
+
+
+@asynccontextmanager
+async def contexts_closed_after(browser: Browser) -> AsyncIterator[None]:
+    """Close every context opened meanwhile, the test's own included, so none outlives it."""
+    assert browser.is_connected(), "chromium went away during an earlier test"
+    before = set(browser.contexts)
+    try:
+        yield
+    finally:
+        for context in browser.contexts:
+            if context not in before:
+                await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh page in a context of its own."""
+    async with contexts_closed_after(browser):
+        context = await new_context(browser)
         yield await context.new_page()
-        await browser.close()
 
 
 @pytest.fixture
@@ -84,7 +122,7 @@ async def log_in_page(page: Page, base_url: str, username: str, password: str) -
     await page.wait_for_url(base_url + "/")
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def logged_in_page(page: Page, server: LiveServer, e2e_admin: tuple[str, str]) -> Page:
     """A Playwright page logged in as an admin on the live server."""
     await log_in_page(page, server.url, *e2e_admin)

@@ -6,26 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
-from playwright.async_api import ConsoleMessage, Page, async_playwright
+import pytest_asyncio
+from playwright.async_api import Browser, ConsoleMessage, Page
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, log_in_page
+from tests.e2e.conftest import contexts_closed_after, log_in_page, new_context
 from tests.live import LiveServer
 
 
-@pytest.fixture
-async def kolkata_page() -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        context = await browser.new_context(timezone_id="Asia/Kolkata")
-        context.set_default_timeout(10_000)
-        # a navigation may wait on a login's password hash, slow by design and slower still
-        # on a busy machine (CI runs the suite beside other work)
-        context.set_default_navigation_timeout(30_000)
+@pytest_asyncio.fixture(loop_scope="session")
+async def kolkata_page(browser: Browser) -> AsyncIterator[Page]:
+    async with contexts_closed_after(browser):
+        context = await new_context(browser, timezone_id="Asia/Kolkata")
         yield await context.new_page()
-        await browser.close()
 
 
 async def test_use_my_browsers_zone(
