@@ -7,11 +7,12 @@ import time
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
+from argon2.exceptions import VerifyMismatchError
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from admin.app import create_app
-from admin.staff import throttle
+from admin.staff import passwords, throttle
 from admin.staff.login import LOGIN_FAILED
 from admin.staff.passwords import verify_password
 from tests.conftest import (
@@ -93,6 +94,22 @@ async def test_unknown_username_and_wrong_password_look_the_same(app, conn):
         ("login_failed", "clerk"),
         ("login_failed", None),
     ]
+
+
+@pytest.mark.parametrize(
+    "hasher",
+    [PasswordHasher(), PasswordHasher(time_cost=1, memory_cost=8192, parallelism=2, salt_len=8)],
+)
+def test_an_unknown_username_costs_a_full_verification_with_the_current_parameters(hasher):
+    unmatched = passwords._unmatched_hash(hasher)
+    assert extract_parameters(unmatched) == extract_parameters(hasher.hash("anything"))
+    # a mismatch, not a malformed hash: that would be refused at once, at no cost
+    with pytest.raises(VerifyMismatchError):
+        hasher.verify(unmatched, "not-a-real-password")
+    assert extract_parameters(passwords._UNMATCHED_HASH) == extract_parameters(
+        passwords.hash_password("anything")
+    )
+    assert verify_password(None, "") is False
 
 
 async def test_deactivated_member_cannot_log_in(app, conn):
