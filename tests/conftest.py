@@ -57,6 +57,21 @@ def empty_database_url(server_url: str) -> Iterator[str]:
 POOLER_URL = os.environ.get("TEST_POOLER_URL")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Through a pooler, run only the tests whose app connects through it: those built on the
+    `settings` fixture. The others start servers of their own or need no app at all: the run
+    without a pooler has them, and repeating them here cost CI more time than it has."""
+    if not POOLER_URL:
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (kept if "settings" in getattr(item, "fixturenames", ()) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     app_url = database_url

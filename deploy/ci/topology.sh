@@ -2,7 +2,8 @@
 # CI topology job: PostgreSQL 15 primary + streaming replica (pg_basebackup), PgBouncer 1.18
 # in transaction mode in front of the primary, two panel instances started from
 # deploy/pg-admin@.service, nginx from deploy/nginx.conf in front of them (HTTP/2 over TLS).
-# Then: the test suite but the browser tests with the app's connections through PgBouncer,
+# Then: the tests of the app's own connections (every test on the `settings` fixture, the
+# browser tests aside) with those connections through PgBouncer,
 # and tests/topology/ through nginx (1M-row CSV, live feed across a rolling restart with a
 # lagging replica, read-your-writes against a delayed replica, /metrics). Every stage runs;
 # the job fails if any failed, and prints each stage's wall time.
