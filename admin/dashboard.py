@@ -43,7 +43,7 @@ async def dashboard(request: Request) -> Response:
         # not replayed every event up to it would lose those events for good
         feed = await events.recent(conn, upto=upto, status=status, limit=FEED_SIZE)
     async with replica.read_connection(request) as reader:
-        counters = await order_stats.today(reader)
+        counters = await order_stats.today(reader, request.app.state.settings.shop_time_zone)
         buckets = await order_stats.per_bucket(reader, window)
     context = {
         "feed": feed,

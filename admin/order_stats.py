@@ -3,6 +3,7 @@ orders over time for the chart (last hour, day or week)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,6 +11,8 @@ from decimal import Decimal
 import asyncpg
 
 from admin.live.events import STATUSES
+
+log = logging.getLogger("admin.order_stats")
 
 TOP = 5
 
@@ -32,6 +35,7 @@ class Counters:
     revenue_yesterday: Decimal = Decimal(0)
     top_products: list[Seller] = field(default_factory=list)
     top_categories: list[Seller] = field(default_factory=list)
+    zone: str = "UTC"  # where "today" starts at midnight
 
     @property
     def total(self) -> int:
@@ -68,29 +72,37 @@ class MinuteCount:
     orders: int
 
 
-# "today" and "yesterday" in the server's time zone; bounded above too: a created_at in the
-# future (any writer may store one, up to infinity) is not today's
+# The day's bounds in the shop's zone (SHOP_TIME_ZONE), else in the database server's
+# TimeZone: local midnight today and tomorrow, yesterday's, and this local time yesterday.
+# Local times taken back into the zone, so that a day of 23 or 25 hours is one day.
+_DAY = """
+SELECT z AS zone,
+       date_trunc('day', local) AT TIME ZONE z AS start,
+       (date_trunc('day', local) + interval '1 day') AT TIME ZONE z AS stop,
+       (date_trunc('day', local) - interval '1 day') AT TIME ZONE z AS yesterday,
+       (local - interval '1 day') AT TIME ZONE z AS yesterday_now
+FROM (SELECT z, now() AT TIME ZONE z AS local
+      FROM (SELECT coalesce($1::text, current_setting('TimeZone')) AS z) AS named) AS here
+"""
+# bounded above too: a created_at in the future (any writer may store one, up to infinity)
+# is not today's
 _TODAY = """
 SELECT status, count(*) AS orders,
        coalesce(sum(total) FILTER (WHERE status <> 'cancelled'), 0) AS revenue
 FROM orders
-WHERE created_at >= date_trunc('day', now())
-  AND created_at < date_trunc('day', now()) + interval '1 day'
+WHERE created_at >= $1 AND created_at < $2
 GROUP BY status
 """
 _YESTERDAY_SO_FAR = """
 SELECT coalesce(sum(total), 0) FROM orders
-WHERE created_at >= date_trunc('day', now()) - interval '1 day'
-  AND created_at < now() - interval '1 day'
-  AND status <> 'cancelled'
+WHERE created_at >= $1 AND created_at < $2 AND status <> 'cancelled'
 """
 # best sellers by revenue of today's order lines (cancelled orders left out)
 _TOP = """
 WITH lines AS (
     SELECT i.product_id, i.quantity, i.quantity * i.unit_price AS revenue
     FROM orders o JOIN order_items i ON i.order_id = o.id
-    WHERE o.created_at >= date_trunc('day', now())
-      AND o.created_at < date_trunc('day', now()) + interval '1 day'
+    WHERE o.created_at >= $2 AND o.created_at < $3
       AND o.status <> 'cancelled'
 )
 (SELECT 'product' AS kind, p.id, p.name, sum(l.quantity) AS quantity, sum(l.revenue) AS revenue
@@ -103,18 +115,35 @@ UNION ALL
 """
 
 
-async def today(conn: asyncpg.Connection) -> Counters:
-    """Orders created today by current status; revenue excludes cancelled orders."""
-    rows = await conn.fetch(_TODAY)
+async def day_bounds(conn: asyncpg.Connection, zone: str | None) -> asyncpg.Record:
+    """Today's bounds in `zone` (None: the server's TimeZone). A name the server's tz
+    database lacks (older than Python's) falls back to the server's zone, with a log line;
+    the zone returned is the one used."""
+    if zone is not None:
+        try:
+            if not conn.is_in_transaction():
+                return await conn.fetchrow(_DAY, zone)
+            async with conn.transaction():  # a savepoint: the fallback runs after a refusal
+                return await conn.fetchrow(_DAY, zone)
+        except asyncpg.InvalidParameterValueError as exc:
+            log.warning("SHOP_TIME_ZONE %r: %s; today counts in the server's zone", zone, exc)
+    return await conn.fetchrow(_DAY, None)
+
+
+async def today(conn: asyncpg.Connection, zone: str | None = None) -> Counters:
+    """Orders created today (from midnight in `zone`, else in the server's TimeZone) by
+    current status; revenue excludes cancelled orders."""
+    day = await day_bounds(conn, zone)
+    rows = await conn.fetch(_TODAY, day["start"], day["stop"])
     by_status = dict.fromkeys(STATUSES, 0)
     revenue = Decimal(0)
     for row in rows:
         by_status[row["status"]] = row["orders"]
         revenue += row["revenue"]
-    yesterday = await conn.fetchval(_YESTERDAY_SO_FAR)
+    yesterday = await conn.fetchval(_YESTERDAY_SO_FAR, day["yesterday"], day["yesterday_now"])
     products: list[Seller] = []
     categories: list[Seller] = []
-    for row in await conn.fetch(_TOP, TOP):
+    for row in await conn.fetch(_TOP, TOP, day["start"], day["stop"]):
         seller = Seller(row["id"], row["name"], row["quantity"], row["revenue"])
         (products if row["kind"] == "product" else categories).append(seller)
     return Counters(
@@ -123,6 +152,7 @@ async def today(conn: asyncpg.Connection) -> Counters:
         revenue_yesterday=yesterday,
         top_products=products,
         top_categories=categories,
+        zone=day["zone"],
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from admin import money
+from admin import money, timefmt
 
 
 class SettingsError(ValueError):
@@ -64,6 +64,8 @@ class Settings:
     metrics_address: tuple[str, int] | None = None
     log_json: bool = False
     currency: str = "USD"
+    # where the dashboard's "today" starts at midnight; None: the database server's TimeZone
+    shop_time_zone: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -268,6 +270,7 @@ def load_settings(
         metrics_address=_address(env, "METRICS_ADDRESS"),
         log_json=_log_json(env, is_terminal),
         currency=_currency(env),
+        shop_time_zone=_shop_time_zone(env),
     )
 
 
@@ -278,6 +281,16 @@ def _currency(env: Mapping[str, str]) -> str:
     if not money.CODE.fullmatch(code):
         raise SettingsError(f"CURRENCY must be an ISO 4217 code such as EUR or USD, got {code!r}")
     return code
+
+
+def _shop_time_zone(env: Mapping[str, str]) -> str | None:
+    name = env.get("SHOP_TIME_ZONE", "").strip()
+    if name and name not in timefmt.valid_zones():
+        shown = name[: timefmt.MAX_ZONE_LENGTH]
+        raise SettingsError(
+            f"SHOP_TIME_ZONE must be a tz database zone such as Europe/Berlin, got {shown!r}"
+        )
+    return name or None
 
 
 def _metrics_token(env: Mapping[str, str]) -> str | None:

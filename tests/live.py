@@ -66,6 +66,7 @@ DEPLOYMENT_SETTINGS = frozenset(
         "SECURE_COOKIES",
         "SESSION_IDLE_HOURS",
         "SESSION_MAX_HOURS",
+        "SHOP_TIME_ZONE",
         "SHUTDOWN_GRACE_S",
         "SSE_MAX_PER_PROCESS",
         "SSE_MAX_PER_SESSION",

@@ -167,3 +167,13 @@ def test_bad_topology_settings_name_the_variable(name: str, value: str, expected
 def test_metrics_address_is_host_and_port():
     env = {"DATABASE_URL": URL, "SECRET_KEY": KEY, "METRICS_ADDRESS": "10.0.0.5:9100"}
     assert load_settings(env).metrics_address == ("10.0.0.5", 9100)
+
+
+def test_shop_time_zone_is_a_tz_database_name_or_unset():
+    env = {"DATABASE_URL": URL, "SECRET_KEY": KEY}
+    assert load_settings(env).shop_time_zone is None
+    assert load_settings({**env, "SHOP_TIME_ZONE": " Asia/Kolkata "}).shop_time_zone == (
+        "Asia/Kolkata"
+    )
+    expected = "SHOP_TIME_ZONE must be a tz database zone such as Europe/Berlin, got 'Mars/Base'"
+    assert expected in settings_error({**env, "SHOP_TIME_ZONE": "Mars/Base"})

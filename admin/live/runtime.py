@@ -61,7 +61,7 @@ def start(app: Starlette) -> Live:
         application_name=CHANGES_APPLICATION_NAME,
         health_interval=CHANGES_POLL_SECONDS,
     )
-    stats = StatsFeed(hub, app.state.pool)
+    stats = StatsFeed(hub, app.state.pool, day_zone=settings.shop_time_zone)
     hub.start()
     changes_hub.start()
     stats.start()

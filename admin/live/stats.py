@@ -33,12 +33,14 @@ class StatsFeed(Background):
         *,
         min_interval: float = 1.0,
         tick: float = 60.0,
+        day_zone: str | None = None,
     ) -> None:
         super().__init__()
         self._hub = hub
         self._pool = pool
         self._min_interval = min_interval
         self._tick = tick
+        self._day_zone = day_zone
         self._dirty = asyncio.Event()
         hub.on_release.append(self.touch)
 
@@ -55,7 +57,7 @@ class StatsFeed(Background):
                 continue
             try:
                 async with db.acquire(self._pool, 5.0) as conn:
-                    counters = await order_stats.today(conn)
+                    counters = await order_stats.today(conn, self._day_zone)
                     minutes = await order_stats.per_minute(conn)
             except (db.DatabaseUnavailable, asyncpg.PostgresError) as exc:
                 log.warning("dashboard counters not refreshed: %s", exc)
