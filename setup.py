@@ -1,5 +1,5 @@
 """Installs templates/ and static/ (every file, subdirectories included) under
-share/pg-admin-panel, where admin/paths.py finds them when the package is not a checkout.
+share/pg-admin-panel, where admin/web/paths.py finds them when the package is not a checkout.
 Everything else about the package is in pyproject.toml."""
 
 from pathlib import Path

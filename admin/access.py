@@ -17,14 +17,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from admin import bodies, db, forms
-from admin.htmx import is_htmx
+from admin import db
 from admin.resources.registry import registry
 from admin.settings import Settings
 from admin.staff import cache as staff_cache
 from admin.staff import sessions
 from admin.staff import table as staff_table
 from admin.staff.table import StaffMember
+from admin.web import bodies, forms
+from admin.web.htmx import is_htmx
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -16,17 +16,17 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from admin import dashboard, db, embedded, errors, health, metrics, money, observe, replica
+from admin import db, embedded, replica
 from admin.access import Access, route
-from admin.audit_pages import audit_log
+from admin.audit.pages import audit_log
 from admin.csvio import exporting
 from admin.csvio.routes import csv_routes
-from admin.headers import SecurityHeadersMiddleware
-from admin.live import change_feed, order_feed
+from admin.display import money
+from admin.live import change_feed, dashboard, order_feed
 from admin.live import runtime as live
-from admin.metrics_page import metrics_route, serve_separately
 from admin.migrations import migrate
-from admin.paths import STATIC_DIR
+from admin.ops import health, metrics, observe
+from admin.ops.metrics_page import metrics_route, serve_separately
 from admin.resources import catalog
 from admin.resources.refresh import refresh_tables
 from admin.resources.registry import read_at_startup
@@ -42,6 +42,9 @@ from admin.staff.pages import (
     staff_set_active,
     staff_set_role,
 )
+from admin.web import errors
+from admin.web.headers import SecurityHeadersMiddleware
+from admin.web.paths import STATIC_DIR
 
 log = logging.getLogger("admin.app")
 

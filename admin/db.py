@@ -14,7 +14,8 @@ from typing import Any
 import asyncpg
 from starlette.requests import HTTPConnection
 
-from admin import metrics, pg_values
+from admin import pg_values
+from admin.ops import metrics
 from admin.settings import Settings
 
 # opening a new connection takes a few milliseconds; longer means the pool is busy

@@ -29,7 +29,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from admin import db, metrics
+from admin import db
+from admin.ops import metrics
 from admin.settings import Settings
 
 log = logging.getLogger("admin.replica")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from admin import money, timefmt
+from admin.display import money, timefmt
 
 
 class SettingsError(ValueError):

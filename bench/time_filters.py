@@ -12,7 +12,7 @@ import timeit
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from admin.templating import templates
+from admin.web.templating import templates
 
 ROWS = 50
 ROW = "<tr><td>{{ r.id }}</td><td>{{ r.created_at | %s }}</td><td>{{ r.updated_at | %s }}</td></tr>"

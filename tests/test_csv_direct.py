@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
-from admin import metrics
 from admin.csvio.screens import SCREEN_BLOCK, Screen, Screening, screen_hits
 from admin.csvio.tables import TIMESTAMP_CHECKS
+from admin.ops import metrics
 from tests.conftest import LoggedIn
 from tests.csv_helpers import USERS_HEADER, table_rows, upload, user_lines
 

@@ -13,9 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
-from admin import metrics
 from admin.app import create_app
 from admin.csvio.export_split import SplitPlan, new_spool, plan_halves, spool_half
+from admin.ops import metrics
 from tests.conftest import TEST_SECRET_KEY, LoggedIn, _logged_in, create_staff, log_in
 from tests.live import live_server
 

@@ -248,7 +248,7 @@ async def test_chart_ranges_hour_day_week_with_labelled_axes(
 def test_the_change_against_yesterday():
     from decimal import Decimal
 
-    from admin.money import change
+    from admin.display.money import change
 
     assert change(Decimal(6), Decimal(4)) == "+50%"
     assert change(Decimal(3), Decimal(4)) == "-25%"

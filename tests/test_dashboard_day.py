@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from admin import order_stats
+from admin.live import order_stats
 from admin.live.hub import Batch, Broadcast, Hub
 from admin.live.stats import StatsFeed
 from admin.settings import Settings

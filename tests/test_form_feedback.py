@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from admin import wording
+from admin.display import wording
 from tests.conftest import LoggedIn
 from tests.test_user_forms import form_of, make_user
 

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from admin.access import Access, route
 from admin.app import create_app
-from admin.headers import SECURITY_HEADERS
+from admin.web.headers import SECURITY_HEADERS
 
 EXPECTED = {
     "x-content-type-options": "nosniff",

@@ -16,7 +16,7 @@ import pytest
 
 from admin import db, embedded
 from admin.app import create_app
-from admin.health import DatabaseProbe
+from admin.ops.health import DatabaseProbe
 from admin.settings import Settings
 from tests.cli import kill_everything_under, wait_until_gone
 from tests.conftest import create_staff, log_in

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from admin import money
+from admin.display import money
 from admin.settings import SettingsError, load_settings
 from tests.conftest import LoggedIn
 

@@ -20,7 +20,7 @@ PACKAGE_DIRS = ("admin", "templates", "static")
 
 CHECK_INSTALLED = """
 import json
-import admin, admin.paths
+import admin, admin.web.paths
 from starlette.testclient import TestClient
 from admin.app import create_app
 from admin.settings import Settings
@@ -33,8 +33,8 @@ css = client.get("/static/admin.css")
 missing = client.get("/no/such/page/here", headers={"Accept": "text/html"})
 print(json.dumps({
     "package": admin.__file__,
-    "templates": str(admin.paths.TEMPLATES_DIR),
-    "static": str(admin.paths.STATIC_DIR),
+    "templates": str(admin.web.paths.TEMPLATES_DIR),
+    "static": str(admin.web.paths.STATIC_DIR),
     "css": css.status_code,
     "missing": missing.status_code,
     "missing_is_page": "<html" in missing.text and "csrf-token" in missing.text,

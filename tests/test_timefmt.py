@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from admin import pg_values, timefmt
-from admin.templating import templates
+from admin import pg_values
+from admin.display import timefmt
+from admin.web.templating import templates
 
 BERLIN = timefmt.zone("Europe/Berlin")
 

@@ -29,7 +29,6 @@ from typing import BinaryIO
 
 import asyncpg
 
-from admin import metrics
 from admin.csvio import rule_check
 from admin.csvio.formats import FileFormat
 from admin.csvio.mapping import ColumnMapping
@@ -37,6 +36,7 @@ from admin.csvio.options import ImportOptions, Mode
 from admin.csvio.screens import Screen, Screening, screen_hits
 from admin.csvio.spool import read_blocks
 from admin.csvio.tables import Check, CsvTable
+from admin.ops import metrics
 from admin.sql import quote_ident
 
 # an empty field somewhere: two delimiters in a row, one at the start or end of a line, or

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from admin.csvio.tables import CsvTable
-from admin.templating import templates
+from admin.web.templating import templates
 
 # Fetch Metadata: "none" is a navigation the user started (typed address, bookmark)
 TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})

@@ -19,8 +19,8 @@ from admin.csvio.options import DELIMITER_LABELS, ENCODINGS, ImportOptions, chos
 from admin.csvio.problems import Problem
 from admin.csvio.tables import CsvTable, csv_table
 from admin.csvio.upload import UTF8_BOM
-from admin.htmx import render
 from admin.resources.model import Table
+from admin.web.htmx import render
 
 PREVIEW_ROWS = 20
 # the page sends at most this much of the file

@@ -17,9 +17,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from admin import audit, db, metrics, replica
+from admin import audit, db, replica
 from admin.access import CsrfFrom, client_ip, csrf_matches, current_staff
-from admin.bodies import BodyLimits
 from admin.csvio import error_files, export_gate
 from admin.csvio import progress as phases
 from admin.csvio.dialect import UTF8_BOM, CrlfRows, ExportDialect, dialect_of
@@ -43,13 +42,15 @@ from admin.csvio.upload import (
     open_upload,
     split_header,
 )
-from admin.htmx import render
+from admin.ops import metrics
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.routes import page, resource_route
 from admin.resources.spec import Action
 from admin.resources.tables import Kind
 from admin.settings import Settings
+from admin.web.bodies import BodyLimits
+from admin.web.htmx import render
 
 log = logging.getLogger("admin.csv")
 

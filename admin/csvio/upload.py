@@ -2,7 +2,7 @@
 
 Nothing is buffered beyond one network chunk: the multipart parser is fed chunk by chunk
 and hands the file part's bytes on as they arrive, so the caller can spool them to disk.
-The body is read within the size, time and rate limits of admin.bodies.
+The body is read within the size, time and rate limits of admin.web.bodies.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from admin.bodies import (
+from admin.web.bodies import (
     BodyCutShort,
     BodyLimits,
     BodyRefused,

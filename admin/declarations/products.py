@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 
 from admin.declarations.rules import amount_between, max_length, whole_between
+from admin.display.wording import counted
 from admin.resources.spec import DELETE_ACTION, BulkAction, Field, Filter, FilterKind, Resource
-from admin.wording import counted
 
 
 async def times_ordered(conn: asyncpg.Connection, row: Mapping[str, Any]) -> dict[str, Any]:

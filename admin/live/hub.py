@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from admin import db, metrics
+from admin import db
 from admin.live import events
 from admin.live.events import OrderEvent
 from admin.live.mailbox import Mailbox
+from admin.ops import metrics
 
 log = logging.getLogger("admin.hub")
 

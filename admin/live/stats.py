@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from admin import db, order_stats
+from admin import db
 from admin.background import Background
+from admin.live import order_stats
 from admin.live import view as live_view
 from admin.live.events import OrderEvent
 from admin.live.hub import Hub

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from sse_starlette import ServerSentEvent
 
 from admin.live.events import OrderEvent
-from admin.order_stats import HOUR, Counters, MinuteCount, Range
-from admin.templating import templates
+from admin.live.order_stats import HOUR, Counters, MinuteCount, Range
+from admin.web.templating import templates
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 220

@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from admin import audit, db
 from admin.access import client_ip, current_staff
-from admin.htmx import redirect
 from admin.live import actor as live_actor
 from admin.resources import bulk_batches, bulk_checks, bulk_undo, store
 from admin.resources.list_views import parse_query
@@ -22,6 +21,7 @@ from admin.resources.query import ListQuery
 from admin.resources.registry import registry
 from admin.resources.resolve import render, require
 from admin.resources.spec import Action, BulkAction
+from admin.web.htmx import redirect
 
 MAX_BULK_SELECTED = 10_000
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from admin import money, timefmt
+from admin.display import money, timefmt
 from admin.resources import keys, values
 from admin.resources.model import Column, Table
 from admin.resources.tables import Kind

@@ -14,7 +14,6 @@ from starlette.responses import Response
 
 from admin import audit, db
 from admin.access import client_ip, current_staff
-from admin.htmx import redirect
 from admin.ids import InvalidId, parse_id
 from admin.live import actor as live_actor
 from admin.resources import editing, history, reads, store, values
@@ -23,6 +22,7 @@ from admin.resources.model import Table
 from admin.resources.record_views import record_key, title_of
 from admin.resources.resolve import render, zone
 from admin.resources.spec import Action
+from admin.web.htmx import redirect
 
 PAGE_SIZE = 50
 

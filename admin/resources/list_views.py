@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from admin import db, replica
-from admin.htmx import header_url, wants_fragment
 from admin.resources import (
     bulk_undo,
     column_filters,
@@ -24,7 +23,8 @@ from admin.resources.carried import Carried
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.resolve import render
-from admin.templating import templates
+from admin.web.htmx import header_url, wants_fragment
+from admin.web.templating import templates
 
 LOOKUP_ROWS = 10
 

@@ -14,15 +14,15 @@ from starlette.responses import HTMLResponse, Response
 
 from admin import audit, db
 from admin.access import client_ip, current_staff
-from admin.htmx import is_htmx, redirect
+from admin.display.wording import counted
 from admin.live import actor as live_actor
 from admin.resources import editing, reads, store, values
 from admin.resources.carried import Return, safe_back, with_back
 from admin.resources.model import Column, Table
 from admin.resources.resolve import current_registry, render, zone
 from admin.resources.spec import Action
-from admin.templating import templates
-from admin.wording import counted
+from admin.web.htmx import is_htmx, redirect
+from admin.web.templating import templates
 
 
 def record_key(request: Request, table: Table) -> tuple[Any, ...]:

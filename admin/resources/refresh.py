@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from admin import db
-from admin.htmx import redirect
 from admin.resources.registry import registry
+from admin.web.htmx import redirect
 
 
 async def refresh_tables(request: Request) -> Response:

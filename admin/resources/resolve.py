@@ -14,13 +14,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import timefmt
 from admin.access import current_staff
-from admin.htmx import wants_fragment
+from admin.display import timefmt
 from admin.resources.model import Table
 from admin.resources.registry import Registry, registry
 from admin.resources.spec import Action
-from admin.templating import templates
+from admin.web.htmx import wants_fragment
+from admin.web.templating import templates
 
 VERBS = {
     Action.VIEW: "view",

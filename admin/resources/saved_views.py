@@ -20,10 +20,10 @@ from starlette.responses import Response
 
 from admin import db
 from admin.access import current_staff
-from admin.htmx import redirect
 from admin.resources.model import Table
 from admin.resources.query import InvalidQuery, ListQuery
 from admin.resources.resolve import render
+from admin.web.htmx import redirect
 
 MAX_NAME = 80
 MAX_QUERY = 4000

@@ -13,13 +13,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, metrics, timefmt
+from admin import audit, db
 from admin.access import client_ip, current_staff
-from admin.forms import text_field
-from admin.htmx import redirect, render
+from admin.display import timefmt
+from admin.ops import metrics
 from admin.staff import devices, throttle
 from admin.staff import table as staff_table
 from admin.staff.passwords import hash_password_async, verify_password_async
+from admin.web.forms import text_field
+from admin.web.htmx import redirect, render
 
 CURRENT = "current_password"
 NEW = "new_password"

@@ -17,14 +17,15 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import audit, db, metrics
+from admin import audit, db
 from admin.access import client_ip, current_staff
-from admin.forms import has_control_characters, text_field
-from admin.htmx import redirect, render
+from admin.ops import metrics
 from admin.staff import devices, revocations, throttle
 from admin.staff import table as staff_table
 from admin.staff.passwords import hash_password_async, needs_rehash, verify_password_async
 from admin.staff.table import MAX_PASSWORD_LENGTH, StaffMember
+from admin.web.forms import has_control_characters, text_field
+from admin.web.htmx import redirect, render
 
 MAX_USERNAME_LENGTH = 200
 LOGIN_FAILED = "Wrong username or password."

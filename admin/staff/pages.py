@@ -15,12 +15,12 @@ from starlette.responses import Response
 
 from admin import audit, db
 from admin.access import client_ip, current_staff
-from admin.forms import text_field
-from admin.htmx import redirect, render
 from admin.ids import InvalidId, parse_id
 from admin.staff import table as staff_table
 from admin.staff.passwords import hash_password_async
 from admin.staff.table import LastActiveAdmin, StaffMember, StaffNotFound
+from admin.web.forms import text_field
+from admin.web.htmx import redirect, render
 
 LAST_ADMIN = "{username} is the last active admin: make someone else an admin first."
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import asyncpg
 
-from admin.forms import has_control_characters
 from admin.staff.passwords import hash_password_async
+from admin.web.forms import has_control_characters
 
 ROLES = ("staff", "admin")
 USERNAME_RE = re.compile(r"[a-z0-9._-]{3,50}")

@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from admin.db import DatabaseUnavailable, is_connection_failure, unavailable
-from admin.headers import SECURITY_HEADERS
-from admin.templating import templates
+from admin.web.headers import SECURITY_HEADERS
+from admin.web.templating import templates
 
-log = logging.getLogger("admin.errors")
+log = logging.getLogger("admin.web.errors")
 
 # seconds: a lock wait or a slow statement is someone else's work, usually soon done
 BUSY_RETRY_AFTER = 2

@@ -9,13 +9,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin import db, order_stats, replica, timefmt
-from admin.htmx import render
-from admin.live import events
+from admin import db, replica
+from admin.display import timefmt
+from admin.live import events, order_stats
 from admin.live import runtime as live
 from admin.live import view as live_view
 from admin.live.order_feed import status_filter
-from admin.templating import templates
+from admin.web.htmx import render
+from admin.web.templating import templates
 
 FEED_SIZE = 50
 

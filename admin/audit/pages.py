@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from admin import audit, replica
-from admin.forms import has_control_characters
-from admin.htmx import render
 from admin.ids import InvalidId, parse_id
+from admin.web.forms import has_control_characters
+from admin.web.htmx import render
 
 PAGE_SIZE = 50
 MAX_FILTER_LENGTH = 200

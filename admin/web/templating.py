@@ -13,10 +13,11 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from admin import fragments, money, navigation, timefmt, wording
-from admin.paths import TEMPLATES_DIR
-from admin.resources import cells, editing, rows
+from admin.display import money, timefmt, wording
+from admin.resources import cells, editing, fragments, rows
 from admin.resources.model import OFFSET_CAP
+from admin.web import navigation
+from admin.web.paths import TEMPLATES_DIR
 
 
 def _page_context(request: Request) -> dict[str, Any]:

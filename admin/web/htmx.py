@@ -34,7 +34,7 @@ def render(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """The fragment for an HTMX request, the page (which includes the fragment) otherwise."""
-    from admin.templating import templates
+    from admin.web.templating import templates
 
     name = fragment if wants_fragment(request) else page
     return templates.TemplateResponse(

@@ -21,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from admin import metrics
+from admin.ops import metrics
 
 log = logging.getLogger("admin.request")
 

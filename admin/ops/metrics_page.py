@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from admin import metrics
 from admin.access import Access, guard
+from admin.ops import metrics
 from admin.settings import Settings
 
-log = logging.getLogger("admin.metrics")
+log = logging.getLogger("admin.ops.metrics")
 
 _bound: set[tuple[str, int]] = set()
 _bound_lock = threading.Lock()

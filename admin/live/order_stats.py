@@ -12,7 +12,7 @@ import asyncpg
 
 from admin.live.events import STATUSES
 
-log = logging.getLogger("admin.order_stats")
+log = logging.getLogger("admin.live.order_stats")
 
 TOP = 5
 

@@ -1,0 +1,1 @@
+"""What operators watch: health checks, Prometheus metrics and per-request observation."""
