@@ -166,10 +166,11 @@ def _observe(app: Starlette) -> None:
 
 
 # How long a thread may keep the GIL while the event loop waits for it (Python's default
-# is 5 ms). An import's screens run in a worker thread while the loop feeds its COPY; at
-# 5 ms the loop stalled for 5-12 ms a hundred times a second, and the COPY's backend waited
-# for data (ClientRead) 2-3% of its time; at 0.5 ms (with 64 KB screen slices) the stalls
-# added up to a third as long, and the waits to 1%.
+# is 5 ms). When an import's screens ran in a worker thread beside the loop feeding its
+# COPY, at 5 ms the loop stalled for 5-12 ms a hundred times a second, and the COPY's
+# backend waited for data (ClientRead) 2-3% of its time; at 0.5 ms, a third as long. The
+# screens now run on the loop itself (csvio.screens.Screen.take); the interval still bounds
+# what any other worker thread (a whole file screened, an error file written) costs it.
 GIL_SWITCH_SECONDS = 0.0005
 
 

@@ -4,6 +4,7 @@ needs a transformation is staged from the start; the rows come out the same eith
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 from typing import Any
@@ -12,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from admin.csvio.screens import SCREEN_BLOCK, Screen, Screening, screen_hits
+from admin.csvio.screens import SCREEN_BLOCK, SCREEN_SLICE, Screen, Screening, screen_hits
 from admin.csvio.tables import TIMESTAMP_CHECKS
 from admin.ops import metrics
 from tests.conftest import LoggedIn
@@ -393,3 +394,30 @@ def test_the_date_screen_sees_across_the_blocks_it_reads(tail: bytes, found: boo
         for start in range(0, len(data), size):
             screen.feed(data[start : start + size])
         assert screen.finish() is found
+
+
+async def test_an_upload_is_screened_on_the_loop_a_slice_at_a_time() -> None:
+    screening = Screening((), TIMESTAMP_CHECKS[1].folded_screens, ",")
+    clean = b"a," * (2 * SCREEN_SLICE)  # four slices
+    ticks = 0
+
+    async def other_task() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    beside = asyncio.create_task(other_task())
+    try:
+        await asyncio.sleep(0)
+        screen = Screen(screening)
+        await screen.take(clean)
+        between = ticks
+        # a date the screen must see, straddling the end of the first slice
+        await screen.take(clean[: SCREEN_SLICE - 4] + b"01/02/2024\n" + clean)
+        hit = screen.finish()
+    finally:
+        beside.cancel()
+    # the other task ran between the slices, not only once the whole block was screened
+    assert between >= 4
+    assert hit is True

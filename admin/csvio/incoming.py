@@ -51,7 +51,7 @@ class Incoming:
         self,
         header: bytes,
         rest: AsyncIterator[bytes],
-        watch: Callable[[bytes], None] | None,
+        watch: Callable[[bytes], Awaitable[None]] | None,
         on_received: Callable[[], Awaitable[None]],
     ) -> None:
         self.file = new_spool()

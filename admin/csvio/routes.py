@@ -361,7 +361,7 @@ async def _receive_and_import(
         request.state.csv_received = True
         await report("received", None)
 
-    incoming = Incoming(header.raw, rest, screen.feed if screen else None, received)
+    incoming = Incoming(header.raw, rest, screen.take if screen else None, received)
     try:
         sample = await incoming.head(SAMPLE_BYTES)
         request.state.csv_format = file_format = resolve(

@@ -93,22 +93,25 @@ async def spool_into(
     file: BinaryIO,
     header: bytes,
     rest: AsyncIterator[bytes],
-    watch: Callable[[bytes], None] | None = None,
+    watch: Callable[[bytes], Awaitable[None]] | None = None,
     written: Callable[[int], None] | None = None,
     pace: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Write `header` then `rest` to `file`; `written` is told the size on disk (flushed,
-    readable through the file's descriptor) after each write batch, and `pace` awaited
-    before more of `rest` is read."""
+    """Write `header` then `rest` to `file`; `watch` is given each write batch before it is
+    written, `written` told the size on disk (flushed, readable through the file's
+    descriptor) after each batch, and `pace` awaited before more of `rest` is read."""
     guard = EndMarkerGuard()
     batch = bytearray(header)
     size = 0
 
     async def write() -> None:
         nonlocal size
-        await asyncio.to_thread(_write, file, bytes(batch), watch)
-        size += len(batch)
+        data = bytes(batch)
         batch.clear()
+        if watch is not None:
+            await watch(data)
+        await asyncio.to_thread(_write, file, data)
+        size += len(data)
         if written is not None:
             written(size)
         if pace is not None:
@@ -122,8 +125,6 @@ async def spool_into(
     await write()
 
 
-def _write(file: BinaryIO, data: bytes, watch: Callable[[bytes], None] | None) -> None:
+def _write(file: BinaryIO, data: bytes) -> None:
     file.write(data)
     file.flush()
-    if watch is not None:
-        watch(data)
