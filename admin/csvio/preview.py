@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from admin.csvio import file_kinds
 from admin.csvio.formats import FileFormat, resolve
 from admin.csvio.mapping import IGNORE, ColumnMapping, guess_mapping, targets
 from admin.csvio.options import DELIMITER_LABELS, ENCODINGS, ImportOptions, chosen_mapping
@@ -36,6 +37,8 @@ class Preview:
     rows_counted: int
     whole_file: bool
     estimated_rows: int
+    # why the file cannot be read as CSV at all (csvio.file_kinds); nothing else is shown
+    refused: str | None = None
 
 
 def _records(text: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
@@ -55,6 +58,11 @@ def preview(spec: CsvTable, sample: bytes, total_bytes: int, options: ImportOpti
     whole = total_bytes <= len(sample)
     first_line = body.split(b"\n", 1)[0].split(b"\r", 1)[0]
     file_format = resolve(options, first_line, body, bom=bom)
+    refused = file_kinds.refusal(body[: file_kinds.SIGNATURE_BYTES]) or (
+        file_kinds.header_refusal(first_line)
+    )
+    if refused:
+        return Preview(file_format, ColumnMapping(()), [], [], 0, whole, 0, refused=refused)
     text = body.decode(file_format.codec, "replace")
     if not whole:
         # the last record may be cut short

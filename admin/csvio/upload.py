@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from admin.csvio import file_kinds
 from admin.web.bodies import (
     BodyCutShort,
     BodyLimits,
@@ -289,6 +290,7 @@ async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIt
     scanner = _LineEndScanner()
     bom_checked = False
     bom = False
+    kind_checked = False
     exhausted = False
     while True:
         chunk = await anext(chunks, None)
@@ -301,6 +303,11 @@ async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIt
                 del buffer[: len(UTF8_BOM)]
                 bom = True
             bom_checked = True
+        if not kind_checked and (len(buffer) >= file_kinds.SIGNATURE_BYTES or exhausted):
+            # before the first line end is looked for: a workbook may have none for megabytes
+            kind_checked = True
+            if refused := file_kinds.refusal(bytes(buffer[: file_kinds.SIGNATURE_BYTES])):
+                raise HeaderError(refused)
         end = scanner.end(buffer, complete=exhausted)
         if end >= 0:
             break
@@ -312,6 +319,8 @@ async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIt
     raw, rest = bytes(buffer[:end]), bytes(buffer[end:])
     if not raw.strip():
         raise HeaderError("the file is empty: the first line must name the columns")
+    if refused := file_kinds.header_refusal(raw):
+        raise HeaderError(refused)
     # line breaks are the same bytes in every supported encoding
     text = raw.decode("latin-1")
     header = CsvHeader(raw=raw, lines=count_line_breaks(text.rstrip("\r\n")) + 1, bom=bom)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import asyncpg
@@ -135,3 +136,23 @@ async def test_changing_encoding_and_delimiter_rereads_the_preview_and_the_impor
         assert await conn.fetchval("SELECT full_name FROM users WHERE username = 'zoe'") == "Zoë"
     finally:
         await conn.close()
+
+
+async def test_a_workbook_is_named_before_it_is_sent_and_refused_when_it_is(
+    logged_in_page: Page, server: LiveServer, database_url: str, tmp_path: Path
+):
+    page = logged_in_page
+    await page.goto(server.url + "/users/import")
+    workbook = tmp_path / "users.xlsx"
+    with zipfile.ZipFile(workbook, "w") as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", "<worksheet>\n" * 50)
+    await page.set_input_files("#import-file", str(workbook))
+    refused = page.locator("#import-preview [data-preview] [data-refused]")
+    await refused.wait_for()
+    assert (await refused.inner_text()).startswith("the file is a ZIP archive")
+    assert await page.locator("#import-preview [data-map]").count() == 0
+    await page.click("#import-form button.primary")
+    rejected = page.locator("#import-result [data-outcome=rejected]")
+    await rejected.wait_for()
+    assert "the file is a ZIP archive" in await rejected.inner_text()
+    assert await _count(database_url) == 0
