@@ -251,6 +251,8 @@ def _staging_refuses_too(exc: asyncpg.PostgresError, direct: DirectPlan) -> bool
     fills with the column's default, nor for a lock or a deadlock, which may pass next time."""
     if isinstance(exc, asyncpg.NotNullViolationError):
         return getattr(exc, "column_name", None) in direct.required
+    if isinstance(exc, asyncpg.BadCopyFileFormatError):
+        return False  # the staging COPY reads the file again, and skips what is blank
     return isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError))
 
 

@@ -63,6 +63,7 @@ class ImportResult:
     updated: int
     seconds: float
     direct: bool = False  # copied straight into the table (csvio.direct), not staged
+    blank_lines: int = 0  # skipped (csvio.scan)
 
     @property
     def unchanged(self) -> int:
@@ -136,6 +137,7 @@ class Importer:
         self.checks = Checks(conn, spec, mapping, options, header.lines)
         self.rows = 0
         self.broken = 0  # malformed records (the structural problems)
+        self.blank_lines = 0  # skipped by the second reading (csvio.scan)
         self.first_broken: list[Problem] = []
 
     async def _create_stage(self, *, with_lines: bool) -> None:
@@ -199,9 +201,12 @@ class Importer:
         finally:
             found.close()
         self.broken = found.broken_count
-        # COPY's own words where the second reading found nothing (it should not happen)
-        self.first_broken = found.first or [first]
-        self.broken = self.broken or 1
+        self.blank_lines = found.blank_lines
+        if not self.broken and not self.blank_lines:
+            # COPY's own words where the second reading found nothing (it should not happen)
+            self.first_broken, self.broken = [first], 1
+        else:
+            self.first_broken = found.first
 
     def _value_exprs(self) -> tuple[list[str], list[str]]:
         """(target columns, SELECT expressions) for the INSERT from the staging table."""
@@ -454,6 +459,7 @@ async def import_csv(
             updated,
             time.perf_counter() - started,
             direct=outcome.written is not None,
+            blank_lines=importer.blank_lines,
         )
         if options.dry_run:
             raise DryRun(result)

@@ -68,6 +68,8 @@ def preview(spec: CsvTable, sample: bytes, total_bytes: int, options: ImportOpti
         # the last record may be cut short
         text = text[: max(text.rfind("\n"), text.rfind("\r"))]
     header, rows = _records(text, file_format.delimiter)
+    if len(header) > 1:
+        rows = [row for row in rows if row]  # blank lines are skipped (csvio.scan)
     names = [name.strip() for name in header]
     mapping, problems = guess_mapping(
         spec,

@@ -83,14 +83,17 @@ def summary(ctx: dict[str, Any]) -> str:
     result: ImportResult | None = ctx.get("result")
     if result is not None:
         rows = f"{result.rows:,} row{'s' if result.rows != 1 else ''}"
+        blank = result.blank_lines
+        skipped = f" {blank:,} blank line{'s' if blank != 1 else ''} skipped." if blank else ""
         if ctx.get("dry_run"):
             return (
                 f"No problems found in {rows}: nothing was written (validation only). "
                 f"An import would insert {result.inserted:,} and update {result.updated:,}."
+                + skipped
             )
         return (
             f"Imported {rows}: {result.inserted:,} inserted, {result.updated:,} updated, "
-            f"{result.unchanged:,} unchanged."
+            f"{result.unchanged:,} unchanged." + skipped
         )
     total = ctx.get("total") or len(ctx.get("problems", []))
     return f"Nothing imported: {total:,} problem{'s' if total != 1 else ''}."
@@ -119,7 +122,8 @@ def _answer(request: Request, spec: CsvTable, status: int, **ctx: Any) -> Respon
                                for f in mapping.fields}  # fmt: skip
         if result:
             body.update(rows=result.rows, inserted=result.inserted, updated=result.updated,
-                        unchanged=result.unchanged, seconds=round(result.seconds, 3))  # fmt: skip
+                        unchanged=result.unchanged, seconds=round(result.seconds, 3),
+                        blank_lines_skipped=result.blank_lines)  # fmt: skip
             body["dry_run"] = bool(ctx.get("dry_run"))
             # copied straight into the table, or staged and checked first (csvio.direct)
             body["direct"] = result.direct

@@ -6,6 +6,10 @@ well-formed record goes to a clean file with its physical line number in front, 
 to stage and the value checks to run on; each malformed one (wrong field count, a quote
 never closed or misplaced, invalid text in the file's encoding, NUL bytes) goes to a file of
 broken records. Both files are anonymous temporary files the caller closes.
+
+A blank line in a file of several columns is skipped and counted, as spreadsheets and most
+CSV readers do (COPY refuses it as a record with too few fields); in a one-column file it is
+an empty value, as COPY reads it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Scan:
     clean: BinaryIO  # line, c1..cN per well-formed record; no header
     broken: BinaryIO  # line, problem, c1..cN per malformed record; no header
     broken_count: int = 0
+    blank_lines: int = 0  # skipped
     first: list[Problem] = field(default_factory=list)
 
     def close(self) -> None:
@@ -120,6 +125,9 @@ def _scan(
                 done_lines = end
                 continue
             done_lines = header_lines + reader.line_num
+            if not row and fields > 1:
+                result.blank_lines += 1
+                continue
             row = row or [""]  # a blank line: one empty field, as COPY reads it
             problem = _problem_of(row, fields, label)
             if problem is None:
