@@ -45,6 +45,11 @@ FILES = {
     "utf-16be": (codecs.BOM_UTF16_BE + CSV.encode("utf-16-be"), "UTF-16 text"),
     "utf-16 without a mark": (CSV.encode("utf-16-le"), "UTF-16 text"),
     "utf-32": (codecs.BOM_UTF32_LE + CSV.encode("utf-32-le"), "UTF-32 text"),
+    "xml spreadsheet": (
+        b'<?xml version="1.0"?>\n<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet">\n',
+        "an XML document (Excel's “XML Spreadsheet” is one)",
+    ),
+    "web page": (b"<!DOCTYPE HTML>\n<html><body>users</body></html>\n", "a web page (HTML)"),
     "binary": (
         bytes(range(256)) * 4,
         "not text (its first line holds the control byte 0x00 at byte 1)",
@@ -80,6 +85,7 @@ async def test_a_file_that_is_not_csv_text_is_refused_with_what_it_is(
         "pdf",
         "gzip",
         "png",
+        "web page",
         "binary",
     )
 

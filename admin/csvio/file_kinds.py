@@ -33,6 +33,10 @@ SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image", _CSV_ONLY),
     (b"\xff\xd8\xff", "a JPEG image", _CSV_ONLY),
     (b"GIF8", "a GIF image", _CSV_ONLY),
+    (b"<?xml", "an XML document (Excel's “XML Spreadsheet” is one)", _SAVE_AS_CSV),
+    (b"<!doctype html", "a web page (HTML)", _CSV_ONLY),
+    (b"<html", "a web page (HTML)", _CSV_ONLY),
+    (b"{\\rtf", "an RTF document", _CSV_ONLY),
     (b"\xff\xfe\x00\x00", "UTF-32 text", _SAVE_AS_CSV),
     (b"\x00\x00\xfe\xff", "UTF-32 text", _SAVE_AS_CSV),
     (b"\xff\xfe", "UTF-16 text (as Excel's “Unicode Text” saves)", _SAVE_AS_CSV),
@@ -50,8 +54,9 @@ def _refusal(what: str, advice: str) -> str:
 def refusal(start: bytes) -> str | None:
     """Why a file starting with these bytes (at least SIGNATURE_BYTES of them, or the whole
     file) cannot be imported; None when it may be CSV."""
+    folded = start.lower()  # markup (its signatures are in lower case) in any case
     for signature, what, advice in SIGNATURES:
-        if start.startswith(signature):
+        if start.startswith(signature) or folded.startswith(signature):
             return _refusal(what, advice)
     return None
 
