@@ -39,3 +39,16 @@ async def table_rows(conn: asyncpg.Connection, table: str) -> list[dict[str, Any
 
 def user_lines(count: int, start: int = 0) -> list[str]:
     return [f"user{i:07d},user{i}@example.com,User {i},true\n" for i in range(start, start + count)]
+
+
+async def post_raw(client: LoggedIn, path: str, content: bytes | str) -> httpx.Response:
+    """POST the file as a raw CSV body (the API's way), asking for the JSON answer."""
+    return await client.http.post(
+        path,
+        content=content.encode() if isinstance(content, str) else content,
+        headers={
+            "Content-Type": "text/csv",
+            "Accept": "application/json",
+            "X-CSRF-Token": client.csrf,
+        },
+    )

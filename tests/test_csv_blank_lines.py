@@ -5,12 +5,13 @@ is an empty value, as COPY reads it."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from tests.conftest import LoggedIn
+from tests.csv_helpers import post_raw
 
 HEADER = "username,email,full_name,is_active"
 ROWS = ("ann,ann@example.com,Ann,true", "bob,bob@example.com,Bob,false", "cyd,cyd@x.org,Cyd,true")
@@ -22,17 +23,8 @@ def settings(settings):  # type: ignore[no-untyped-def]
     return dataclasses.replace(settings, catalog_check_s=0.0)
 
 
-async def _import(client: LoggedIn, table: str, content: str, query: str = "") -> Any:
-    response = await client.http.post(
-        f"/{table}/import?mode=insert{query}",
-        content=content.encode(),
-        headers={
-            "Content-Type": "text/csv",
-            "Accept": "application/json",
-            "X-CSRF-Token": client.csrf,
-        },
-    )
-    return response
+async def _import(client: LoggedIn, table: str, content: str, query: str = "") -> httpx.Response:
+    return await post_raw(client, f"/{table}/import?mode=insert{query}", content)
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])

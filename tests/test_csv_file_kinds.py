@@ -14,7 +14,7 @@ import pytest
 
 from admin.csvio import file_kinds
 from tests.conftest import LoggedIn
-from tests.csv_helpers import USERS_HEADER, upload, user_lines
+from tests.csv_helpers import USERS_HEADER, post_raw, upload, user_lines
 
 CSV = USERS_HEADER + "".join(user_lines(3))
 TAB_SEPARATED = CSV.replace(",", "\t")
@@ -67,15 +67,7 @@ async def test_a_file_that_is_not_csv_text_is_refused_with_what_it_is(
 ) -> None:
     content, what = FILES[kind]
     before = await _users(conn)
-    raw = await admin_client.http.post(
-        "/users/import?mode=insert",
-        content=content,
-        headers={
-            "Content-Type": "text/csv",
-            "Accept": "application/json",
-            "X-CSRF-Token": admin_client.csrf,
-        },
-    )
+    raw = await post_raw(admin_client, "/users/import?mode=insert", content)
     assert raw.status_code == 422, raw.text
     body = raw.json()
     assert body["summary"] == "Nothing imported: 1 problem."
@@ -115,15 +107,7 @@ async def test_a_csv_file_is_still_read_whatever_it_starts_with(
     # a header that starts like a ZIP archive's signature
     header = "PK,username,email\n"
     content = header + "".join(f"{i},u{i:07d},u{i}@example.com\n" for i in range(3))
-    response = await admin_client.http.post(
-        "/users/import?mode=insert&ignore_unknown=1",
-        content=content.encode(),
-        headers={
-            "Content-Type": "text/csv",
-            "Accept": "application/json",
-            "X-CSRF-Token": admin_client.csrf,
-        },
-    )
+    response = await post_raw(admin_client, "/users/import?mode=insert&ignore_unknown=1", content)
     assert response.status_code == 200, response.text
     assert response.json()["rows"] == 3
 
