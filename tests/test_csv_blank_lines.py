@@ -1,6 +1,7 @@
 """Blank lines in a file of several columns are skipped and counted, whatever ends the lines;
 the problems after them keep their physical line numbers; in a one-column file a blank line
-is an empty value, as COPY reads it."""
+is an empty value, as COPY reads it; blank lines above the header are named, not taken for
+an empty file."""
 
 from __future__ import annotations
 
@@ -94,3 +95,14 @@ async def test_the_preview_counts_and_shows_no_blank_lines(admin_client: LoggedI
     assert response.status_code == 200, response.text
     assert "2 rows." in response.text
     assert response.text.count('<td class="wrap">') == 8
+
+
+async def test_the_preview_names_a_blank_first_line(admin_client: LoggedIn) -> None:
+    response = await admin_client.http.post(
+        "/users/import/preview",
+        content=("\n\n" + HEADER + "\n" + ROWS[0] + "\n").encode(),
+        headers={"Content-Type": "text/csv", "X-CSRF-Token": admin_client.csrf},
+    )
+    assert response.status_code == 200, response.text
+    assert "line 1 is blank: the first line must name the columns" in response.text
+    assert "data-map" not in response.text

@@ -74,14 +74,23 @@ async def test_header_only_file_imports_nothing_and_succeeds(
 
 
 async def test_empty_file_is_rejected(admin_client: LoggedIn, conn: asyncpg.Connection):
-    for content in (b"", b"\xef\xbb\xbf", b"\n"):
+    for content in (b"", b"\xef\xbb\xbf", b"\n", b"\r\n \n\t\n"):
         response = await upload(admin_client, "users", content)
         assert response.status_code == 422
-        assert "empty" in response.json()["errors"][0]["message"]
+        assert response.json()["errors"][0]["message"] == (
+            "the file is empty: the first line must name the columns"
+        )
+    # blank lines above the header are not an empty file
+    response = await upload(admin_client, "users", b"\n\r\n" + USERS_HEADER.encode())
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["message"] == (
+        "line 1 is blank: the first line must name the columns "
+        "(delete the blank lines above the header)"
+    )
     outcomes = await conn.fetch(
         "SELECT after->>'outcome' AS o FROM audit_log WHERE action = 'csv_import'"
     )
-    assert [r["o"] for r in outcomes] == ["rejected"] * 3
+    assert [r["o"] for r in outcomes] == ["rejected"] * 5
 
 
 async def test_unknown_and_missing_columns_are_named(

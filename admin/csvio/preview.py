@@ -19,7 +19,7 @@ from admin.csvio.mapping import IGNORE, ColumnMapping, guess_mapping, targets
 from admin.csvio.options import DELIMITER_LABELS, ENCODINGS, ImportOptions, chosen_mapping
 from admin.csvio.problems import Problem
 from admin.csvio.tables import CsvTable, csv_table
-from admin.csvio.upload import UTF8_BOM
+from admin.csvio.upload import BLANK_FIRST_LINE, UTF8_BOM
 from admin.resources.model import Table
 from admin.web.htmx import render
 
@@ -61,6 +61,8 @@ def preview(spec: CsvTable, sample: bytes, total_bytes: int, options: ImportOpti
     refused = file_kinds.refusal(body[: file_kinds.SIGNATURE_BYTES]) or (
         file_kinds.header_refusal(first_line)
     )
+    if not first_line.strip() and body.strip():
+        refused = BLANK_FIRST_LINE
     if refused:
         return Preview(file_format, ColumnMapping(()), [], [], 0, whole, 0, refused=refused)
     text = body.decode(file_format.codec, "replace")

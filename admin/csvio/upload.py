@@ -245,6 +245,13 @@ class CsvHeader:
     bom: bool = False
 
 
+EMPTY_FILE = "the file is empty: the first line must name the columns"
+BLANK_FIRST_LINE = (
+    "line 1 is blank: the first line must name the columns "
+    "(delete the blank lines above the header)"
+)
+
+
 class HeaderError(Exception):
     """The file's first record is missing or unreadable."""
 
@@ -318,7 +325,17 @@ async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIt
             break
     raw, rest = bytes(buffer[:end]), bytes(buffer[end:])
     if not raw.strip():
-        raise HeaderError("the file is empty: the first line must name the columns")
+        # blank lines above the header, or nothing at all: read on (as far as a header may
+        # reach) to tell which
+        text_follows = bool(rest.strip())
+        seen = len(rest)
+        while not text_follows and not exhausted and seen <= MAX_HEADER_BYTES:
+            chunk = await anext(chunks, None)
+            exhausted = chunk is None
+            if chunk:
+                seen += len(chunk)
+                text_follows = bool(chunk.strip())
+        raise HeaderError(BLANK_FIRST_LINE if text_follows else EMPTY_FILE)
     if refused := file_kinds.header_refusal(raw):
         raise HeaderError(refused)
     # line breaks are the same bytes in every supported encoding
