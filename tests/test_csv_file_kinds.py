@@ -4,6 +4,7 @@ body and browser form alike) and by the preview; nothing is written."""
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import gzip
 import io
@@ -37,6 +38,7 @@ FILES = {
     ),
     "pdf": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "a PDF document"),
     "gzip": (gzip.compress(CSV.encode()), "gzip-compressed"),
+    "bzip2": (bz2.compress(CSV.encode()), "bzip2-compressed"),
     "png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64, "a PNG image"),
     "utf-16le": (
         codecs.BOM_UTF16_LE + TAB_SEPARATED.encode("utf-16-le"),
@@ -76,6 +78,7 @@ async def test_a_file_that_is_not_csv_text_is_refused_with_what_it_is(
     assert "save the sheet as “CSV UTF-8”" in problem["message"] or kind in (
         "pdf",
         "gzip",
+        "bzip2",
         "png",
         "web page",
         "binary",
@@ -104,9 +107,9 @@ async def test_the_preview_says_what_the_file_is_and_offers_no_mapping(
 async def test_a_csv_file_is_still_read_whatever_it_starts_with(
     admin_client: LoggedIn, conn: asyncpg.Connection
 ) -> None:
-    # a header that starts like a ZIP archive's signature
-    header = "PK,username,email\n"
-    content = header + "".join(f"{i},u{i:07d},u{i}@example.com\n" for i in range(3))
+    # a header that starts like the signatures of a ZIP archive, a GIF image, bzip2
+    header = "PK,username,email,GIF8,BZh\n"
+    content = header + "".join(f"{i},u{i:07d},u{i}@example.com,,\n" for i in range(3))
     response = await post_raw(admin_client, "/users/import?mode=insert&ignore_unknown=1", content)
     assert response.status_code == 200, response.text
     assert response.json()["rows"] == 3
@@ -117,4 +120,5 @@ def test_a_header_with_a_stray_nul_is_named_by_its_byte() -> None:
     assert file_kinds.header_refusal(b"name\tE-mail\n") is None
     refused = file_kinds.header_refusal(b"username,em\x00ail,full_name\n")
     assert refused is not None and "0x00 at byte 12" in refused
-    assert file_kinds.refusal(b"PK,username") is None
+    for start in (b"PK,username", b"GIF8,username", b"BZh,username", b"<htm,name"):
+        assert file_kinds.refusal(start) is None, start
