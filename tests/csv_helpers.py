@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -41,7 +42,9 @@ def user_lines(count: int, start: int = 0) -> list[str]:
     return [f"user{i:07d},user{i}@example.com,User {i},true\n" for i in range(start, start + count)]
 
 
-async def post_raw(client: LoggedIn, path: str, content: bytes | str) -> httpx.Response:
+async def post_raw(
+    client: LoggedIn, path: str, content: bytes | str | AsyncIterator[bytes]
+) -> httpx.Response:
     """POST the file as a raw CSV body (the API's way), asking for the JSON answer."""
     return await client.http.post(
         path,

@@ -9,6 +9,7 @@ import codecs
 import gzip
 import io
 import zipfile
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -122,3 +123,17 @@ def test_a_header_with_a_stray_nul_is_named_by_its_byte() -> None:
     assert refused is not None and "0x00 at byte 12" in refused
     for start in (b"PK,username", b"GIF8,username", b"BZh,username", b"<htm,name"):
         assert file_kinds.refusal(start) is None, start
+
+
+async def test_a_short_first_line_sent_a_byte_at_a_time_is_named_too(
+    admin_client: LoggedIn,
+) -> None:
+    content = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+
+    async def bytewise() -> AsyncIterator[bytes]:
+        for index in range(len(content)):
+            yield content[index : index + 1]
+
+    response = await post_raw(admin_client, "/users/import?mode=insert", bytewise())
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["message"].startswith("the file is a PDF document")

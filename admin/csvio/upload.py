@@ -323,6 +323,8 @@ async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIt
         if exhausted:
             end = len(buffer)
             break
+    if not kind_checked and (refused := file_kinds.refusal(bytes(buffer))):
+        raise HeaderError(refused)  # a first line shorter than a signature, sent in bits
     raw, rest = bytes(buffer[:end]), bytes(buffer[end:])
     if not raw.strip():
         # blank lines above the header, or nothing at all: read on (as far as a header may
