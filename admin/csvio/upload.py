@@ -310,7 +310,7 @@ async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIt
                 del buffer[: len(UTF8_BOM)]
                 bom = True
             bom_checked = True
-        if not kind_checked and (len(buffer) >= file_kinds.SIGNATURE_BYTES or exhausted):
+        if not kind_checked and len(buffer) >= file_kinds.SIGNATURE_BYTES:
             # before the first line end is looked for: a workbook may have none for megabytes
             kind_checked = True
             if refused := file_kinds.refusal(bytes(buffer[: file_kinds.SIGNATURE_BYTES])):
@@ -324,7 +324,7 @@ async def split_header(chunks: AsyncIterator[bytes]) -> tuple[CsvHeader, AsyncIt
             end = len(buffer)
             break
     if not kind_checked and (refused := file_kinds.refusal(bytes(buffer))):
-        raise HeaderError(refused)  # a first line shorter than a signature, sent in bits
+        raise HeaderError(refused)  # a file, or a first line sent in bits, shorter than that
     raw, rest = bytes(buffer[:end]), bytes(buffer[end:])
     if not raw.strip():
         # blank lines above the header, or nothing at all: read on (as far as a header may

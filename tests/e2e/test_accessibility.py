@@ -3,6 +3,7 @@ zero axe-core violations, control and table edges at 3:1, nothing wider than a 3
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -145,6 +146,14 @@ async def test_other_pages_are_accessible(
     await page.click("#import-form button[type=submit]")
     await page.locator("#import-result [data-outcome=rejected]").wait_for()
     await sweep.check("users import, rejected")
+    # a workbook chosen: the preview says what it is instead of a mapping
+    workbook = tmp_path / "users.xlsx"
+    with zipfile.ZipFile(workbook, "w") as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", "<worksheet>\n" * 50)
+    await page.goto(server.url + "/users/import")
+    await page.set_input_files("#import-file", str(workbook))
+    await page.locator("#import-preview [data-refused]").wait_for()
+    await sweep.check("users import, a workbook previewed")
     # an export asked for by another site: a page with a Download button, nothing exported
     link = f'<a href="{server.url}/users/export.csv">export</a>'
     await page.route(
